@@ -1,0 +1,64 @@
+"""``python -m devservers up|down|status|env [--namespace demo|test]``."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from devservers import connections
+from devservers.procs import Endpoint, load_endpoints, save_endpoints, say, stop
+
+SERVERS = ("mariadb", "redis", "s3", "elasticsearch")
+
+
+def ensure_all() -> dict[str, Endpoint]:
+    """Start (or find) every server; idempotent."""
+    from devservers import es_standin, mariadb, redis, swift
+
+    endpoints = {
+        "mariadb": mariadb.ensure(),
+        "redis": redis.ensure(),
+        "s3": swift.ensure(),
+        "elasticsearch": es_standin.ensure(),
+    }
+    save_endpoints(endpoints)
+    return endpoints
+
+
+def stop_all() -> list[str]:
+    from devservers import es_standin, swift
+
+    stopped = [name for name in ("mariadb", "redis") if stop(name)]
+    stopped += swift.stop_all()
+    stopped += es_standin.stop_all()
+    return stopped
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="devservers")
+    parser.add_argument("command", choices=["up", "down", "status", "env"])
+    parser.add_argument("--namespace", choices=["demo", "test"], default="demo")
+    args = parser.parse_args(argv)
+    ns = connections.DEMO if args.namespace == "demo" else connections.TEST
+    if args.command == "up":
+        for name, ep in ensure_all().items():
+            say(f"{name:<14} 127.0.0.1:{ep.port:<6} {'started here' if ep.owned else 'already running'}"
+                f"{' (' + str(ep.extra.get('kind')) + ')' if ep.extra.get('kind') else ''}")
+        return 0
+    if args.command == "down":
+        stopped = stop_all()
+        say("stopped: " + (", ".join(stopped) if stopped else "nothing (no server was started here)"))
+        return 0
+    endpoints = load_endpoints()
+    if args.command == "status":
+        for name, ep in endpoints.items():
+            print(f"{name:<14} 127.0.0.1:{ep.port:<6} owned={ep.owned}")
+        return 0
+    for key, value in connections.airflow_connections(endpoints, ns).items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Airflow connections (``AIRFLOW_CONN_*``) for the local servers.
+
+The demo and the tests use different databases, Redis dbs and buckets, so that a test run
+never touches the demo's data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from devservers.procs import Endpoint
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """Where one user of the servers (the demo, the tests) keeps its data."""
+
+    mysql_database: str
+    ledger_database: str
+    redis_db: int
+    bucket: str
+
+
+DEMO = Namespace(mysql_database="contact_center", ledger_database="retention_ledger", redis_db=0, bucket="cc-demo")
+TEST = Namespace(mysql_database="cc_test", ledger_database="retention_ledger_test", redis_db=9, bucket="cc-test")
+
+# Keys for subject hashes, subject encryption and certificate signatures. These are
+# development keys for the local servers only; production keys live in a secrets backend.
+DEV_KEYS = {
+    "subject_hash_key": "dev-only-subject-hash-key-0123456789abcdef",
+    "subject_encryption_key": "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMDEyMzQ1Njc=",
+    "certificate_key": "dev-only-certificate-signing-key-fedcba9876543210",
+}
+
+
+def _mysql_uri(ep: Endpoint, database: str) -> str:
+    auth = quote(ep.login or "root", safe="")
+    if ep.password:
+        auth += ":" + quote(ep.password, safe="")
+    return f"mysql://{auth}@{ep.host}:{ep.port}/{database}?charset=utf8mb4"
+
+
+def airflow_connections(endpoints: dict[str, Endpoint], ns: Namespace) -> dict[str, str]:
+    """The ``AIRFLOW_CONN_*`` variables for these endpoints and this namespace."""
+    env: dict[str, str] = {}
+    if "mariadb" in endpoints:
+        ep = endpoints["mariadb"]
+        env["AIRFLOW_CONN_RETENTION_MYSQL"] = _mysql_uri(ep, ns.mysql_database)
+        env["AIRFLOW_CONN_RETENTION_LEDGER"] = _mysql_uri(ep, ns.ledger_database)
+    if "redis" in endpoints:
+        ep = endpoints["redis"]
+        env["AIRFLOW_CONN_RETENTION_REDIS"] = json.dumps(
+            {"conn_type": "redis", "host": ep.host, "port": ep.port, "password": ep.password or None,
+             "extra": {"db": ns.redis_db}}
+        )
+    if "s3" in endpoints:
+        ep = endpoints["s3"]
+        env["AIRFLOW_CONN_RETENTION_COS"] = json.dumps(
+            {
+                "conn_type": "aws",
+                "login": ep.login,
+                "password": ep.password,
+                "extra": {
+                    "endpoint_url": f"http://{ep.host}:{ep.port}",
+                    "region_name": "us-east-1",
+                    "service_config": {"s3": {"bucket_name": ns.bucket}},
+                },
+            }
+        )
+    if "elasticsearch" in endpoints:
+        ep = endpoints["elasticsearch"]
+        scheme = str(ep.extra.get("scheme", "http"))
+        auth = ""
+        if ep.login:
+            auth = f"{quote(ep.login, safe='')}:{quote(ep.password, safe='')}@"
+        env["AIRFLOW_CONN_RETENTION_ELASTICSEARCH"] = f"elasticsearch://{auth}{ep.host}:{ep.port}/{scheme}"
+    env["AIRFLOW_CONN_RETENTION_KEYS"] = json.dumps({"conn_type": "generic", "extra": DEV_KEYS})
+    return env
