@@ -1,0 +1,308 @@
+"""Expiry planning: pure functions from (as-of instant, rule, what exists, ledger facts) to
+what has expired and why. No clock, no I/O: the as-of instant always comes from the run
+(``data_interval_end``, or ``run_after`` for a manual run).
+
+The boundary rule, in one place
+-------------------------------
+A record timestamped ``t`` has expired as of the instant ``A`` under a rule of N calendar
+months when ``t < cutoff``, where ``cutoff`` is the *start of the calendar day* that lies N
+calendar months before ``A``'s calendar day, both days taken in the policy's time zone. When
+that day does not exist (31 August minus 6 months), the month's last day is used (28 or 29
+February). A record stamped exactly at the cut-off stays.
+
+So a record from 31 May (Singapore time) is kept through 30 November and expires as of
+1 December; a record from 29 February 2024 is kept through 31 August 2024 (31 August
+minus 6 months is clamped to 29 February) and expires as of 1 September. The rule never
+keeps a record for less than N calendar months, sometimes for up to three days more.
+Because the
+cut-off never decreases as ``A`` grows, a run for an earlier date deletes a subset of what
+a run for a later date deletes: backfills and reruns are safe.
+
+A rule of N days works the same way with N calendar days.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Iterable, Sequence
+
+from include.retention.policy import Category, CosTarget, ElasticsearchTarget, Retention, Target
+from include.retention.stores.base import (
+    DatedUnit,
+    ExpiredSelection,
+    Selection,
+    SubjectSelection,
+    TenantSelection,
+)
+
+# --------------------------------------------------------------------------- calendar
+
+
+def local_day(instant: datetime, tz: tzinfo) -> date:
+    """The calendar day of an aware instant in ``tz``."""
+    if instant.tzinfo is None:
+        raise ValueError("the as-of instant must be timezone-aware (it comes from the run)")
+    return instant.astimezone(tz).date()
+
+
+def start_of_day(day: date, tz: tzinfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=tz)
+
+
+def day_span(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    """The aware [start, end) of a calendar day in ``tz``."""
+    return start_of_day(day, tz), start_of_day(day + timedelta(days=1), tz)
+
+
+def month_span(month: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    """The aware [start, end) of the calendar month containing ``month`` in ``tz``."""
+    first = month.replace(day=1)
+    return start_of_day(first, tz), start_of_day(add_months(first, 1), tz)
+
+
+def add_months(day: date, months: int) -> date:
+    """``day`` moved by whole calendar months, clamped to the end of a shorter month."""
+    index = day.year * 12 + (day.month - 1) + months
+    year, month = divmod(index, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return date(year, month + 1, min(day.day, last))
+
+
+def cutoff(as_of: datetime, retention: Retention, tz: tzinfo, *, months: int | None = None) -> datetime | None:
+    """The instant before which records have expired as of ``as_of``; None if age never expires them.
+
+    :param months: a tenant's extended retention in months, replacing the rule's months.
+        It can only lengthen retention: the longer of the two is used.
+    """
+    if retention.until_termination:
+        return None
+    today = local_day(as_of, tz)
+    if retention.months is not None:
+        keep = max(retention.months, months or 0)
+        return start_of_day(add_months(today, -keep), tz)
+    assert retention.days is not None
+    return start_of_day(today - timedelta(days=retention.days), tz)
+
+
+# --------------------------------------------------------------------------- facts
+
+
+@dataclass(frozen=True)
+class TenantOverride:
+    """A tenant that bought extended storage for a category."""
+
+    tenant: str
+    category: str
+    retention_months: int
+
+
+@dataclass(frozen=True)
+class LegalHold:
+    """A hold on a whole tenant (``subject_type`` None) or on one subject of it."""
+
+    tenant: str
+    subject_type: str | None = None
+    subject_id: str | None = field(default=None, repr=False)
+
+    @property
+    def is_tenant_hold(self) -> bool:
+        return self.subject_type is None
+
+
+@dataclass(frozen=True)
+class Termination:
+    """A termination request from the ledger: the tenant's data goes, and late-arriving data
+    keeps being swept until ``due_at``."""
+
+    tenant: str
+    received_at: datetime
+    due_at: datetime
+    categories: frozenset[str]
+
+
+@dataclass(frozen=True)
+class SubjectDeletion:
+    """A deletion request from the ledger (subject id decrypted for the sweep only)."""
+
+    tenant: str
+    subject_type: str
+    subject_id: str = field(repr=False)
+    subject_hash: str
+    received_at: datetime
+    due_at: datetime
+    categories: frozenset[str]
+
+
+@dataclass(frozen=True)
+class PlannedPurge:
+    """One selection in one target, and why it is due."""
+
+    target: str
+    selection: Selection
+    reason: str
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    target: str
+    purges: tuple[PlannedPurge, ...]
+    skipped: tuple[str, ...] = ()  # why something that looked due is kept (holds)
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _addresses_units_per_tenant(target: Target) -> bool:
+    """COS prefixes and ES indices carry the tenant in their name; MySQL partitions do not."""
+    return isinstance(target, (CosTarget, ElasticsearchTarget))
+
+
+def plan_expired(
+    target: Target,
+    as_of: datetime,
+    tz: tzinfo,
+    units: Sequence[DatedUnit],
+    overrides: Iterable[TenantOverride] = (),
+    holds: Iterable[LegalHold] = (),
+) -> TargetPlan:
+    """What has expired by age in one target as of ``as_of``.
+
+    :param units: the dated units that exist in the store (partitions, day prefixes, indices).
+    :param overrides: extended retention; only honoured where the rule is extendable.
+    :param holds: legal holds; a held tenant is never selected. A held subject is excluded
+        row by row where the store can address subjects (MySQL); elsewhere (object
+        prefixes, indices, backups) its whole tenant is kept, because a unit cannot be
+        deleted in part.
+    """
+    retention = target.retention
+    default_cut = cutoff(as_of, retention, tz)
+    if default_cut is None:
+        return TargetPlan(target.qualified_name, ())
+    holds = list(holds)
+    held_tenants = {h.tenant for h in holds if h.is_tenant_hold}
+    held_subjects = {
+        (h.tenant, h.subject_type, h.subject_id)
+        for h in holds
+        if not h.is_tenant_hold and h.subject_type in target.subject_types and h.subject_id
+    }
+    tenants_with_subject_holds = {h.tenant for h in holds if not h.is_tenant_hold}
+    extended: dict[str, int] = {}
+    if retention.extendable and retention.months is not None:
+        for o in overrides:
+            if o.category == target.category and o.retention_months > retention.months:
+                extended[o.tenant] = o.retention_months
+    tenant_cut = {t: cutoff(as_of, retention, tz, months=m) for t, m in extended.items()}
+    rule = retention.describe()
+    day = local_day(as_of, tz).isoformat()
+    skipped = [f"tenant {t} is on legal hold: nothing of it is selected" for t in sorted(held_tenants)]
+    purges: list[PlannedPurge] = []
+
+    if _addresses_units_per_tenant(target):
+        blocked = held_tenants | tenants_with_subject_holds
+        skipped += [
+            f"tenant {t} has a subject on legal hold: its {target.name} units are kept whole"
+            for t in sorted(tenants_with_subject_holds - held_tenants)
+        ]
+        by_tenant: dict[str, list[DatedUnit]] = {}
+        for unit in units:
+            if unit.tenant is not None and unit.tenant not in blocked:
+                by_tenant.setdefault(unit.tenant, []).append(unit)
+        for tenant in sorted(by_tenant):
+            cut = tenant_cut.get(tenant) or default_cut
+            expired = sorted(u.name for u in by_tenant[tenant] if u.end <= cut)
+            if expired:
+                why = f"older than {extended[tenant]} calendar months (extended)" if tenant in extended else f"older than {rule}"
+                purges.append(
+                    PlannedPurge(
+                        target.qualified_name,
+                        ExpiredSelection(before=cut, tenant=tenant, units=tuple(expired)),
+                        f"{why} as of {day}: {len(expired)} unit(s) end on or before {cut.isoformat()}",
+                    )
+                )
+        return TargetPlan(target.qualified_name, tuple(purges), tuple(skipped))
+
+    # Shared units (MySQL partitions, or no units at all): one selection for every tenant on
+    # the default rule, and one per tenant with extended retention.
+    excluded = frozenset(held_tenants | set(extended))
+    droppable = tuple(sorted(u.name for u in units if u.tenant is None and u.end <= default_cut))
+    purges.append(
+        PlannedPurge(
+            target.qualified_name,
+            ExpiredSelection(
+                before=default_cut,
+                exclude_tenants=excluded,
+                exclude_subjects=frozenset(held_subjects),  # type: ignore[arg-type]
+                units=droppable,
+            ),
+            f"older than {rule} as of {day}: records before {default_cut.isoformat()}"
+            + (f"; {len(droppable)} whole partition(s) end on or before it" if droppable else ""),
+        )
+    )
+    for tenant in sorted(set(extended) - held_tenants):
+        cut = tenant_cut[tenant]
+        assert cut is not None
+        purges.append(
+            PlannedPurge(
+                target.qualified_name,
+                ExpiredSelection(
+                    before=cut,
+                    tenant=tenant,
+                    exclude_subjects=frozenset(s for s in held_subjects if s[0] == tenant),  # type: ignore[arg-type]
+                ),
+                f"older than {extended[tenant]} calendar months (extended storage) as of {day}: "
+                f"records before {cut.isoformat()}",
+            )
+        )
+    return TargetPlan(target.qualified_name, tuple(purges), tuple(skipped))
+
+
+def plan_requests(
+    category: Category,
+    target: Target,
+    as_of: datetime,
+    terminations: Iterable[Termination] = (),
+    deletions: Iterable[SubjectDeletion] = (),
+    holds: Iterable[LegalHold] = (),
+) -> TargetPlan:
+    """The daily sweep for open request windows: a terminated tenant's or a deleted subject's
+    data that arrived after the request was carried out, until the request's ``due_at``."""
+    holds = list(holds)
+    held_tenants = {h.tenant for h in holds if h.is_tenant_hold}
+    held_subjects = {(h.tenant, h.subject_type, h.subject_id) for h in holds if not h.is_tenant_hold}
+    purges: list[PlannedPurge] = []
+    skipped: list[str] = []
+    for t in terminations:
+        if category.name not in t.categories or "termination" not in category.requests:
+            continue
+        if not (t.received_at <= as_of <= t.due_at):
+            continue
+        if t.tenant in held_tenants:
+            skipped.append(f"terminated tenant {t.tenant} is on legal hold")
+            continue
+        purges.append(
+            PlannedPurge(
+                target.qualified_name,
+                TenantSelection(t.tenant),
+                f"tenant {t.tenant} terminated (request received {t.received_at.isoformat()}, due {t.due_at.isoformat()})",
+            )
+        )
+    for d in deletions:
+        if category.name not in d.categories or "deletion" not in category.requests:
+            continue
+        if d.subject_type not in target.subject_types or not (d.received_at <= as_of <= d.due_at):
+            continue
+        if d.tenant in held_tenants or (d.tenant, d.subject_type, d.subject_id) in held_subjects:
+            skipped.append(f"subject {d.subject_hash[:12]} of tenant {d.tenant} is on legal hold")
+            continue
+        purges.append(
+            PlannedPurge(
+                target.qualified_name,
+                SubjectSelection(d.tenant, d.subject_type, d.subject_id, d.subject_hash),
+                f"deletion request for {d.subject_type} {d.subject_hash[:12]} of tenant {d.tenant} "
+                f"(due {d.due_at.isoformat()})",
+            )
+        )
+    return TargetPlan(target.qualified_name, tuple(purges), tuple(skipped))
+
