@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Prepare this machine for the demo and the tests: Debian packages (when root), the
+# virtualenv with pinned requirements, and a project-local Airflow home (SQLite).
+# Idempotent and quick on a second run. Usage: scripts/setup.sh [--dev]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DEV=0; [[ "${1:-}" == "--dev" ]] && DEV=1
+say() { echo "[setup] $*" >&2; }
+
+# --- Debian packages ------------------------------------------------------------------
+# mysqlclient builds against libmysqlclient (pkg-config finds it); Swift with s3api is the
+# local S3 store that, like COS, insists on Content-MD5.
+need=()
+dpkg -s pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+dpkg -s default-libmysqlclient-dev >/dev/null 2>&1 || need+=(default-libmysqlclient-dev)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+if [[ $DEV == 1 ]]; then
+  for p in swift swift-proxy swift-account swift-container swift-object; do
+    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+  done
+fi
+if ((${#need[@]})); then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "installing Debian packages: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "${need[@]}"; }
+  else
+    say "missing Debian packages; run: sudo apt-get install -y ${need[*]}"; exit 1
+  fi
+fi
+
+# --- Python virtualenv ----------------------------------------------------------------
+PY=""
+for cand in python3.11 python3; do
+  if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))'; then PY=$cand; break; fi
+done
+[[ -n $PY ]] || { say "Python 3.11 or newer is required"; exit 1; }
+req=requirements.txt; [[ $DEV == 1 ]] && req=requirements-dev.txt
+stamp=.venv/.installed-$(cat requirements.txt "$req" | sha256sum | cut -c1-16)
+if [[ ! -f $stamp ]]; then
+  [[ -x .venv/bin/python ]] || { say "creating .venv with $PY"; "$PY" -m venv .venv; }
+  say "installing $req into .venv (about a minute the first time)"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -r "$req"
+  rm -f .venv/.installed-*; touch "$stamp"
+fi
+say "ready: $(.venv/bin/python -c 'import airflow, sys; print("Python", sys.version.split()[0], "Airflow", airflow.__version__)')"
