@@ -1,0 +1,315 @@
+"""Redis: delete a tenant's or a subject's keys with ``SCAN MATCH`` + ``UNLINK``, streaming.
+
+Keys are found with ``SCAN <cursor> MATCH <prefix>* COUNT <scan_count>``, where the prefix is
+rendered by the target's key template (``cc:{tenant}:agent:{agent}:``) from validated ids and
+then glob-escaped. Every key SCAN returns is parsed again with the template and must carry
+exactly the selected tenant (and subject) before it is unlinked, so tenant ``12`` never
+touches ``cc:123:...`` and agent ``a1`` never touches ``a10``. Matching keys are unlinked in
+batches of ``batch_size`` as they stream in: the full key list is never held in memory, and on
+a single server each ``UNLINK`` travels in the same pipeline round trip as the next ``SCAN``.
+
+Counts: ``deleted`` is the sum of ``UNLINK`` replies, so it is exact. ``SCAN`` may return a
+key twice when the keyspace is resized during the scan; ``count()`` (and ``planned``) can then
+over-count by those repeats, never under-count, and is exact on a keyspace that is not being
+resized. ``verify()`` re-scans and must find 0.
+
+Keys carry no date, so there are no dated units and an ``ExpiredSelection`` is refused.
+
+Redis Cluster: keys live on many primaries and ``SCAN`` only walks the node it is sent to.
+When the hook returns a :class:`redis.cluster.RedisCluster` (connection extra
+``{"cluster": true}``), this module runs the SCAN loop on every primary in turn
+(``get_primaries()``, each through its own node client) and deletes through the cluster
+client, whose ``unlink`` groups a batch by hash slot and sends one ``UNLINK`` per slot to the
+node owning it (keys of a batch may span slots; a single multi-slot ``UNLINK`` would fail with
+``CROSSSLOT``). Replicas are never scanned. A resharding during the purge can hide keys
+from one node's scan; ``verify()`` (a fresh scan of every primary) catches that and a rerun
+finishes the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from include.retention.policy import RedisTarget
+from include.retention.stores.base import (
+    DatedUnit,
+    ExpiredSelection,
+    PartialPurgeError,
+    PurgeResult,
+    RetentionStore,
+    Selection,
+    SubjectSelection,
+    TenantSelection,
+    UnsupportedSelection,
+)
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REDIS_CONN_ID = "retention_redis"
+DEFAULT_SCAN_COUNT = 1_000
+DEFAULT_REDIS_BATCH_SIZE = 1_000
+
+# Redis glob metacharacters (stringmatchlen): * ? [ ] and the escape character itself.
+_GLOB_SPECIAL = frozenset("*?[]\\")
+
+
+def glob_escape(text: str) -> str:
+    """Escape Redis glob metacharacters so ``text`` matches only itself in ``SCAN MATCH``."""
+    return "".join("\\" + c if c in _GLOB_SPECIAL else c for c in text)
+
+
+@dataclass(frozen=True)
+class _Match:
+    """What to scan for and how to re-check each key. Holds no personal data in its repr."""
+
+    pattern: str
+    accept: Callable[[str], bool]
+    scope: str  # for log lines: "tenant 12" or "one agent of tenant 12"
+
+    def __repr__(self) -> str:
+        return f"_Match(scope={self.scope!r})"
+
+
+class RedisStore(RetentionStore[RedisTarget]):
+    """Finds, counts, purges and verifies the keys of a Redis target.
+
+    :param redis_conn_id: Airflow connection for :class:`RedisHook`; the db number comes
+        from the connection extra (``{"db": 2}``), cluster mode from ``{"cluster": true}``.
+    :param scan_count: the ``COUNT`` hint of each ``SCAN`` (keys examined per round trip).
+    :param batch_size: keys per ``UNLINK``.
+    """
+
+    store = "redis"
+
+    def __init__(
+        self,
+        *,
+        redis_conn_id: str = DEFAULT_REDIS_CONN_ID,
+        scan_count: int = DEFAULT_SCAN_COUNT,
+        batch_size: int = DEFAULT_REDIS_BATCH_SIZE,
+    ) -> None:
+        super().__init__(batch_size=batch_size)
+        if not 1 <= scan_count <= 1_000_000:
+            raise ValueError(f"scan_count must be between 1 and 1000000, got {scan_count}")
+        self.redis_conn_id = redis_conn_id
+        self.scan_count = scan_count
+        self._client: Any = None
+
+    # ------------------------------------------------------------------ client
+
+    @property
+    def client(self) -> Redis:
+        """The Redis (or RedisCluster) client from the provider hook, created on first use."""
+        if self._client is None:
+            from airflow.providers.redis.hooks.redis import RedisHook
+
+            self._client = RedisHook(redis_conn_id=self.redis_conn_id).get_conn()
+        return self._client
+
+    def _is_cluster(self) -> bool:
+        from redis.cluster import RedisCluster
+
+        return isinstance(self.client, RedisCluster)
+
+    def _scan_nodes(self) -> list[Any]:
+        """One client per node whose keyspace must be scanned: the server, or every primary."""
+        client = self.client
+        if self._is_cluster():
+            return [client.get_redis_connection(node) for node in client.get_primaries()]
+        return [client]
+
+    # ------------------------------------------------------------------ selections
+
+    def _match(self, target: RedisTarget, selection: Selection) -> _Match:
+        template = target.key
+        if template is None:
+            raise UnsupportedSelection(f"{target.qualified_name} has no key template")
+        if isinstance(selection, ExpiredSelection):
+            raise UnsupportedSelection(
+                f"{target.qualified_name}: Redis keys carry no date, so nothing expires by age; "
+                "they go with a termination or a deletion request"
+            )
+        if isinstance(selection, TenantSelection):
+            tenant = selection.tenant
+            prefix = template.prefix(tenant=tenant)  # validates the tenant id
+
+            def accept_tenant(key: str) -> bool:
+                values = template.parse(key)
+                return values is not None and values.get("tenant") == tenant
+
+            return _Match(glob_escape(prefix) + "*", accept_tenant, f"tenant {tenant}")
+        if isinstance(selection, SubjectSelection):
+            subject_type, tenant = selection.subject_type, selection.tenant
+            if subject_type not in template.subject_types:
+                raise UnsupportedSelection(
+                    f"{target.qualified_name}: key template {template.text!r} has no {{{subject_type}}} placeholder"
+                )
+            subject_id = selection.subject_id
+            prefix = template.prefix(tenant=tenant, **{subject_type: subject_id})  # validates both
+
+            def accept_subject(key: str) -> bool:
+                values = template.parse(key)
+                return values is not None and values.get("tenant") == tenant and values.get(subject_type) == subject_id
+
+            return _Match(glob_escape(prefix) + "*", accept_subject, f"one {subject_type} of tenant {tenant}")
+        raise UnsupportedSelection(f"unknown selection {type(selection).__name__}")
+
+    @staticmethod
+    def _decode(key: bytes | str) -> str:
+        if isinstance(key, bytes):
+            # A key that is not UTF-8 cannot be one of ours; surrogates make parse() refuse it.
+            return key.decode("utf-8", errors="surrogateescape")
+        return key
+
+    def _scan(self, node: Any, match: _Match) -> Iterator[bytes | str]:
+        """Keys on one node that match the pattern and pass the template re-check."""
+        cursor = 0
+        while True:
+            cursor, keys = node.scan(cursor=cursor, match=match.pattern, count=self.scan_count)
+            for key in keys:
+                if match.accept(self._decode(key)):
+                    yield key
+            if int(cursor) == 0:
+                return
+
+    # ------------------------------------------------------------------ verbs
+
+    def dated_units(self, target: RedisTarget) -> list[DatedUnit]:
+        """Redis keys carry no date: there are no dated units."""
+        return []
+
+    def count(self, target: RedisTarget, selection: Selection) -> int:
+        """Keys the selection matches now (a SCAN of every node, each key re-checked)."""
+        match = self._match(target, selection)
+        return sum(1 for node in self._scan_nodes() for _ in self._scan(node, match))
+
+    def purge(self, target: RedisTarget, selection: Selection, *, dry_run: bool = False) -> PurgeResult:
+        """Unlink the selection's keys in batches as SCAN streams them in; a dry run only counts."""
+        match = self._match(target, selection)
+        started = time.monotonic()
+        if dry_run:
+            planned = self.count(target, selection)
+            log.info("Dry run: %d keys of %s for %s would be unlinked", planned, target.qualified_name, match.scope)
+            return PurgeResult(
+                target=target.qualified_name,
+                store=self.store,
+                method="scan+unlink",
+                planned=planned,
+                deleted=0,
+                dry_run=True,
+                seconds=time.monotonic() - started,
+                details={"scan_count": self.scan_count},
+            )
+        import redis
+
+        progress = _Progress()
+        try:
+            if self._is_cluster():
+                for node in self._scan_nodes():
+                    self._purge_cluster_node(node, match, progress)
+            else:
+                self._purge_single(self.client, match, progress)
+        except (redis.RedisError, OSError) as exc:
+            log.error(
+                "Purge of %s for %s failed after unlinking %d keys in %d batches: %s",
+                target.qualified_name,
+                match.scope,
+                progress.deleted,
+                progress.batches,
+                type(exc).__name__,
+            )
+            raise PartialPurgeError(target.qualified_name, progress.deleted, f"{type(exc).__name__}: {exc}") from exc
+        seconds = time.monotonic() - started
+        log.info(
+            "Unlinked %d of %d matched keys of %s for %s in %d batches (%.2fs)",
+            progress.deleted,
+            progress.matched,
+            target.qualified_name,
+            match.scope,
+            progress.batches,
+            seconds,
+        )
+        return PurgeResult(
+            target=target.qualified_name,
+            store=self.store,
+            method="scan+unlink",
+            planned=progress.matched,
+            deleted=progress.deleted,
+            batches=progress.batches,
+            seconds=seconds,
+            details={"scan_count": self.scan_count, "scans": progress.scans},
+        )
+
+    # ------------------------------------------------------------------ purge loops
+
+    def _purge_single(self, client: Any, match: _Match, progress: _Progress) -> None:
+        """One server: each round trip carries the full UNLINK batches and the next SCAN."""
+        cursor: int | None = 0
+        pending: list[bytes | str] = []
+        unlinks = 0
+        while True:
+            pipe = client.pipeline(transaction=False)
+            unlinks = 0
+            while len(pending) >= self.batch_size:
+                pipe.unlink(*pending[: self.batch_size])
+                del pending[: self.batch_size]
+                unlinks += 1
+            if cursor is not None:
+                pipe.scan(cursor=cursor, match=match.pattern, count=self.scan_count)
+            elif pending:  # scan finished: the last, short batch
+                pipe.unlink(*pending)
+                pending = []
+                unlinks += 1
+            if not len(pipe):
+                return
+            replies = pipe.execute()
+            for reply in replies[:unlinks]:
+                progress.deleted += int(reply)
+                progress.batches += 1
+            if cursor is not None:
+                cursor, keys = replies[unlinks]
+                progress.scans += 1
+                for key in keys:
+                    if match.accept(self._decode(key)):
+                        pending.append(key)
+                        progress.matched += 1
+                if int(cursor) == 0:
+                    cursor = None
+
+    def _purge_cluster_node(self, node: Any, match: _Match, progress: _Progress) -> None:
+        """One primary of a cluster: SCAN on the node, UNLINK through the slot-aware client."""
+        pending: list[bytes | str] = []
+        cursor = 0
+        while True:
+            cursor, keys = node.scan(cursor=cursor, match=match.pattern, count=self.scan_count)
+            progress.scans += 1
+            for key in keys:
+                if match.accept(self._decode(key)):
+                    pending.append(key)
+                    progress.matched += 1
+            done = int(cursor) == 0
+            while len(pending) >= self.batch_size or (done and pending):
+                batch = pending[: self.batch_size]
+                del pending[: self.batch_size]
+                progress.deleted += int(self.client.unlink(*batch))
+                progress.batches += 1
+            if done:
+                return
+
+
+class _Progress:
+    """Mutable counters of one purge, readable after a failure part-way."""
+
+    __slots__ = ("matched", "deleted", "batches", "scans")
+
+    def __init__(self) -> None:
+        self.matched = 0
+        self.deleted = 0
+        self.batches = 0
+        self.scans = 0
