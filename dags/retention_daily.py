@@ -1,0 +1,165 @@
+"""
+### Daily retention purge: one DAG per data category
+
+Generated from `include/retention/policy.yaml`: `retention_log_data`, `retention_agent_info`,
+`retention_call_data`, `retention_call_analytics`, `retention_configuration`.
+
+Each run purges **everything expired as of its own `data_interval_end`** (the run's date at
+midnight, Asia/Singapore), not only what expired that day, so the first run after an outage
+catches up by itself, and a backfill of past dates deletes a subset of what today's run would.
+
+**Tasks:** `plan` (expired units from what exists in each store, plus the ledger's open
+termination and deletion requests, overrides and legal holds; circuit breaker) →
+`purge_<store>` (mapped over batches, one Airflow pool per store) → `verify` (independent
+re-count) → `summary` (JSON result, audit counts, Asset event `retention://<category>`).
+
+**Run by hand:** Trigger DAG w/ config → `dry_run: true` counts and audits without deleting.
+A run that would delete more than `max_share` of a target stops before deleting anything;
+after reviewing the numbers, rerun with `allow_large_purge: true` and an `override_reason`
+(both recorded in the audit).
+
+**Backfill:** `airflow backfill create --dag-id retention_call_data --from-date 2026-11-01
+--to-date 2026-11-10` (the scheduler must be running and the DAG unpaused). Runs of one
+category never overlap (`max_active_runs=1`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Asset, CronTriggerTimetable, Param, dag, get_current_context, task
+
+from include.retention.policy import Category, load_policy
+
+POLICY = load_policy()  # the one file read at parse time: the policy next to the code
+STORE_ORDER = ("mysql", "redis", "cos", "elasticsearch")
+
+DEFAULT_ARGS = {
+    "owner": "data-retention",
+    "retries": 3,
+    "retry_delay": timedelta(minutes=5),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(hours=1),
+    "execution_timeout": timedelta(hours=2),
+}
+
+
+def _context_options() -> tuple[Any, Any]:
+    from include.retention.daily import RunOptions, as_of_from_context
+
+    context = get_current_context()
+    params = context["params"]
+    options = RunOptions(
+        dry_run=bool(params["dry_run"]),
+        max_share=float(params["max_share"]),
+        allow_large_purge=bool(params["allow_large_purge"]),
+        override_reason=str(params["override_reason"] or ""),
+    )
+    return as_of_from_context(context), options
+
+
+def build_daily_dag(category: Category) -> Any:
+    stores = [s for s in STORE_ORDER if any(t.store == s for t in category.targets)]
+
+    @dag(
+        dag_id=f"retention_{category.name}",
+        description=f"Daily purge of {category.name}: {category.retention.describe()}",
+        doc_md=__doc__,
+        schedule=CronTriggerTimetable("0 0 * * *", timezone=POLICY.timezone_name),  # midnight, policy zone
+        start_date=pendulum.datetime(2026, 1, 1, tz=POLICY.timezone_name),
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["retention", "daily", category.name, *stores],
+        params={
+            "dry_run": Param(False, type="boolean", description="Count and audit, delete nothing."),
+            "max_share": Param(
+                0.5, type="number", minimum=0.01, maximum=1.0,
+                description="Circuit breaker: refuse to delete more than this share of any target.",
+            ),
+            "allow_large_purge": Param(
+                False, type="boolean", description="Let a run past the circuit breaker (needs a reason)."
+            ),
+            "override_reason": Param("", type="string", maxLength=500, description="Why the breaker is overridden."),
+        },
+        render_template_as_native_obj=True,
+    )
+    def daily() -> None:
+        @task(execution_timeout=timedelta(minutes=30))
+        def plan() -> dict[str, Any]:
+            from include.retention import daily as d
+            from include.retention.keys import RetentionKeys
+            from include.retention.ledger import load_facts
+
+            as_of, options = _context_options()
+            keys = RetentionKeys.from_connection()
+            facts = load_facts(as_of, keys)
+            return d.plan_category(POLICY, category.name, as_of, options, keys=keys, facts=facts)
+
+        def batches_task(store: str) -> Any:
+            @task(task_id=f"batches_{store}", execution_timeout=timedelta(minutes=5))
+            def batches(the_plan: dict[str, Any]) -> list[list[dict[str, Any]]]:
+                """This store's purges in groups: the mapped list stays under max_map_length."""
+                from airflow.configuration import conf
+
+                from include.retention import daily as d
+
+                return d.batches(the_plan["specs"], store, conf.getint("core", "max_map_length", fallback=1024))
+
+            return batches
+
+        def purge_task(store: str) -> Any:
+            @task(task_id=f"purge_{store}", pool=f"retention_{store}", max_active_tis_per_dagrun=4)
+            def purge(batch: list[dict[str, Any]], the_plan: dict[str, Any]) -> list[dict[str, Any]]:
+                from include.retention import audit
+                from include.retention import daily as d
+                from include.retention.keys import RetentionKeys
+                from include.retention.ledger import load_facts
+
+                as_of, options = _context_options()
+                keys = RetentionKeys.from_connection()
+                return d.execute_specs(
+                    POLICY, batch, dry_run=options.dry_run, run=audit.RunRef.from_context(get_current_context()),
+                    keys=keys, facts=load_facts(as_of, keys), override_reason=the_plan["override_reason"],
+                )
+
+            return purge
+
+        @task(trigger_rule="none_failed")
+        def verify(the_plan: dict[str, Any]) -> list[dict[str, Any]]:
+            from include.retention import daily as d
+            from include.retention.keys import RetentionKeys
+            from include.retention.ledger import load_facts
+
+            as_of, _ = _context_options()
+            keys = RetentionKeys.from_connection()
+            return d.verify_plan(POLICY, the_plan, keys=keys, facts=load_facts(as_of, keys))
+
+        @task(trigger_rule="none_failed", outlets=[Asset(f"retention://{category.name}")])
+        def summary(the_plan: dict[str, Any], verified: list[dict[str, Any]]) -> dict[str, Any]:
+            import json
+            import logging
+
+            from include.retention import audit
+            from include.retention import daily as d
+
+            run = audit.RunRef.from_context(get_current_context())
+            result = d.summarize(the_plan, audit.results_for_run(run.run_id, run.dag_id))
+            result["verified"] = verified
+            logging.getLogger(__name__).info("Retention summary: %s", json.dumps(result, sort_keys=True))
+            return result
+
+        planned = plan()
+        purges = [purge_task(s).partial(the_plan=planned).expand(batch=batches_task(s)(planned)) for s in stores]
+        checked = verify(planned)
+        for p in purges:
+            p >> checked
+        summary(planned, checked)
+
+    return daily()
+
+
+for _category in POLICY.categories.values():
+    globals()[f"retention_{_category.name}"] = build_daily_dag(_category)

@@ -1,0 +1,282 @@
+"""The daily purge of one category, as plain functions the DAG tasks call.
+
+plan -> purge (mapped, per store) -> verify -> summary. What travels between tasks is JSON
+without personal data: a subject appears only as its keyed hash and is resolved again from
+the ledger by the task that needs it, so the DAGs run unchanged on any executor.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping, Sequence
+
+from include.retention import audit, ledger
+from include.retention.keys import RetentionKeys
+from include.retention.partitions import LegalHold, plan_expired, plan_requests
+from include.retention.policy import Policy, Target
+from include.retention.stores import store_for
+from include.retention.stores.base import (
+    ExpiredSelection,
+    RetentionStore,
+    Selection,
+    SubjectSelection,
+    TenantSelection,
+)
+
+log = logging.getLogger(__name__)
+
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
+DEFAULT_MAX_SHARE = 0.5
+SPECS_PER_MAPPED_TASK = 25
+
+
+class CircuitBreakerTripped(RuntimeError):
+    """A run would delete more than it safely should; nothing was deleted."""
+
+
+def as_of_from_context(context: Mapping[str, Any]) -> datetime:
+    """The run's own instant: ``data_interval_end`` for scheduled and backfill runs,
+    ``run_after`` for a manual run that has no data interval. Never the wall clock."""
+    end = context.get("data_interval_end")
+    if end is None:
+        end = context["dag_run"].run_after
+    instant = datetime.fromisoformat(end.isoformat()) if hasattr(end, "isoformat") else end
+    if instant.tzinfo is None:
+        raise ValueError("the run's instant has no time zone")
+    return instant
+
+
+# --------------------------------------------------------------------------- (de)serialising
+
+
+def selection_to_doc(selection: Selection, keys: RetentionKeys) -> dict[str, Any]:
+    """JSON for XCom: subjects become keyed hashes, never raw ids."""
+    if isinstance(selection, TenantSelection):
+        return {"kind": "tenant", "tenant": selection.tenant}
+    if isinstance(selection, SubjectSelection):
+        return {
+            "kind": "subject",
+            "tenant": selection.tenant,
+            "subject_type": selection.subject_type,
+            "subject_hash": selection.subject_hash or keys.subject_hash(selection.tenant, selection.subject_type, selection.subject_id),
+        }
+    return {
+        "kind": "expired",
+        "before": selection.before.isoformat(),
+        "tenant": selection.tenant,
+        "exclude_tenants": sorted(selection.exclude_tenants),
+        "exclude_subject_hashes": sorted(keys.subject_hash(t, k, s) for t, k, s in selection.exclude_subjects),
+        "units": list(selection.units),
+    }
+
+
+def selection_from_doc(doc: Mapping[str, Any], subjects: Mapping[str, tuple[str, str, str]]) -> Selection:
+    """Rebuild a selection; ``subjects`` maps a subject hash to (tenant, type, id) from the ledger."""
+    kind = doc["kind"]
+    if kind == "tenant":
+        return TenantSelection(doc["tenant"])
+    if kind == "subject":
+        try:
+            tenant, subject_type, subject_id = subjects[doc["subject_hash"]]
+        except KeyError:
+            raise LookupError(f"subject {doc['subject_hash'][:12]} is no longer in the ledger") from None
+        return SubjectSelection(tenant, subject_type, subject_id, doc["subject_hash"])
+    excluded = []
+    for h in doc.get("exclude_subject_hashes", []):
+        if h not in subjects:
+            # A hold we cannot resolve must not be silently dropped: refuse instead.
+            raise LookupError(f"held subject {h[:12]} cannot be resolved; refusing to purge around it")
+        excluded.append(subjects[h])
+    return ExpiredSelection(
+        before=datetime.fromisoformat(doc["before"]),
+        tenant=doc.get("tenant"),
+        exclude_tenants=frozenset(doc.get("exclude_tenants", [])),
+        exclude_subjects=frozenset(excluded),
+        units=tuple(doc.get("units", [])),
+    )
+
+
+# --------------------------------------------------------------------------- planning
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    dry_run: bool = False
+    max_share: float = DEFAULT_MAX_SHARE
+    allow_large_purge: bool = False
+    override_reason: str = ""
+
+
+def _target_total(store: RetentionStore, target: Target, units: Sequence[Any]) -> int | None:  # type: ignore[type-arg]
+    """Everything the target holds, for the circuit breaker; None where a store cannot say."""
+    if not target.is_dated:
+        return None
+    return store.count(target, ExpiredSelection(before=FAR_FUTURE, units=tuple(u.name for u in units)))
+
+
+def plan_category(
+    policy: Policy,
+    category_name: str,
+    as_of: datetime,
+    options: RunOptions,
+    *,
+    keys: RetentionKeys,
+    facts: ledger.LedgerFacts,
+    stores: Mapping[str, RetentionStore] | None = None,  # type: ignore[type-arg]
+) -> dict[str, Any]:
+    """Plan one category's run: every selection due as of ``as_of``, counted, breaker-checked."""
+    category = policy.category(category_name)
+    tz = policy.timezone
+    stores = dict(stores or {})
+    specs: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    breaker: list[dict[str, Any]] = []
+    for target in category.targets:
+        store = stores.setdefault(target.store, store_for(target.store, tz))
+        units = store.dated_units(target) if target.is_dated else []
+        by_age = plan_expired(target, as_of, tz, units, facts.overrides, facts.holds)
+        by_request = plan_requests(category, target, as_of, facts.terminations, facts.deletions, facts.holds)
+        skipped += list(by_age.skipped) + list(by_request.skipped)
+        planned_here = 0
+        for purge in by_age.purges + by_request.purges:
+            count = store.count(target, purge.selection)
+            if count == 0 and not isinstance(purge.selection, ExpiredSelection):
+                continue  # a request sweep with nothing new to delete
+            planned_here += count
+            specs.append(
+                {
+                    "target": target.qualified_name,
+                    "store": target.store,
+                    "selection": selection_to_doc(purge.selection, keys),
+                    "reason": purge.reason,
+                    "planned": count,
+                }
+            )
+        total = _target_total(store, target, units) if planned_here else None
+        share = (planned_here / total) if total else 0.0
+        breaker.append({"target": target.qualified_name, "planned": planned_here, "total": total, "share": round(share, 4)})
+        log.info("Planned %d record(s) in %s (%s of %s)", planned_here, target.qualified_name, f"{share:.1%}", total)
+    tripped = [b for b in breaker if b["total"] and b["share"] > options.max_share]
+    plan = {
+        "category": category_name,
+        "as_of": as_of.isoformat(),
+        "dry_run": options.dry_run,
+        "specs": specs,
+        "skipped": skipped,
+        "breaker": breaker,
+        "override_reason": options.override_reason if options.allow_large_purge else "",
+    }
+    if tripped and not options.allow_large_purge:
+        detail = "; ".join(f"{b['target']}: {b['planned']} of {b['total']} ({b['share']:.1%})" for b in tripped)
+        raise CircuitBreakerTripped(
+            f"refusing to purge more than {options.max_share:.0%} of a target: {detail}. Nothing was deleted. "
+            "If this is intended (a first run over a long backlog), trigger with allow_large_purge=true "
+            "and an override_reason; the override is recorded in the audit."
+        )
+    if tripped and not options.override_reason.strip():
+        raise CircuitBreakerTripped("allow_large_purge needs an override_reason, which is recorded in the audit")
+    return plan
+
+
+def batches(specs: Sequence[dict[str, Any]], store: str, max_map_length: int) -> list[list[dict[str, Any]]]:
+    """Specs of one store in groups, so that the mapped list stays under ``max_map_length``."""
+    mine = [s for s in specs if s["store"] == store]
+    if not mine:
+        return []
+    size = max(SPECS_PER_MAPPED_TASK, -(-len(mine) // max_map_length))
+    return [mine[i : i + size] for i in range(0, len(mine), size)]
+
+
+# --------------------------------------------------------------------------- executing
+
+
+def subject_lookup(facts: ledger.LedgerFacts, keys: RetentionKeys) -> dict[str, tuple[str, str, str]]:
+    """hash -> (tenant, type, id) for every subject the ledger lets this run name."""
+    out: dict[str, tuple[str, str, str]] = {}
+    for d in facts.deletions:
+        out[d.subject_hash] = (d.tenant, d.subject_type, d.subject_id)
+    for h in facts.holds:
+        if h.subject_type and h.subject_id:
+            out[keys.subject_hash(h.tenant, h.subject_type, h.subject_id)] = (h.tenant, h.subject_type, h.subject_id)
+    return out
+
+
+def execute_specs(
+    policy: Policy,
+    specs: Iterable[Mapping[str, Any]],
+    *,
+    dry_run: bool,
+    run: audit.RunRef,
+    keys: RetentionKeys,
+    facts: ledger.LedgerFacts,
+    override_reason: str = "",
+) -> list[dict[str, Any]]:
+    """Purge each spec, audit each one (also on failure), and return JSON results."""
+    subjects = subject_lookup(facts, keys)
+    results = []
+    for spec in specs:
+        target = policy.target(spec["target"])
+        store = store_for(target.store, policy.timezone)
+        selection = selection_from_doc(spec["selection"], subjects)
+        started = datetime.now(timezone.utc)  # audit timestamps only; never used to choose data
+        t0 = time.monotonic()
+        try:
+            result = store.purge(target, selection, dry_run=dry_run)
+        except Exception as exc:
+            audit.record_purge(
+                run=run, target=target, selection=selection, keys=keys, result=None, error=exc,
+                started_at=started, duration_s=time.monotonic() - t0, override_reason=override_reason,
+                units=len(spec["selection"].get("units", [])),
+            )
+            raise
+        audit.record_purge(
+            run=run, target=target, selection=selection, keys=keys, result=result, error=None,
+            started_at=started, duration_s=time.monotonic() - t0, override_reason=override_reason,
+            units=len(spec["selection"].get("units", [])),
+        )
+        log.info("%s %s: %d of %d planned (%s)", "Would delete" if dry_run else "Deleted", target.qualified_name,
+                 result.deleted, spec["planned"], result.method)
+        results.append({"spec": dict(spec), **result.as_dict()})
+    return results
+
+
+def verify_plan(
+    policy: Policy, plan: Mapping[str, Any], *, keys: RetentionKeys, facts: ledger.LedgerFacts
+) -> list[dict[str, Any]]:
+    """An independent re-count of every planned selection; after a real run each must be 0."""
+    subjects = subject_lookup(facts, keys)
+    checked, failures = [], []
+    for spec in plan["specs"]:
+        target = policy.target(spec["target"])
+        store = store_for(target.store, policy.timezone)
+        remaining = store.verify(target, selection_from_doc(spec["selection"], subjects))
+        row = {"target": spec["target"], "kind": spec["selection"]["kind"], "planned": spec["planned"], "remaining": remaining}
+        checked.append(row)
+        if not plan["dry_run"] and remaining:
+            failures.append(row)
+    if failures:
+        raise RuntimeError(f"verification failed: records remain after the purge: {failures}")
+    return checked
+
+
+def summarize(plan: Mapping[str, Any], results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counts per store and target: the run's JSON result."""
+    per: dict[str, dict[str, Any]] = {}
+    for res in results:
+        key = res["spec"]["target"]
+        row = per.setdefault(key, {"target": key, "store": res["store"], "planned": 0, "deleted": 0, "purges": 0})
+        row["planned"] += res["planned"]
+        row["deleted"] += res["deleted"]
+        row["purges"] += 1
+    return {
+        "category": plan["category"],
+        "as_of": plan["as_of"],
+        "dry_run": plan["dry_run"],
+        "targets": sorted(per.values(), key=lambda r: r["target"]),
+        "deleted_total": sum(r["deleted"] for r in per.values()),
+        "skipped": plan["skipped"],
+    }
+
