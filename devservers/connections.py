@@ -23,7 +23,8 @@ class Namespace:
     bucket: str
 
 
-DEMO = Namespace(mysql_database="contact_center", ledger_database="retention_ledger", redis_db=0, bucket="cc-demo")
+# Redis db 3 for the demo: never db 0, which a user's own applications are likely to use.
+DEMO = Namespace(mysql_database="contact_center", ledger_database="retention_ledger", redis_db=3, bucket="cc-demo")
 TEST = Namespace(mysql_database="cc_test", ledger_database="retention_ledger_test", redis_db=9, bucket="cc-test")
 
 # Keys for subject hashes, subject encryption and certificate signatures. These are

@@ -15,11 +15,9 @@ need=()
 dpkg -s pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 dpkg -s default-libmysqlclient-dev >/dev/null 2>&1 || need+=(default-libmysqlclient-dev)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
-if [[ $DEV == 1 ]]; then
-  for p in swift swift-proxy swift-account swift-container swift-object; do
-    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
-  done
-fi
+for p in swift swift-proxy swift-account swift-container swift-object; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
 if ((${#need[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     say "installing Debian packages: ${need[*]}"
