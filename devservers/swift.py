@@ -1,0 +1,395 @@
+"""An S3 store for the demo and the tests: OpenStack Swift 2.30 with its ``s3api`` middleware.
+
+Swift is what Tencent COS most resembles among the S3 servers that install from Debian: a
+real object store behind an S3 gateway that insists on ``Content-MD5`` for DeleteObjects.
+It runs as one node under ``.run/swift`` (configs written here, rings built with
+``swift-ring-builder``, one device on a directory), four processes we own: the proxy with
+``s3api`` + ``tempauth`` (user ``test:tester``, key ``testing``) on 127.0.0.1:18080
+(``RETENTION_S3_PORT`` overrides; Swift's own default, 8080, is Airflow's), and the account,
+container and object servers on free local ports. Object versioning is on, so a versioned
+bucket can be tested.
+
+Only where Swift cannot be installed or started does ``ensure()`` fall back to ``moto_server``
+on the same port, and says so: its Endpoint's ``extra["kind"]`` reads
+``"moto (fallback: Swift unavailable)"``.
+
+``SwiftNode`` is the same node with another home and port, for tests that need a private
+server they can stop (a failure half-way through a purge).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from devservers.procs import (
+    RUN_DIR,
+    Endpoint,
+    apt_install,
+    owned_pid,
+    port_open,
+    say,
+    start,
+    stop,
+    wait_for_port,
+)
+
+PORT = int(os.environ.get("RETENTION_S3_PORT", "18080"))
+LOGIN = "test:tester"
+PASSWORD = "testing"
+KIND_SWIFT = "swift-s3api"
+KIND_MOTO = "moto (fallback: Swift unavailable)"
+SWIFT_PACKAGES = ["swift", "swift-proxy", "swift-account", "swift-container", "swift-object"]
+SWIFT_PYTHON = "/usr/bin/python3"  # Debian's swift is installed for the system interpreter
+SERVERS = ("proxy", "account", "container", "object")
+RING_SERVERS = ("account", "container", "object")
+PART_POWER = 6  # 64 partitions: plenty for one device, and the rings build in a blink
+MOTO_NAME = "s3-moto"
+MEMCACHED = "memcached"  # Swift's tempauth and container-info cache; the node runs without it if absent
+
+# Eventlet's green DNS imports dnspython and httpx: 0.6 s of every Swift process's start-up,
+# for a node that only ever talks to 127.0.0.1.
+_SWIFT_ENV = {"EVENTLET_NO_GREENDNS": "yes"}
+
+_RING_BUILDER = """\
+import json, sys
+from swift.common.ring import RingBuilder
+etc, ports, part_power = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+for server, port in ports.items():
+    builder = RingBuilder(part_power, 1, 1)
+    builder.add_dev({"region": 1, "zone": 1, "ip": "127.0.0.1", "port": port, "device": "d1",
+                     "weight": 1, "meta": ""})
+    builder.rebalance()
+    builder.save(f"{etc}/{server}.builder")
+    builder.get_ring().save(f"{etc}/{server}.ring.gz")
+"""
+
+# Runs one Swift server from our own directory: ``set_swift_dir`` makes Swift read our
+# swift.conf (hash prefix, storage policy) instead of /etc/swift/swift.conf.
+# Monkey-patching first is what eventlet recommends, and here it saves a second per process:
+# patching after Swift's imports makes eventlet swap every existing RLock, each swap a full
+# gc.collect(). Swift's run_wsgi patches the same modules again, which is then a no-op.
+_LAUNCHER = """\
+import sys
+import eventlet.patcher
+eventlet.patcher.monkey_patch(all=False, socket=True, select=True, thread=True)
+from swift.common import utils
+utils.set_swift_dir(sys.argv[1])
+from swift.common.storage_policy import reload_storage_policies
+reload_storage_policies()
+from swift.common.wsgi import run_wsgi
+sys.exit(run_wsgi(sys.argv[2], sys.argv[3], verbose=True))
+"""
+
+
+def s3_client(endpoint: Endpoint, **config: object):  # type: ignore[no-untyped-def]
+    """A plain boto3 S3 client for ``endpoint`` (no Content-MD5 fix: see the COS store)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=f"http://{endpoint.host}:{endpoint.port}",
+        aws_access_key_id=endpoint.login or LOGIN,
+        aws_secret_access_key=endpoint.password or PASSWORD,
+        region_name="us-east-1",
+        config=Config(
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 1, "mode": "standard"},
+            connect_timeout=2,
+            read_timeout=10,
+            **config,  # type: ignore[arg-type]
+        ),
+    )
+
+
+def _answers_s3(port: int, login: str = LOGIN, password: str = PASSWORD) -> bool:
+    """Whether an S3 ListBuckets with our credentials succeeds on ``port``."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = s3_client(Endpoint("s3", "127.0.0.1", port, owned=False, login=login, password=password))
+    try:
+        client.list_buckets()
+        return True
+    except (BotoCoreError, ClientError):
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def swift_installed() -> bool:
+    return all(Path(f"/usr/bin/swift-{name}-server").exists() for name in SERVERS) and bool(
+        shutil.which("swift-ring-builder")
+    )
+
+
+class SwiftNode:
+    """One single-node Swift with s3api, living under ``home`` and listening on ``port``.
+
+    :param name: prefix of the pid-file names (``<name>-proxy``, ...), so that two nodes
+        never stop each other's processes.
+    """
+
+    def __init__(self, home: Path, port: int, name: str = "swift") -> None:
+        self.home, self.port, self.name = home, port, name
+        self.etc = home / "etc"
+        self.devices = home / "srv"
+        self.logs = home / "log"
+        self.state_file = home / "state.json"
+
+    # ------------------------------------------------------------------ state
+
+    def proc_name(self, server: str) -> str:
+        return f"{self.name}-{server}"
+
+    def running(self) -> bool:
+        return all(owned_pid(self.proc_name(s)) for s in SERVERS)
+
+    def pids(self) -> dict[str, int | None]:
+        return {s: owned_pid(self.proc_name(s)) for s in (*SERVERS, MEMCACHED)}
+
+    def endpoint(self) -> Endpoint:
+        return Endpoint("s3", "127.0.0.1", self.port, owned=True, login=LOGIN, password=PASSWORD,
+                        extra={"kind": KIND_SWIFT})
+
+    def _load_ports(self) -> dict[str, int]:
+        try:
+            ports = json.loads(self.state_file.read_text())["ports"]
+            return {k: int(v) for k, v in ports.items()}
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+
+    # ------------------------------------------------------------------ configuration
+
+    def _backend_ports(self) -> tuple[dict[str, int], bool]:
+        """Ports of the account/container/object servers; reuse the last ones when free."""
+        ports = self._load_ports()
+        rings = all((self.etc / f"{s}.ring.gz").exists() for s in RING_SERVERS)
+        if rings and set(ports) == set(RING_SERVERS) and all(_port_free(p) for p in ports.values()):
+            return ports, False
+        chosen: dict[str, int] = {}
+        for server in RING_SERVERS:
+            port = _free_port()
+            while port in chosen.values() or port == self.port:
+                port = _free_port()
+            chosen[server] = port
+        return chosen, True
+
+    def _write_configs(self, ports: dict[str, int], memcache_port: int | None) -> None:
+        self.etc.mkdir(parents=True, exist_ok=True)
+        (self.devices / "d1").mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        user = getpass.getuser()
+        (self.etc / "swift.conf").write_text(
+            "[swift-hash]\n"
+            "swift_hash_path_prefix = retention-dev\n"
+            "swift_hash_path_suffix = retention-dev\n\n"
+            "[storage-policy:0]\nname = Policy-0\ndefault = yes\n\n"
+            "[swift-constraints]\n"
+        )
+        common = (
+            "[DEFAULT]\n"
+            "bind_ip = 127.0.0.1\n"
+            "bind_port = {port}\n"
+            "workers = 0\n"
+            f"user = {user}\n"
+            f"swift_dir = {self.etc}\n"
+            f"devices = {self.devices}\n"
+            "mount_check = false\n"
+            "log_level = WARNING\n"
+            "log_name = {server}-server\n"
+            "eventlet_debug = false\n\n"
+        )
+        for server in RING_SERVERS:
+            (self.etc / f"{server}-server.conf").write_text(
+                common.format(port=ports[server], server=server)
+                + f"[pipeline:main]\npipeline = {server}-server\n\n"
+                + f"[app:{server}-server]\nuse = egg:swift#{server}\n"
+                # the object server's expirer/updater/auditor sections are not needed: no daemons run
+            )
+        # s3api must come before tempauth (it turns the S3 signature into auth details that
+        # tempauth checks); versioned_writes with allow_object_versioning needs symlink.
+        pipeline = (
+            "catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk "
+            "s3api tempauth copy slo dlo versioned_writes symlink proxy-logging proxy-server"
+        )
+        (self.etc / "proxy-server.conf").write_text(
+            common.format(port=self.port, server="proxy")
+            + f"[pipeline:main]\npipeline = {pipeline}\n\n"
+            "[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\n\n"
+            "[filter:tempauth]\nuse = egg:swift#tempauth\n"
+            f"user_{LOGIN.replace(':', '_')} = {PASSWORD} .admin\n\n"
+            "[filter:s3api]\nuse = egg:swift#s3api\nlocation = us-east-1\n\n"
+            "[filter:versioned_writes]\nuse = egg:swift#versioned_writes\n"
+            "allow_versioned_writes = true\nallow_object_versioning = true\n\n"
+            "[filter:symlink]\nuse = egg:swift#symlink\n\n"
+            "[filter:cache]\nuse = egg:swift#memcache\n"
+            # without memcached the filter still has to be there (tempauth asks for it); it
+            # then logs a connection error per request, so point it at our own or say so
+            + (f"memcache_servers = 127.0.0.1:{memcache_port}\n\n" if memcache_port else "\n")
+            + 
+            "[filter:catch_errors]\nuse = egg:swift#catch_errors\n\n"
+            "[filter:gatekeeper]\nuse = egg:swift#gatekeeper\n\n"
+            "[filter:healthcheck]\nuse = egg:swift#healthcheck\n\n"
+            "[filter:proxy-logging]\nuse = egg:swift#proxy_logging\n\n"
+            "[filter:listing_formats]\nuse = egg:swift#listing_formats\n\n"
+            "[filter:bulk]\nuse = egg:swift#bulk\n\n"
+            "[filter:copy]\nuse = egg:swift#copy\n\n"
+            "[filter:slo]\nuse = egg:swift#slo\n\n"
+            "[filter:dlo]\nuse = egg:swift#dlo\n"
+        )
+
+    def _build_rings(self, ports: dict[str, int]) -> None:
+        """Build the three one-device rings with Swift's RingBuilder in one process.
+
+        ``swift-ring-builder FILE create|add|rebalance`` is this same class behind a CLI,
+        but nine CLI calls cost about 3 s of Python start-up on two cores; one process
+        costs 0.6 s, and the session start waits for it.
+        """
+        result = subprocess.run(
+            [SWIFT_PYTHON, "-c", _RING_BUILDER, str(self.etc), json.dumps(ports), str(PART_POWER)],
+            capture_output=True, text=True, env={**os.environ, **_SWIFT_ENV},
+        )
+        if result.returncode:
+            raise RuntimeError(f"building the Swift rings failed:\n{result.stdout}{result.stderr}")
+        self.state_file.write_text(json.dumps({"ports": ports}))
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self, *, timeout: float = 30.0) -> Endpoint:
+        """Start the node (configure it first if needed) and wait until S3 answers."""
+        if self.running() and port_open(self.port) and _answers_s3(self.port):
+            return self.endpoint()
+        self.stop()
+        ports, rebuild = self._backend_ports()
+        memcache_port = self._start_memcached()
+        self._write_configs(ports, memcache_port)
+        if rebuild:
+            self._build_rings(ports)
+        for server in ("account", "container", "object", "proxy"):
+            self.start_server(server)
+        deadline = time.monotonic() + timeout
+        for server, port in (*ports.items(), ("proxy", self.port)):
+            wait_for_port(port, seconds=max(1.0, deadline - time.monotonic()), what=f"swift {server}-server",
+                          log=self.logs / f"{server}.log")
+        while not _answers_s3(self.port):
+            if time.monotonic() > deadline:
+                tail = (self.logs / "proxy.log").read_text(errors="replace").splitlines()[-20:]
+                self.stop()
+                raise RuntimeError("Swift s3api did not answer ListBuckets within "
+                                   f"{timeout:.0f}s\n" + "\n".join(tail))
+            time.sleep(0.1)
+        return self.endpoint()
+
+    def _start_memcached(self) -> int | None:
+        binary = shutil.which("memcached") or ("/usr/bin/memcached" if Path("/usr/bin/memcached").exists() else None)
+        if not binary:
+            say("memcached is not installed: Swift runs without its cache (slower; the proxy log "
+                "fills with connection errors). apt-get install memcached")
+            return None
+        port = _free_port()
+        start(self.proc_name(MEMCACHED),
+              [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64", "-u", getpass.getuser()],
+              log=self.logs / "memcached.log")
+        return port
+
+    def start_server(self, server: str) -> int:
+        """Start one of the four servers (the tests restart the proxy after stopping it)."""
+        return start(
+            self.proc_name(server),
+            [SWIFT_PYTHON, "-c", _LAUNCHER, str(self.etc), str(self.etc / f"{server}-server.conf"),
+             f"{server}-server"],
+            log=self.logs / f"{server}.log",
+            env=_SWIFT_ENV,
+        )
+
+    def stop_server(self, server: str) -> bool:
+        return stop(self.proc_name(server), grace=5.0)
+
+    def stop(self) -> list[str]:
+        order = ("proxy", "object", "container", "account", MEMCACHED)
+        return [self.proc_name(s) for s in order if self.stop_server(s)]
+
+
+DEFAULT_NODE = SwiftNode(RUN_DIR / "swift", PORT)
+
+
+def _start_moto(reason: str) -> Endpoint:
+    binary = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
+    if not Path(binary).exists():
+        raise RuntimeError(f"Swift is unavailable ({reason}) and moto_server is not installed "
+                           "(pip install -r requirements-dev.txt)")
+    say(f"WARNING: Swift is unavailable ({reason}); FALLING BACK to moto_server on 127.0.0.1:{PORT}. "
+        "Tests then run against moto, which is laxer than COS (no Content-MD5 check).")
+    log = RUN_DIR / "moto" / "moto.log"
+    start(MOTO_NAME, [binary, "-H", "127.0.0.1", "-p", str(PORT)], log=log)
+    wait_for_port(PORT, seconds=20, what="moto_server", log=log)
+    return Endpoint("s3", "127.0.0.1", PORT, owned=True, login=LOGIN, password=PASSWORD,
+                    extra={"kind": KIND_MOTO})
+
+
+def ensure() -> Endpoint:
+    """The S3 endpoint: our running Swift (or fallback moto), else a Swift started now."""
+    if DEFAULT_NODE.running() and port_open(PORT) and _answers_s3(PORT):
+        return DEFAULT_NODE.endpoint()
+    if owned_pid(MOTO_NAME) and port_open(PORT):
+        say(f"WARNING: reusing the fallback moto_server on 127.0.0.1:{PORT} (Swift was unavailable)")
+        return Endpoint("s3", "127.0.0.1", PORT, owned=True, login=LOGIN, password=PASSWORD,
+                        extra={"kind": KIND_MOTO})
+    if port_open(PORT):
+        if _answers_s3(PORT):
+            say(f"reusing an S3 server on 127.0.0.1:{PORT} that these scripts did not start")
+            return Endpoint("s3", "127.0.0.1", PORT, owned=False, login=LOGIN, password=PASSWORD,
+                            extra={"kind": "s3 (found running)"})
+        raise RuntimeError(f"port {PORT} is taken by something that is not an S3 server accepting "
+                           f"{LOGIN}; set RETENTION_S3_PORT to another port")
+    try:
+        if not shutil.which("memcached"):
+            try:
+                apt_install(["memcached"])
+            except (RuntimeError, subprocess.CalledProcessError) as exc:
+                say(f"could not install memcached ({exc}); Swift runs without its cache")
+        if not swift_installed():
+            apt_install(SWIFT_PACKAGES)
+            if not swift_installed():
+                raise RuntimeError("swift packages installed but the servers are not in /usr/bin")
+        say(f"starting Swift (s3api) on 127.0.0.1:{PORT}")
+        return DEFAULT_NODE.start()
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+        DEFAULT_NODE.stop()
+        return _start_moto(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+def stop_all() -> list[str]:
+    """Stop the Swift processes (or the fallback moto) these scripts started; their names."""
+    stopped = DEFAULT_NODE.stop()
+    if stop(MOTO_NAME, grace=5.0):
+        stopped.append(MOTO_NAME)
+    return stopped
+
+
+if __name__ == "__main__":
+    began = time.monotonic()
+    ep = ensure()
+    print(f"{ep.extra.get('kind')} on {ep.host}:{ep.port} in {time.monotonic() - began:.1f}s")
