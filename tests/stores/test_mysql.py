@@ -1,0 +1,615 @@
+"""MySqlStore against a real MariaDB: exactly the selected rows go, neighbours stay.
+
+Every test seeds a few deterministic rows with known ids and compares the ids that remain
+with the ids a plain Python predicate says must remain.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from include.retention.policy import MySqlTarget, Policy, Retention
+from include.retention.stores.base import (
+    ExpiredSelection,
+    PartialPurgeError,
+    Selection,
+    SubjectSelection,
+    TenantSelection,
+    UnsupportedSelection,
+)
+from include.retention.stores.mysql import EARLIEST, LATEST, MySqlStore, quote_identifier
+from tests.fixtures.mysql import MySqlDatabase
+
+pytestmark = pytest.mark.servers
+
+UTC = timezone.utc
+SGT = ZoneInfo("Asia/Singapore")
+CUTOFF = datetime(2026, 4, 15, tzinfo=UTC)  # inside p202604: that partition straddles it
+TENANTS = ("12", "123", "7")
+AGENTS = ("alice", "bob")
+PHONE_A, PHONE_B = "+6591234567", "+6598765432"
+PHONES = (PHONE_A, PHONE_B, None)
+EXPIRED_PARTITIONS = ("p202601", "p202602", "p202603")
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    at: datetime  # naive UTC, as stored
+    tenant: str
+    agent: str | None
+    phone: str | None
+
+
+def seed_rows(*, skip: Callable[[Row], bool] = lambda r: False) -> list[Row]:
+    """Rows through 2026 for three tenants, plus rows at and around the cut-off instant."""
+    rows: list[Row] = []
+    n = slot = 0
+    edge = CUTOFF.replace(tzinfo=None)
+    times = [
+        datetime(2026, month, day, hour, 59 if hour == 23 else 0, 59 if hour == 23 else 0)
+        for month in range(1, 13) for day, hour in ((1, 0), (14, 12), (28, 23))
+    ] + [edge - timedelta(seconds=1), edge, edge + timedelta(seconds=1)]
+    for slot, at in enumerate(times):
+        for i, tenant in enumerate(TENANTS):
+            n += 1
+            # Agents and numbers vary independently of the tenant and of each other.
+            rows.append(Row(n, at, tenant, AGENTS[(slot + i) % 2], PHONES[(slot + i) % 3]))
+    return [r for r in rows if not skip(r)]
+
+
+def insert_calls(db: MySqlDatabase, rows: list[Row]) -> None:
+    db.insert("call_records", [
+        {"id": r.id, "started_at": r.at, "tenant_id": r.tenant, "call_id": f"{r.id:032d}", "direction": "inbound",
+         "agent_id": r.agent, "customer_number": r.phone, "duration_s": 60,
+         "recording_key": None if r.id % 7 == 0 else f"recordings/{r.tenant}/{r.at:%Y/%m/%d}/{r.id}.mp3"}
+        for r in rows
+    ])
+
+
+def insert_service(db: MySqlDatabase, rows: list[Row]) -> None:
+    db.insert("service_records", [
+        {"id": r.id, "created_at": r.at, "tenant_id": r.tenant, "call_id": f"{r.id:032d}", "agent_id": r.agent,
+         "customer_number": r.phone, "rating": 5, "note_enc": None}
+        for r in rows
+    ])
+
+
+def insert_metrics(db: MySqlDatabase, rows: list[Row]) -> None:
+    db.insert("call_metrics", [
+        {"id": r.id, "metric_date": r.at, "tenant_id": r.tenant, "agent_id": r.agent or "carol", "calls": 3,
+         "answered": 2, "avg_handle_s": 100}
+        for r in rows
+    ])
+
+
+def survivors(rows: list[Row], selected: Callable[[Row], bool]) -> set[int]:
+    return {r.id for r in rows if not selected(r)}
+
+
+def expired(before: datetime = CUTOFF) -> Callable[[Row], bool]:
+    naive = before.astimezone(UTC).replace(tzinfo=None)
+    return lambda r: r.at < naive
+
+
+@pytest.fixture
+def store(cc_mysql: MySqlDatabase) -> MySqlStore:
+    s = MySqlStore()
+    yield s
+    s.close()
+
+
+def target(policy: Policy, name: str) -> MySqlTarget:
+    t = policy.target(name)
+    assert isinstance(t, MySqlTarget)
+    return t
+
+
+def purge_and_rerun(store: MySqlStore, t: MySqlTarget, selection: Selection) -> Any:
+    """Purge, check the re-count is 0, and check a second purge deletes nothing."""
+    result = store.purge(t, selection)
+    assert result.deleted == result.planned
+    assert store.verify(t, selection) == 0
+    again = store.purge(t, selection)
+    assert (again.deleted, again.planned, again.batches) == (0, 0, 0)
+    return result
+
+
+# --------------------------------------------------------------------------- dated units
+
+
+def test_dated_units_are_the_monthly_partitions_in_utc(store: MySqlStore, policy: Policy) -> None:
+    units = store.dated_units(target(policy, "call_data.call_records"))
+    assert [u.name for u in units] == [f"p2026{m:02d}" for m in range(1, 13)] + ["pmax"]
+    assert units[0].start == EARLIEST and units[0].end == datetime(2026, 2, 1, tzinfo=UTC)
+    assert units[3].start == datetime(2026, 4, 1, tzinfo=UTC) and units[3].end == datetime(2026, 5, 1, tzinfo=UTC)
+    assert units[-1].start == datetime(2027, 1, 1, tzinfo=UTC) and units[-1].end == LATEST
+    assert all(u.tenant is None and u.start < u.end for u in units)
+    assert all(a.end == b.start for a, b in zip(units, units[1:]))
+    assert store.dated_units(target(policy, "call_analytics.service_records")) == []
+
+
+# --------------------------------------------------------------------------- expired
+
+
+@pytest.mark.parametrize("before", [pytest.param(CUTOFF, id="utc"), pytest.param(CUTOFF.astimezone(SGT), id="sgt")])
+def test_expired_drops_whole_partitions_and_deletes_straddling_rows(
+    store: MySqlStore, cc_mysql: MySqlDatabase, policy: Policy, before: datetime
+) -> None:
+    t = target(policy, "call_data.call_records")
+    rows = seed_rows()
+    insert_calls(cc_mysql, rows)
+    listed = tuple(u.name for u in store.dated_units(t) if u.end <= before)
+    assert listed == EXPIRED_PARTITIONS
+    # The straddling partition, pmax and a name that is no partition are never dropped.
+    selection = ExpiredSelection(before=before, units=listed + ("p202604", "pmax", "p209901"))
+
+    result = purge_and_rerun(store, t, selection)
+
+    assert cc_mysql.ids("call_records") == survivors(rows, expired())
+    assert [p for p in cc_mysql.partitions("call_records") if p in EXPIRED_PARTITIONS] == []
+    assert "p202604" in cc_mysql.partitions("call_records") and "pmax" in cc_mysql.partitions("call_records")
+    assert result.method == "drop_partition+keyset_delete"
+    assert result.details["partitions"] == list(EXPIRED_PARTITIONS)
+    assert result.details["partition_rows"] == 3 * 3 * 3
+    straddling = [r for r in rows if datetime(2026, 4, 1) <= r.at < CUTOFF.replace(tzinfo=None)]
+    assert result.deleted == 27 + len(straddling) and result.batches == 1
+
+
+def test_expired_without_units_deletes_rows_and_keeps_partitions(
+    store: MySqlStore, cc_mysql: MySqlDatabase, policy: Policy
+) -> None:
+    t = target(policy, "call_analytics.call_metrics")
+    rows = seed_rows()
+    insert_metrics(cc_mysql, rows)
+    before = cc_mysql.partitions("call_metrics")
+
+    result = purge_and_rerun(store, t, ExpiredSelection(before=CUTOFF))
+
+    assert cc_mysql.ids("call_metrics") == survivors(rows, expired())
+    assert cc_mysql.partitions("call_metrics") == before
+    assert result.method == "keyset_delete"
+
+
+def test_expired_keeps_partitions_holding_an_excluded_tenant(
+    store: MySqlStore, cc_mysql: MySqlDatabase, policy: Policy
+) -> None:
+    t = target(policy, "call_data.call_records")
+    # Tenant 12 has no calls in February: only that expired partition may be dropped whole.
+    rows = seed_rows(skip=lambda r: r.tenant == "12" and r.at.month == 2)
+    insert_calls(cc_mysql, rows)
+    selection = ExpiredSelection(before=CUTOFF, exclude_tenants=frozenset({"12"}), units=EXPIRED_PARTITIONS)
+
+    result = purge_and_rerun(store, t, selection)
+
+    assert cc_mysql.ids("call_records") == survivors(rows, lambda r: expired()(r) and r.tenant != "12")
+    remaining = cc_mysql.partitions("call_records")
+    assert "p202602" not in remaining and {"p202601", "p202603"} <= set(remaining)
+    assert result.details["partitions"] == ["p202602"]
+
+
+def test_expired_keeps_excluded_subjects_and_their_partitions(
+    store: MySqlStore, cc_mysql: MySqlDatabase, policy: Policy
+) -> None:
+    t = target(policy, "call_data.call_records")
+    rows = seed_rows()
+    insert_calls(cc_mysql, rows)
+    held = frozenset({("12", "agent", "alice"), ("123", "phone_number", PHONE_B)})
+    selection = ExpiredSelection(before=CUTOFF, exclude_subjects=held, units=EXPIRED_PARTITIONS)
+
+    result = purge_and_rerun(store, t, selection)
+
+    def kept(r: Row) -> bool:
+        return (r.tenant == "12" and r.agent == "alice") or (r.tenant == "123" and r.phone == PHONE_B)
+
+    assert cc_mysql.ids("call_records") == survivors(rows, lambda r: expired()(r) and not kept(r))
+    assert set(EXPIRED_PARTITIONS) <= set(cc_mysql.partitions("call_records"))
+    assert result.method == "keyset_delete"
+
+
+def test_excluded_subject_of_a_type_the_table_lacks_changes_nothing(
+    store: MySqlStore, cc_mysql: MySqlDatabase, policy: Policy
+) -> None:
+    t = target(policy, "call_analytics.call_metrics")  # has an agent column, no phone column
+    rows = seed_rows()
+    insert_metrics(cc_mysql, rows)
+    selection = ExpiredSelection(
+        before=CUTOFF, exclude_subjects=frozenset({("12", "phone_number", PHONE_A)}), units=EXPIRED_PARTITIONS
+    )
+    result = purge_and_rerun(store, t, selection)
+    assert cc_mysql.ids("call_metrics") == survivors(rows, expired())
+    assert result.details["partitions"] == list(EXPIRED_PARTITIONS)
+
+
+def test_expired_for_one_tenant_deletes_rows_and_never_drops_partitions(
+    store: MySqlStore, cc_mysql: MySqlDatabase, policy: Policy
+) -> None:
+    t = target(policy, "call_data.call_records")
+    rows = seed_rows()
+    insert_calls(cc_mysql, rows)
+    partitions = cc_mysql.partitions("call_records")
+    # Tenant 12 has its own, shorter cut-off; 123 (same leading digits) and 7 are untouched.
+    selection = ExpiredSelection(before=CUTOFF, tenant="12", units=EXPIRED_PARTITIONS)
+
+    result = purge_and_rerun(store, t, selection)
+
+    assert cc_mysql.ids("call_records") == survivors(rows, lambda r: expired()(r) and r.tenant == "12")
+    assert cc_mysql.partitions("call_records") == partitions
+    assert result.method == "keyset_delete"
+
+
+def test_expired_in_an_unpartitioned_table(store: MySqlStore, cc_mysql: MySqlDatabase, policy: Policy) -> None:
+    t = target(policy, "call_analytics.service_records")
+    rows = seed_rows()
+    insert_service(cc_mysql, rows)
+    selection = ExpiredSelection(before=CUTOFF.astimezone(SGT), exclude_tenants=frozenset({"7"}))
+
+    result = purge_and_rerun(store, t, selection)
+
+    assert cc_mysql.ids("service_records") == survivors(rows, lambda r: expired()(r) and r.tenant != "7")
+    assert result.method == "keyset_delete" and result.deleted == len(rows) - len(cc_mysql.ids("service_records"))
+
+
+# --------------------------------------------------------------------------- tenants and subjects
+
+
+TABLE_SEEDS: dict[str, tuple[str, Callable[[MySqlDatabase, list[Row]], None]]] = {
+    "call_data.call_records": ("call_records", insert_calls),
+    "call_analytics.service_records": ("service_records", insert_service),
+    "call_analytics.call_metrics": ("call_metrics", insert_metrics),
+}
+
+
+def insert_agents(db: MySqlDatabase) -> list[Row]:
+    at = datetime(2026, 3, 1)
+    rows = [Row(i + 1, at, tenant, agent, None) for i, (tenant, agent) in
+            enumerate((t, a) for t in TENANTS for a in ("alice", "bob", "carol"))]
+    db.insert("agents", [
+        {"id": r.id, "tenant_id": r.tenant, "agent_id": r.agent, "name_enc": b"x", "email_enc": b"y",
+         "phone_enc": None, "role": "agent", "created_at": r.at, "updated_at": r.at}
+        for r in rows
+    ])
+    return rows
+
+
+@pytest.mark.parametrize("name", [*TABLE_SEEDS, "agent_info.agents"])
+def test_tenant_selection_deletes_all_of_that_tenant_only(
+    store: MySqlStore, cc_mysql: MySqlDatabase, policy: Policy, name: str
+) -> None:
+    t = target(policy, name)
+    if name == "agent_info.agents":
+        rows = insert_agents(cc_mysql)
+    else:
+        rows = seed_rows()
+        TABLE_SEEDS[name][1](cc_mysql, rows)
+    partitions = cc_mysql.partitions(t.table)
+
+    result = purge_and_rerun(store, t, TenantSelection("12"))
+
+    assert cc_mysql.ids(t.table) == survivors(rows, lambda r: r.tenant == "12")
+    assert result.deleted == sum(1 for r in rows if r.tenant == "12")
+    assert cc_mysql.partitions(t.table) == partitions
+
+
+@pytest.mark.parametrize(
+    ("name", "subject_type", "subject_id", "field"),
+    [
+        pytest.param("call_data.call_records", "phone_number", PHONE_A, "phone", id="calls-by-phone"),
+        pytest.param("call_data.call_records", "agent", "alice", "agent", id="calls-by-agent"),
+        pytest.param("call_analytics.service_records", "phone_number", PHONE_A, "phone", id="service-by-phone"),
+        pytest.param("call_analytics.call_metrics", "agent", "bob", "agent", id="metrics-by-agent"),
+    ],
+)
+def test_subject_selection_deletes_that_subject_of_that_tenant_only(
+    store: MySqlStore, cc_mysql: MySqlDatabase, policy: Policy, name: str, subject_type: str, subject_id: str,
+    field: str,
+) -> None:
+    t = target(policy, name)
+    rows = seed_rows()
+    TABLE_SEEDS[name][1](cc_mysql, rows)
+    selection = SubjectSelection("12", subject_type, subject_id, subject_hash="h" * 64)
+
+    result = purge_and_rerun(store, t, selection)
+
+    assert cc_mysql.ids(t.table) == survivors(rows, lambda r: r.tenant == "12" and getattr(r, field) == subject_id)
+    assert result.deleted > 0
+
+
+def test_subject_type_without_a_column_is_refused(store: MySqlStore, cc_mysql: MySqlDatabase, policy: Policy) -> None:
+    t = target(policy, "call_analytics.call_metrics")
+    rows = seed_rows()
+    insert_metrics(cc_mysql, rows)
+    selection = SubjectSelection("12", "phone_number", PHONE_A, subject_hash="h" * 64)
+    for call in (store.count, store.purge, lambda t_, s: list(store.fetch_column(t_, s, "agent_id"))):
+        with pytest.raises(UnsupportedSelection, match="no column for subject type 'phone_number'"):
+            call(t, selection)
+    assert cc_mysql.ids("call_metrics") == {r.id for r in rows}
+
+
+def test_subject_ids_are_bound_values_not_sql(store: MySqlStore, cc_mysql: MySqlDatabase, policy: Policy) -> None:
+    t = target(policy, "call_data.call_records")
+    rows = seed_rows()
+    insert_calls(cc_mysql, rows)
+    selection = SubjectSelection("12", "agent", "x' OR '1'='1", subject_hash="h" * 64)
+    assert store.purge(t, selection).deleted == 0
+    assert cc_mysql.ids("call_records") == {r.id for r in rows}
+
+
+def test_identifiers_outside_the_policy_grammar_are_refused_before_any_io(policy: Policy) -> None:
+    bad = MySqlTarget(category="c", name="n", store="mysql", description="", retention=Retention(months=1),
+                      table="call_records`; DROP TABLE agents; --", time_column="started_at")
+    with pytest.raises(ValueError, match="not a plain SQL identifier"):
+        MySqlStore(mysql_conn_id="does_not_exist").count(bad, TenantSelection("12"))
+    with pytest.raises(ValueError):
+        quote_identifier("a b")
+
+
+# --------------------------------------------------------------------------- dry runs, batches
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        pytest.param(ExpiredSelection(before=CUTOFF, units=EXPIRED_PARTITIONS), id="expired"),
+        pytest.param(ExpiredSelection(before=CUTOFF, tenant="123", units=EXPIRED_PARTITIONS), id="expired-tenant"),
+        pytest.param(TenantSelection("7"), id="tenant"),
+        pytest.param(SubjectSelection("12", "agent", "alice", subject_hash="h" * 64), id="subject"),
+    ],
+)
+def test_dry_run_counts_right_and_deletes_nothing(
+    store: MySqlStore, cc_mysql: MySqlDatabase, policy: Policy, selection: Selection
+) -> None:
+    t = target(policy, "call_data.call_records")
+    rows = seed_rows()
+    insert_calls(cc_mysql, rows)
+    partitions = cc_mysql.partitions("call_records")
+
+    result = store.purge(t, selection, dry_run=True)
+
+    assert result.dry_run and result.deleted == 0 and result.batches == 0
+    assert result.planned == store.count(t, selection) > 0
+    assert cc_mysql.ids("call_records") == {r.id for r in rows}
+    assert cc_mysql.partitions("call_records") == partitions
+    # The real purge then deletes what the dry run counted.
+    assert store.purge(t, selection).deleted == result.planned
+
+
+def many_service_rows(db: MySqlDatabase, n: int = 1_050) -> list[Row]:
+    start = datetime(2026, 1, 1)
+    rows = [Row(i + 1, start + timedelta(minutes=37 * i), "12", "alice", PHONE_A) for i in range(n)]
+    rows += [Row(n + i + 1, start + timedelta(minutes=41 * i), "123", "alice", PHONE_A) for i in range(50)]
+    insert_service(db, rows)
+    return rows
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        pytest.param(TenantSelection("12"), id="tenant"),
+        pytest.param(SubjectSelection("12", "phone_number", PHONE_A, subject_hash="h" * 64), id="subject"),
+        pytest.param(ExpiredSelection(before=datetime(2027, 1, 1, tzinfo=UTC), exclude_tenants=frozenset({"123"})),
+                     id="expired"),
+    ],
+)
+def test_batches_are_bounded(cc_mysql: MySqlDatabase, policy: Policy, selection: Selection) -> None:
+    t = target(policy, "call_analytics.service_records")
+    rows = many_service_rows(cc_mysql)
+    store = MySqlStore(batch_size=100)
+    deletes: list[int] = []
+    execute = store._execute
+
+    def spy(sql: str, params: Any = ()) -> int:
+        n = execute(sql, params)
+        if sql.startswith("DELETE"):
+            deletes.append(n)
+        return n
+
+    store._execute = spy  # type: ignore[method-assign]
+    result = store.purge(t, selection)
+    store.close()
+
+    assert result.deleted == 1_050 and result.batches == 11
+    assert deletes == [100] * 10 + [50]
+    assert cc_mysql.ids("service_records") == {r.id for r in rows if r.tenant == "123"}
+
+
+def test_partitioned_keyset_walk_is_bounded_and_complete(cc_mysql: MySqlDatabase, policy: Policy) -> None:
+    t = target(policy, "call_data.call_records")
+    start = datetime(2026, 3, 1)
+    # Many rows share a timestamp, so batches end inside runs of equal times.
+    rows = [Row(i + 1, start + timedelta(hours=(i // 7) * 5), TENANTS[i % 3], "bob", PHONE_B) for i in range(1_000)]
+    insert_calls(cc_mysql, rows)
+    store = MySqlStore(batch_size=64)
+    result = store.purge(t, ExpiredSelection(before=CUTOFF, exclude_tenants=frozenset({"7"})))
+    store.close()
+    selected = lambda r: r.at < CUTOFF.replace(tzinfo=None) and r.tenant != "7"  # noqa: E731
+    assert cc_mysql.ids("call_records") == survivors(rows, selected)
+    assert result.deleted == sum(map(selected, rows)) and result.batches == -(-result.deleted // 64)
+
+
+# --------------------------------------------------------------------------- failure half-way
+
+
+def kill_on_call(db: MySqlDatabase, store: MySqlStore, at_call: int) -> Callable[[float], None]:
+    """A pacing sleep that kills the store's connection from a second connection."""
+    calls = {"n": 0}
+
+    def sleep(_seconds: float) -> None:
+        calls["n"] += 1
+        if calls["n"] == at_call:
+            db.execute("KILL CONNECTION %s", (store._conn.thread_id(),))
+
+    return sleep
+
+
+def test_killed_connection_raises_partial_purge_error_and_a_rerun_finishes(
+    cc_mysql: MySqlDatabase, policy: Policy
+) -> None:
+    t = target(policy, "call_analytics.service_records")
+    rows = many_service_rows(cc_mysql)
+    store = MySqlStore(batch_size=100, sleep_between_batches=0.001)
+    store._sleep = kill_on_call(cc_mysql, store, at_call=3)
+    selection = TenantSelection("12")
+
+    with pytest.raises(PartialPurgeError) as caught:
+        store.purge(t, selection)
+
+    assert caught.value.deleted == 300
+    assert "2013" in str(caught.value) or "2006" in str(caught.value)
+    assert store.count(t, selection) == 750
+    store._sleep = lambda s: None
+    assert store.purge(t, selection).deleted == 750
+    assert store.verify(t, selection) == 0
+    assert cc_mysql.ids("service_records") == {r.id for r in rows if r.tenant == "123"}
+    store.close()
+
+
+def test_connection_killed_by_another_thread_mid_purge(cc_mysql: MySqlDatabase, policy: Policy) -> None:
+    t = target(policy, "call_analytics.service_records")
+    many_service_rows(cc_mysql)
+    store = MySqlStore(batch_size=50, sleep_between_batches=0.001)
+    second_batch = threading.Event()
+    calls = {"n": 0}
+
+    def sleep(_s: float) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            second_batch.set()
+            killer.join(5)
+
+    def kill() -> None:
+        second_batch.wait(5)
+        cc_mysql.execute("KILL CONNECTION %s", (store._conn.thread_id(),))
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    store._sleep = sleep
+    with pytest.raises(PartialPurgeError) as caught:
+        store.purge(t, TenantSelection("12"))
+    assert caught.value.deleted == 100
+    store._sleep = lambda s: None
+    assert store.purge(t, TenantSelection("12")).deleted == 950
+    store.close()
+
+
+# --------------------------------------------------------------------------- pacing
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def paced_store(lags: list[float | None], timeout: float) -> tuple[MySqlStore, FakeTime]:
+    store = MySqlStore(batch_size=500, replica_conn_id="retention_mysql_replica", max_replica_lag_seconds=2,
+                       replica_wait_timeout_seconds=timeout)
+    fake = FakeTime()
+    store._clock, store._sleep = fake.clock, fake.sleep
+    queue = list(lags)
+    store.replica_lag = lambda: queue.pop(0) if len(queue) > 1 else queue[0]  # type: ignore[method-assign]
+    return store, fake
+
+
+def test_purge_pauses_while_the_replica_lags(cc_mysql: MySqlDatabase, policy: Policy) -> None:
+    t = target(policy, "call_analytics.service_records")
+    many_service_rows(cc_mysql)
+    store, fake = paced_store([30, None, 5, 1], timeout=60)
+    assert store.purge(t, TenantSelection("12")).deleted == 1_050
+    assert fake.sleeps[:3] == [1.0, 1.0, 1.0]
+    store.close()
+
+
+def test_purge_gives_up_when_the_replica_stays_behind(cc_mysql: MySqlDatabase, policy: Policy) -> None:
+    t = target(policy, "call_analytics.service_records")
+    rows = many_service_rows(cc_mysql)
+    store, fake = paced_store([30], timeout=10)
+    with pytest.raises(PartialPurgeError, match=r"replica lag stayed above 2 s for 10 s") as caught:
+        store.purge(t, TenantSelection("12"))
+    assert caught.value.deleted == 0 and 10 <= fake.now <= 12
+    assert cc_mysql.ids("service_records") == {r.id for r in rows}
+    store.close()
+
+
+def test_a_replica_connection_that_is_no_replica_fails_clearly(cc_mysql: MySqlDatabase, policy: Policy,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_MYSQL_REPLICA", cc_mysql.uri)
+    store = MySqlStore(replica_conn_id="retention_mysql_replica", max_replica_lag_seconds=5)
+    with pytest.raises(RuntimeError, match="is not a replica"):
+        store.replica_lag()
+    store.close()
+
+
+def test_pacing_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="together"):
+        MySqlStore(max_replica_lag_seconds=3)
+    with pytest.raises(ValueError):
+        MySqlStore(sleep_between_batches=-1)
+    with pytest.raises(ValueError):
+        MySqlStore(batch_size=0)
+
+
+# --------------------------------------------------------------------------- fetch_column, plans
+
+
+@pytest.mark.parametrize("batch", [3, 5_000])
+def test_fetch_column_streams_a_subjects_values(
+    store: MySqlStore, cc_mysql: MySqlDatabase, policy: Policy, batch: int
+) -> None:
+    t = target(policy, "call_data.call_records")
+    rows = seed_rows()
+    insert_calls(cc_mysql, rows)
+    expected = [
+        f"recordings/{r.tenant}/{r.at:%Y/%m/%d}/{r.id}.mp3" for r in rows
+        if r.tenant == "12" and r.phone == PHONE_A and r.id % 7 != 0
+    ]
+    subject = SubjectSelection("12", "phone_number", PHONE_A, subject_hash="h" * 64)
+    got = list(store.fetch_column(t, subject, "recording_key", batch))
+    assert sorted(got) == sorted(expected) and len(got) == len(set(got))
+    tenant = list(store.fetch_column(t, TenantSelection("123"), "recording_key", batch))
+    assert len(tenant) == sum(1 for r in rows if r.tenant == "123" and r.id % 7 != 0)
+    assert all(k.startswith("recordings/123/") for k in tenant)
+    assert cc_mysql.ids("call_records") == {r.id for r in rows}
+
+
+@pytest.mark.parametrize("name", ["call_data.call_records", "call_analytics.service_records"])
+@pytest.mark.parametrize(
+    "selection",
+    [
+        pytest.param(ExpiredSelection(before=CUTOFF, exclude_tenants=frozenset({"7"})), id="expired"),
+        pytest.param(ExpiredSelection(before=CUTOFF, tenant="12"), id="expired-tenant"),
+        pytest.param(TenantSelection("12"), id="tenant"),
+        pytest.param(SubjectSelection("12", "phone_number", PHONE_A, subject_hash="h" * 64), id="subject"),
+    ],
+)
+def test_batch_queries_read_an_index_range_without_sorting_the_selection(
+    store: MySqlStore, cc_mysql: MySqlDatabase, policy: Policy, name: str, selection: Selection
+) -> None:
+    t = target(policy, name)
+    info = store.table_info(t)
+    plan = store._walk_plan(t, selection, info)
+    after = [datetime(2026, 2, 1) if c in (t.time_column,) else ("x" if c == t.tenant_column else 5)
+             for c in plan.order]
+    for position in (None, after):
+        sql, params, plan, _ = store.walk_sql(t, selection, info, limit=100, after=position)
+        (row,) = cc_mysql.query("EXPLAIN " + sql, params)
+        access, key, extra = row[3], row[5], row[-1]
+        assert access in ("range", "ref") and key != "PRIMARY", row
+        if isinstance(selection, SubjectSelection) and t.table == "call_records":
+            # A partitioned table sorts a subject's own rows (few); never the table or a range.
+            assert key == "ix_tenant_customer", row
+        else:
+            assert "filesort" not in extra, row
