@@ -91,7 +91,7 @@ def build_daily_dag(category: Category) -> Any:
         def plan() -> dict[str, Any]:
             from include.retention import daily as d
             from include.retention.keys import RetentionKeys
-            from include.retention.ledger import load_facts
+            from include.retention.facts import load_facts
 
             as_of, options = _context_options()
             keys = RetentionKeys.from_connection()
@@ -113,15 +113,14 @@ def build_daily_dag(category: Category) -> Any:
         def purge_task(store: str) -> Any:
             @task(task_id=f"purge_{store}", pool=f"retention_{store}", max_active_tis_per_dagrun=4)
             def purge(batch: list[dict[str, Any]], the_plan: dict[str, Any]) -> list[dict[str, Any]]:
-                from include.retention import audit
                 from include.retention import daily as d
+                from include.retention.facts import load_facts
                 from include.retention.keys import RetentionKeys
-                from include.retention.ledger import load_facts
 
                 as_of, options = _context_options()
                 keys = RetentionKeys.from_connection()
                 return d.execute_specs(
-                    POLICY, batch, dry_run=options.dry_run, run=audit.RunRef.from_context(get_current_context()),
+                    POLICY, batch, dry_run=options.dry_run, run=d.RunRef.from_context(get_current_context()),
                     keys=keys, facts=load_facts(as_of, keys), override_reason=the_plan["override_reason"],
                 )
 
@@ -131,7 +130,7 @@ def build_daily_dag(category: Category) -> Any:
         def verify(the_plan: dict[str, Any]) -> list[dict[str, Any]]:
             from include.retention import daily as d
             from include.retention.keys import RetentionKeys
-            from include.retention.ledger import load_facts
+            from include.retention.facts import load_facts
 
             as_of, _ = _context_options()
             keys = RetentionKeys.from_connection()
@@ -142,11 +141,9 @@ def build_daily_dag(category: Category) -> Any:
             import json
             import logging
 
-            from include.retention import audit
             from include.retention import daily as d
 
-            run = audit.RunRef.from_context(get_current_context())
-            result = d.summarize(the_plan, audit.results_for_run(run.run_id, run.dag_id))
+            result = d.summarize(the_plan, str(get_current_context()["run_id"]))
             result["verified"] = verified
             logging.getLogger(__name__).info("Retention summary: %s", json.dumps(result, sort_keys=True))
             return result

@@ -8,12 +8,12 @@ the ledger by the task that needs it, so the DAGs run unchanged on any executor.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
-from include.retention import audit, ledger
+from include.retention import audit
+from include.retention.facts import LedgerFacts
 from include.retention.keys import RetentionKeys
 from include.retention.partitions import LegalHold, plan_expired, plan_requests
 from include.retention.policy import Policy, Target
@@ -31,6 +31,20 @@ log = logging.getLogger(__name__)
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 DEFAULT_MAX_SHARE = 0.5
 SPECS_PER_MAPPED_TASK = 25
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """Which Airflow run and task a purge belongs to, for the audit."""
+
+    run_id: str
+    dag_id: str
+    task_id: str
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any]) -> RunRef:
+        ti = context["ti"]
+        return cls(run_id=str(context["run_id"]), dag_id=str(ti.dag_id), task_id=str(ti.task_id))
 
 
 class CircuitBreakerTripped(RuntimeError):
@@ -124,7 +138,7 @@ def plan_category(
     options: RunOptions,
     *,
     keys: RetentionKeys,
-    facts: ledger.LedgerFacts,
+    facts: LedgerFacts,
     stores: Mapping[str, RetentionStore] | None = None,  # type: ignore[type-arg]
 ) -> dict[str, Any]:
     """Plan one category's run: every selection due as of ``as_of``, counted, breaker-checked."""
@@ -193,7 +207,7 @@ def batches(specs: Sequence[dict[str, Any]], store: str, max_map_length: int) ->
 # --------------------------------------------------------------------------- executing
 
 
-def subject_lookup(facts: ledger.LedgerFacts, keys: RetentionKeys) -> dict[str, tuple[str, str, str]]:
+def subject_lookup(facts: LedgerFacts, keys: RetentionKeys) -> dict[str, tuple[str, str, str]]:
     """hash -> (tenant, type, id) for every subject the ledger lets this run name."""
     out: dict[str, tuple[str, str, str]] = {}
     for d in facts.deletions:
@@ -209,9 +223,9 @@ def execute_specs(
     specs: Iterable[Mapping[str, Any]],
     *,
     dry_run: bool,
-    run: audit.RunRef,
+    run: RunRef,
     keys: RetentionKeys,
-    facts: ledger.LedgerFacts,
+    facts: LedgerFacts,
     override_reason: str = "",
 ) -> list[dict[str, Any]]:
     """Purge each spec, audit each one (also on failure), and return JSON results."""
@@ -221,22 +235,18 @@ def execute_specs(
         target = policy.target(spec["target"])
         store = store_for(target.store, policy.timezone)
         selection = selection_from_doc(spec["selection"], subjects)
-        started = datetime.now(timezone.utc)  # audit timestamps only; never used to choose data
-        t0 = time.monotonic()
+        # Wall-clock times are for the audit only; they never choose what is deleted.
+        started = datetime.now(timezone.utc)
+        audit_args: dict[str, Any] = {
+            "run_id": run.run_id, "dag_id": run.dag_id, "task_id": run.task_id, "target": target,
+            "selection": selection, "started_at": started, "override_reason": override_reason or None,
+        }
         try:
             result = store.purge(target, selection, dry_run=dry_run)
         except Exception as exc:
-            audit.record_purge(
-                run=run, target=target, selection=selection, keys=keys, result=None, error=exc,
-                started_at=started, duration_s=time.monotonic() - t0, override_reason=override_reason,
-                units=len(spec["selection"].get("units", [])),
-            )
+            audit.record_purge(error=exc, dry_run=dry_run, finished_at=datetime.now(timezone.utc), **audit_args)
             raise
-        audit.record_purge(
-            run=run, target=target, selection=selection, keys=keys, result=result, error=None,
-            started_at=started, duration_s=time.monotonic() - t0, override_reason=override_reason,
-            units=len(spec["selection"].get("units", [])),
-        )
+        audit.record_purge(result=result, finished_at=datetime.now(timezone.utc), **audit_args)
         log.info("%s %s: %d of %d planned (%s)", "Would delete" if dry_run else "Deleted", target.qualified_name,
                  result.deleted, spec["planned"], result.method)
         results.append({"spec": dict(spec), **result.as_dict()})
@@ -244,7 +254,7 @@ def execute_specs(
 
 
 def verify_plan(
-    policy: Policy, plan: Mapping[str, Any], *, keys: RetentionKeys, facts: ledger.LedgerFacts
+    policy: Policy, plan: Mapping[str, Any], *, keys: RetentionKeys, facts: LedgerFacts
 ) -> list[dict[str, Any]]:
     """An independent re-count of every planned selection; after a real run each must be 0."""
     subjects = subject_lookup(facts, keys)
@@ -262,21 +272,20 @@ def verify_plan(
     return checked
 
 
-def summarize(plan: Mapping[str, Any], results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Counts per store and target: the run's JSON result."""
-    per: dict[str, dict[str, Any]] = {}
-    for res in results:
-        key = res["spec"]["target"]
-        row = per.setdefault(key, {"target": key, "store": res["store"], "planned": 0, "deleted": 0, "purges": 0})
-        row["planned"] += res["planned"]
-        row["deleted"] += res["deleted"]
-        row["purges"] += 1
+def summarize(plan: Mapping[str, Any], run_id: str) -> dict[str, Any]:
+    """Counts per store and target for this run, from the audit ledger: the run's JSON result."""
+    rows = [
+        {"store": r.store, "target": f"{r.category}.{r.target}", "purges": r.purges, "planned": r.planned,
+         "deleted": r.deleted, "failed": r.failed, "dry_runs": r.dry_runs}
+        for r in audit.summary(run_id)
+        if r.category == plan["category"]
+    ]
     return {
         "category": plan["category"],
         "as_of": plan["as_of"],
         "dry_run": plan["dry_run"],
-        "targets": sorted(per.values(), key=lambda r: r["target"]),
-        "deleted_total": sum(r["deleted"] for r in per.values()),
+        "targets": rows,
+        "deleted_total": sum(r["deleted"] for r in rows),
         "skipped": plan["skipped"],
+        "breaker": plan["breaker"],
     }
-
