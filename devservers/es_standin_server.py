@@ -571,6 +571,15 @@ def _compile_bool(body: Any, index: Index) -> Predicate:
     else:
         raise unsupported(f"minimum_should_match [{msm_raw}] (only whole numbers)")
 
+    if not must_not and not msm:
+        def conjunction(doc: Doc) -> bool:
+            for p in must:
+                if not p(doc):
+                    return False
+            return True
+
+        return conjunction
+
     def predicate(doc: Doc) -> bool:
         if not all(p(doc) for p in must):
             return False
@@ -637,6 +646,16 @@ def _compile_field_query(kind: str, body: Any, index: Index) -> Predicate:
         else:
             insensitive = False
         wanted = _convert_query_value(conv, arg, name)
+        if spec.type in KEYWORD_TYPES and len(parts) == 1 and not insensitive:
+            key = parts[0]
+
+            def keyword_term(doc: Doc) -> bool:  # the hot path of delete-by-query: one plain string
+                value = doc.source.get(key)
+                if value.__class__ is str:
+                    return value == wanted
+                return any(v == wanted for v in values(doc))
+
+            return keyword_term
         if insensitive and isinstance(wanted, str):
             wanted_cf = wanted.casefold()
             return lambda doc: any(isinstance(v, str) and v.casefold() == wanted_cf for v in values(doc))

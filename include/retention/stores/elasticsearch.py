@@ -189,6 +189,7 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
         self.max_url_chars = max_url_chars
         self.request_timeout = request_timeout
         self._es: Elasticsearch | None = None
+        self._parsed: dict[tuple[str, str | None, str], dict[str, object] | None] = {}
 
     # ------------------------------------------------------------------ client
 
@@ -292,7 +293,7 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
         unrecognised: list[str] = []
         for row in getattr(rows, "body", rows):
             name = str(row["index"])
-            values = template.parse(name, whole=True)
+            values = self._parse(template, name)
             if values is None or (tenant is not None and values.get("tenant") != tenant):
                 unrecognised.append(name)
                 continue
@@ -326,6 +327,16 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
                     info.name, info.created.isoformat(), info.start.isoformat(),
                 )
         return found, unrecognised
+
+    def _parse(self, template: Any, name: str) -> dict[str, object] | None:
+        """``template.parse(name, whole=True)``, remembered: a purge lists the same names up to three times."""
+        key = (template.text, template.date_format, name)
+        if key not in self._parsed:
+            if len(self._parsed) > 200_000:
+                self._parsed.clear()
+            self._parsed[key] = template.parse(name, whole=True)
+        values = self._parsed[key]
+        return dict(values) if values is not None else None
 
     def dated_units(self, target: ElasticsearchTarget) -> list[DatedUnit]:
         """One unit per index that parses as the template, bounded by its month on the policy calendar."""

@@ -1,0 +1,219 @@
+"""Benchmark: ElasticsearchStore against the Elasticsearch stand-in. Not part of the tests.
+
+    .venv/bin/python benchmarks/bench_elasticsearch.py [--tenants 500] [--docs-per-index 20000]
+
+Starts a private stand-in (devservers/es_standin_server.py) on a spare port, never the shared
+one, and stops it by pid at the end. The figures measure the client path (the official client,
+the provider hook, request counts and sizes, the store's own work) plus the stand-in's
+in-memory work; they say nothing about how fast a real cluster deletes.
+
+Scenarios
+1. termination: drop one tenant's 12 monthly indices among ``--tenants`` x 12 indices;
+2. expiry: drop six expired months of every tenant (``--tenants`` x 6 indices) in one
+   ExpiredSelection, against a naive baseline of one DELETE per index;
+3. deletion request: delete one agent's documents from a year of one tenant's indices
+   (12 x ``--docs-per-index`` documents, 5 % of them the agent's), by delete-by-query tasks.
+
+Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CONN_ID = "retention_elasticsearch_bench"
+YEAR = [date(2025, m, 1) for m in range(1, 13)]
+TENANT_BASE = 9_300_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_standin(port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devservers.es_standin_server", "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the stand-in did not start")
+
+
+def create_indices(client: Any, target: Any, tz: Any, tenants: list[str], months: list[date],
+                   docs_per_index: int, subject_share: float = 0.0) -> int:
+    """Create the tenants' monthly indices, each with ``docs_per_index`` documents; returns docs loaded."""
+    from include.retention.stores.elasticsearch import index_mappings
+
+    loaded = 0
+    ops: list[dict[str, Any]] = []
+    for tenant in tenants:
+        for month in months:
+            name = target.index.render(tenant=tenant, month=month)
+            created = datetime(month.year, month.month, 1, tzinfo=tz) + timedelta(hours=1)
+            client.indices.create(
+                index=name,
+                settings={"index": {"creation_date": int(created.timestamp() * 1000), "number_of_replicas": 0}},
+                mappings=index_mappings(target),
+            )
+            for i in range(docs_per_index):
+                agent = "agent-x" if random.random() < subject_share else f"agent-{i % 200}"
+                ops.append({"index": {"_index": name}})
+                ops.append({target.tenant_field: tenant, "agent_id": agent,
+                            "phone_number": f"+659{i % 9_000_000:07d}",
+                            target.time_field: (created + timedelta(minutes=i)).isoformat(),
+                            "message": "agent status changed"})
+                if len(ops) >= 10_000:
+                    assert not client.bulk(operations=ops)["errors"]
+                    loaded += len(ops) // 2
+                    ops = []
+    if ops:
+        assert not client.bulk(operations=ops)["errors"]
+        loaded += len(ops) // 2
+    client.indices.refresh(index=target.index.prefix() + "*")
+    return loaded
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tenants", type=int, default=500)
+    parser.add_argument("--docs-per-index", type=int, default=20_000)
+    parser.add_argument("--small-docs", type=int, default=10, help="documents in each index of scenarios 1-2")
+    args = parser.parse_args()
+    random.seed(7)
+
+    port = free_port()
+    os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = f"elasticsearch://127.0.0.1:{port}/http"
+    os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".run" / "airflow-bench"))
+    proc = start_standin(port)
+    rows: list[tuple[str, str, str, str, str]] = []
+    try:
+        from elasticsearch import Elasticsearch
+
+        import elasticsearch as es_module
+        from include.retention.policy import load_policy
+        from include.retention.stores.base import ExpiredSelection, SubjectSelection, TenantSelection
+        from include.retention.stores.elasticsearch import ElasticsearchStore
+
+        policy = load_policy()
+        target = policy.target("log_data.cc_logs")
+        tz = policy.timezone
+        client = Elasticsearch(f"http://127.0.0.1:{port}", request_timeout=120)
+        store = ElasticsearchStore(elasticsearch_conn_id=CONN_ID, timezone=tz)
+        store.client.info()  # import Airflow and read the connection before any timing
+        logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+
+        # 1 + 2: many tenants, small indices.
+        tenants = [str(TENANT_BASE + i) for i in range(args.tenants)]
+        t0 = time.perf_counter()
+        docs = create_indices(client, target, tz, tenants, YEAR, args.small_docs)
+        setup = time.perf_counter() - t0
+        print(f"set up {len(tenants) * 12} indices, {docs} documents in {setup:.1f} s", file=sys.stderr)
+
+        victim = tenants[len(tenants) // 2]
+        t0 = time.perf_counter()
+        result = store.purge(target, TenantSelection(victim))
+        took = time.perf_counter() - t0
+        assert result.deleted == 12 * args.small_docs and store.verify(target, TenantSelection(victim)) == 0
+        rows.append((f"termination: 1 tenant's 12 indices among {len(tenants) * 12:,}",
+                     f"{result.details['indices']} indices, {result.deleted} docs", f"{took:.2f}",
+                     f"{12 / took:,.0f} indices/s", f"{result.batches} DELETE request(s)"))
+
+        cutoff = datetime(2025, 7, 1, tzinfo=tz)
+        selection = ExpiredSelection(before=cutoff)
+        t0 = time.perf_counter()
+        result = store.purge(target, selection)
+        took = time.perf_counter() - t0
+        expected = (len(tenants) - 1) * 6
+        assert result.details["indices"] == expected and store.verify(target, selection) == 0
+        rows.append((f"expiry: 6 months of {len(tenants) - 1} tenants", f"{expected:,} indices, {result.deleted:,} docs",
+                     f"{took:.2f}", f"{expected / took:,.0f} indices/s",
+                     f"{result.batches} DELETE requests of <= 3,000 URL chars"))
+
+        # Baseline: the same number of indices, one DELETE each.
+        names = [target.index.render(tenant=t, month=m) for t in tenants if t != victim for m in YEAR[6:]]
+        t0 = time.perf_counter()
+        for name in names:
+            client.indices.delete(index=name)
+        took = time.perf_counter() - t0
+        rows.append(("baseline: the other 6 months, one DELETE per index", f"{len(names):,} indices", f"{took:.2f}",
+                     f"{len(names) / took:,.0f} indices/s", f"{len(names):,} DELETE requests"))
+
+        # 3: one tenant's year, 12 x docs_per_index documents; one agent owns ~5 % of them.
+        tenant = str(TENANT_BASE + 99_999)
+        t0 = time.perf_counter()
+        docs = create_indices(client, target, tz, [tenant], YEAR, args.docs_per_index, subject_share=0.05)
+        print(f"loaded {docs:,} documents in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        subject = SubjectSelection(tenant=tenant, subject_type="agent", subject_id="agent-x", subject_hash="b" * 64)
+        for batch_size in (1_000, 5_000):
+            store_b = ElasticsearchStore(elasticsearch_conn_id=CONN_ID, timezone=tz, batch_size=batch_size)
+            planned = store_b.count(target, subject)
+            t0 = time.perf_counter()
+            result = store_b.purge(target, subject)
+            took = time.perf_counter() - t0
+            assert result.deleted == planned and store_b.verify(target, subject) == 0
+            rows.append((f"deletion request: 1 agent in 12 x {args.docs_per_index:,} docs (scroll_size {batch_size:,})",
+                         f"{result.deleted:,} of {docs:,} docs", f"{took:.2f}",
+                         f"{result.deleted / took:,.0f} docs deleted/s; {docs / took:,.0f} docs scanned/s",
+                         f"{len(result.details['tasks'])} task(s), {result.batches} batches"))  # type: ignore[arg-type]
+            # Put the agent's documents back for the next batch size.
+            ops: list[dict[str, Any]] = []
+            for i in range(planned):
+                month = YEAR[i % 12]
+                ops += [{"index": {"_index": target.index.render(tenant=tenant, month=month)}},
+                        {target.tenant_field: tenant, "agent_id": "agent-x",
+                         target.time_field: datetime(month.year, month.month, 2, tzinfo=tz).isoformat()}]
+            for i in range(0, len(ops), 10_000):
+                assert not client.bulk(operations=ops[i : i + 10_000])["errors"]
+            client.indices.refresh(index=target.index.prefix(tenant=tenant) + "*")
+        client.close()
+        versions = (f"Python {platform.python_version()}, elasticsearch-py {es_module.__versionstr__}, "
+                    f"stand-in {client_version(port)}")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    print(f"\nMachine: {os.cpu_count()} cores, {platform.platform()}; {versions}; "
+          f"load average at the end {os.getloadavg()[0]:.1f}\n")
+    print("| scenario | deleted | seconds | rate | requests |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return 0
+
+
+def client_version(port: int) -> str:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+        return str(json.loads(resp.read())["version"]["number"])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
