@@ -149,6 +149,66 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
         ),
     ),
+    Migration(
+        4,
+        "request_runs_events_keys_alerts_certificates",
+        (
+            # Which run holds a request, until when (a run cannot outlive its dagrun_timeout),
+            # and the step that failed last. ADD COLUMN IF NOT EXISTS is MariaDB syntax.
+            """ALTER TABLE requests
+              ADD COLUMN IF NOT EXISTS run_id      VARCHAR(250) NULL COMMENT 'run holding the request',
+              ADD COLUMN IF NOT EXISTS lease_until DATETIME(6)  NULL COMMENT 'UTC; the holding run ends by then',
+              ADD COLUMN IF NOT EXISTS attempts    INT          NOT NULL DEFAULT 0,
+              ADD COLUMN IF NOT EXISTS failed_step VARCHAR(160) NULL""",
+            """ALTER TABLE request_steps
+              ADD COLUMN IF NOT EXISTS kind        VARCHAR(16)  NOT NULL DEFAULT 'purge',
+              ADD COLUMN IF NOT EXISTS location    VARCHAR(255) NULL COMMENT 'where, without subject ids',
+              ADD COLUMN IF NOT EXISTS method      VARCHAR(64)  NULL,
+              ADD COLUMN IF NOT EXISTS attempts    INT          NOT NULL DEFAULT 0,
+              ADD COLUMN IF NOT EXISTS verified_at DATETIME(6)  NULL COMMENT 'UTC',
+              ADD COLUMN IF NOT EXISTS details     TEXT         NULL COMMENT 'JSON, no personal data'""",
+            """CREATE TABLE IF NOT EXISTS request_events (
+              id         BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
+              request_id VARCHAR(64)  NOT NULL,
+              at         DATETIME(6)  NOT NULL COMMENT 'UTC',
+              run_id     VARCHAR(250) NULL,
+              event      VARCHAR(32)  NOT NULL,
+              from_state VARCHAR(32)  NULL,
+              to_state   VARCHAR(32)  NULL,
+              message    TEXT         NULL COMMENT 'no personal data',
+              KEY ix_request (request_id, id)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+            # Object keys a subject's rows point at (recordings), resolved before the rows go.
+            # Keys carry tenant, date and call id: no personal data.
+            """CREATE TABLE IF NOT EXISTS request_step_keys (
+              request_id VARCHAR(64)  NOT NULL,
+              category   VARCHAR(64)  NOT NULL,
+              target     VARCHAR(64)  NOT NULL,
+              object_key VARCHAR(512) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+              PRIMARY KEY (request_id, category, target, object_key)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+            """CREATE TABLE IF NOT EXISTS request_alerts (
+              request_id VARCHAR(64)  NOT NULL,
+              kind       VARCHAR(16)  NOT NULL COMMENT 'warning, breach, retrigger',
+              alert_day  DATE         NOT NULL COMMENT 'the monitor run''s day (policy zone)',
+              days_left  INT          NOT NULL,
+              run_id     VARCHAR(250) NOT NULL,
+              sent_at    DATETIME(6)  NOT NULL COMMENT 'UTC',
+              PRIMARY KEY (request_id, kind, alert_day)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+            """CREATE TABLE IF NOT EXISTS certificates (
+              request_id     VARCHAR(64)  NOT NULL PRIMARY KEY,
+              certificate_id VARCHAR(80)  NOT NULL,
+              issued_at      DATETIME(6)  NOT NULL COMMENT 'UTC',
+              key_id         VARCHAR(32)  NOT NULL,
+              signature      CHAR(64)     NOT NULL,
+              cos_bucket     VARCHAR(128) NULL,
+              cos_key        VARCHAR(255) NULL,
+              document       MEDIUMTEXT   NOT NULL COMMENT 'the signed JSON certificate',
+              UNIQUE KEY ux_certificate (certificate_id)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+        ),
+    ),
 )
 
 
