@@ -69,7 +69,7 @@ def test_migrate_creates_the_ledger_once(mariadb_endpoint: Any, monkeypatch: pyt
         assert ledger.migrate() == []
         assert ledger.applied_migrations() == [m.version for m in ledger.MIGRATIONS]
         tables = {r[0] for r in db.query("SHOW TABLES")}
-        assert tables == set(TABLES)
+        assert set(TABLES) <= tables  # later migrations add tables of their own
         indexes = {r[2] for r in db.query("SHOW INDEX FROM purge_audit")}
         assert {"ix_run", "ix_category_finished"} <= indexes
         assert db.query("SELECT COUNT(*) FROM schema_migrations")[0][0] == len(ledger.MIGRATIONS)

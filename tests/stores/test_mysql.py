@@ -397,10 +397,14 @@ def many_service_rows(db: MySqlDatabase, n: int = 1_050) -> list[Row]:
                      id="expired"),
     ],
 )
-def test_batches_are_bounded(cc_mysql: MySqlDatabase, policy: Policy, selection: Selection) -> None:
+@pytest.mark.parametrize("range_deletes", [pytest.param(True, id="key-ranges"), pytest.param(False, id="key-lists")])
+def test_batches_are_bounded(
+    cc_mysql: MySqlDatabase, policy: Policy, selection: Selection, range_deletes: bool
+) -> None:
     t = target(policy, "call_analytics.service_records")
     rows = many_service_rows(cc_mysql)
     store = MySqlStore(batch_size=100)
+    store.range_deletes = range_deletes
     deletes: list[int] = []
     execute = store._execute
 
@@ -419,13 +423,18 @@ def test_batches_are_bounded(cc_mysql: MySqlDatabase, policy: Policy, selection:
     assert cc_mysql.ids("service_records") == {r.id for r in rows if r.tenant == "123"}
 
 
-def test_partitioned_keyset_walk_is_bounded_and_complete(cc_mysql: MySqlDatabase, policy: Policy) -> None:
+@pytest.mark.parametrize("range_deletes", [pytest.param(True, id="key-ranges"), pytest.param(False, id="key-lists")])
+def test_partitioned_keyset_walk_is_bounded_and_complete(
+    cc_mysql: MySqlDatabase, policy: Policy, range_deletes: bool
+) -> None:
     t = target(policy, "call_data.call_records")
     start = datetime(2026, 3, 1)
-    # Many rows share a timestamp, so batches end inside runs of equal times.
+    # Many rows share a timestamp, so batches end inside runs of equal times; the excluded
+    # tenant's rows sit between the selected ones, inside the key ranges deleted.
     rows = [Row(i + 1, start + timedelta(hours=(i // 7) * 5), TENANTS[i % 3], "bob", PHONE_B) for i in range(1_000)]
     insert_calls(cc_mysql, rows)
     store = MySqlStore(batch_size=64)
+    store.range_deletes = range_deletes
     result = store.purge(t, ExpiredSelection(before=CUTOFF, exclude_tenants=frozenset({"7"})))
     store.close()
     selected = lambda r: r.at < CUTOFF.replace(tzinfo=None) and r.tenant != "7"  # noqa: E731

@@ -12,12 +12,14 @@ How a selection becomes SQL:
 - Everything else is a keyset walk: the next batch of primary keys comes from
   ``SELECT ... WHERE <selection> AND (<walk columns>) > (<last seen>) ORDER BY <walk columns>
   LIMIT n`` on an index whose order matches the walk (no filesort, no OFFSET), then
-  ``DELETE ... WHERE key IN (...) AND <selection>`` deletes them in its own short
-  transaction. The selection predicate is repeated in the DELETE, so a row that changed
-  between the two statements is never deleted by mistake.
+  ``DELETE ... WHERE key BETWEEN first AND last AND <selection>`` (keys dense: the range
+  is no wider than a batch) or ``... WHERE key IN (...) AND <selection>`` deletes them,
+  each batch its own short transaction (autocommit). The selection predicate is repeated
+  in the DELETE, so a row outside the selection is never deleted, whatever changed between
+  the two statements.
 
 ``DELETE ... ORDER BY id LIMIT n`` over a date range is never used: it sorts the whole
-range on every chunk (17k rows/s against 184k rows/s for keyset chunks, measured).
+range on every chunk (field notes: 17k rows/s against 184k rows/s for keyset chunks).
 """
 
 from __future__ import annotations
@@ -125,9 +127,6 @@ class TableInfo:
     not_null: frozenset[str] = frozenset()
     partitions: tuple[Partition, ...] = ()
     partition_expression: str | None = None
-
-    def partition(self, name: str) -> Partition | None:
-        return next((p for p in self.partitions if p.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -251,10 +250,12 @@ class MySqlStore(RetentionStore[MySqlTarget]):
         self.replica_conn_id = replica_conn_id
         self.max_replica_lag_seconds = max_replica_lag_seconds
         self.replica_wait_timeout_seconds = replica_wait_timeout_seconds
+        self.range_deletes = True  # False: always delete by key list (benchmarks compare both)
         self._conn: Any = None
         self._replica: Any = None
         self._last_lag_check = float("-inf")
         self._last_used = float("-inf")
+        self._database = ""
         # Seams for pacing; tests replace them to avoid real waiting.
         self._sleep: Callable[[float], None] = time.sleep
         self._clock: Callable[[], float] = time.monotonic
@@ -280,8 +281,10 @@ class MySqlStore(RetentionStore[MySqlTarget]):
                 return self._conn
             except Exception:  # noqa: BLE001 - any failure means: open a fresh one
                 self._discard()
+        import MySQLdb.cursors
+
         conn = self._connect(self.mysql_conn_id)
-        cur = conn.cursor()
+        cur = conn.cursor(MySQLdb.cursors.Cursor)
         cur.execute("SET SESSION lock_wait_timeout = %s", (DDL_LOCK_WAIT_SECONDS,))
         cur.execute("SELECT DATABASE()")
         (database,) = cur.fetchone()
@@ -290,8 +293,16 @@ class MySqlStore(RetentionStore[MySqlTarget]):
             conn.close()
             raise ValueError(f"connection {self.mysql_conn_id!r} names no database (schema)")
         self._conn = conn
+        self._database = str(database)
         self._last_used = self._clock()
         return conn
+
+    def _schema(self) -> str:
+        """The connection's database, as a literal: information_schema queries that name
+        their schema and table by constant open only that table, where DATABASE() makes
+        the server open every table of every database."""
+        self._connection()
+        return self._database
 
     def _discard(self) -> None:
         conn, self._conn = self._conn, None
@@ -340,8 +351,8 @@ class MySqlStore(RetentionStore[MySqlTarget]):
         self._check_target(target)
         rows = self._query(
             "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS"
-            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s ORDER BY INDEX_NAME, SEQ_IN_INDEX",
-            (target.table,),
+            " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+            (self._schema(), target.table),
         )
         if not rows:
             raise ValueError(f"table {target.table} of {target.qualified_name} does not exist or has no index")
@@ -356,8 +367,8 @@ class MySqlStore(RetentionStore[MySqlTarget]):
             )
         not_null = self._query(
             "SELECT COLUMN_NAME FROM information_schema.COLUMNS"
-            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND IS_NULLABLE = 'NO'",
-            (target.table,),
+            " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND IS_NULLABLE = 'NO'",
+            (self._schema(), target.table),
         )
         partitions, expression = self._partitions(target)
         return TableInfo(
@@ -372,9 +383,9 @@ class MySqlStore(RetentionStore[MySqlTarget]):
     def _partitions(self, target: MySqlTarget) -> tuple[tuple[Partition, ...], str | None]:
         rows = self._query(
             "SELECT PARTITION_NAME, PARTITION_METHOD, PARTITION_EXPRESSION, PARTITION_DESCRIPTION"
-            " FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s"
+            " FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
             " ORDER BY PARTITION_ORDINAL_POSITION, SUBPARTITION_ORDINAL_POSITION",
-            (target.table,),
+            (self._schema(), target.table),
         )
         if not rows or rows[0][0] is None:
             return (), None  # not partitioned
@@ -561,6 +572,11 @@ class MySqlStore(RetentionStore[MySqlTarget]):
         for held_tenant, column, subject_id in self._held_subjects(target, selection):
             guard.append(f"({tenant} = %s AND {quote_identifier(column)} = %s)")
             params.extend([held_tenant, subject_id])
+        if target.time_column not in info.not_null:
+            # RANGE partitioning files NULL times in the first partition; they are not expired.
+            guard.append(f"{quote_identifier(target.time_column)} IS NULL")
+        if len(candidates) == len(info.partitions):
+            candidates = candidates[:-1]  # a table keeps at least one partition; its rows go by batches
         if not guard:
             return candidates
         out = []
@@ -670,8 +686,15 @@ class MySqlStore(RetentionStore[MySqlTarget]):
         self._wait_for_replica(target, deleted_so_far())
         for rows, position in self._walk(target, selection, info, self.batch_size):
             keys = list(dict.fromkeys(row[position[key]] for row in rows))
-            clauses = [f"{quote_identifier(key)} IN ({', '.join(['%s'] * len(keys))})"]
-            params: list[Any] = list(keys)
+            low, high = min(keys), max(keys)
+            if self.range_deletes and all(isinstance(k, int) for k in keys) and high - low < self.batch_size:
+                # Dense keys (the usual expired batch): one key range is cheaper than a
+                # list, and a range no wider than the batch cannot hold more rows than it.
+                clauses = [f"{quote_identifier(key)} BETWEEN %s AND %s"]
+                params: list[Any] = [low, high]
+            else:
+                clauses = [f"{quote_identifier(key)} IN ({', '.join(['%s'] * len(keys))})"]
+                params = list(keys)
             for column in other_pk:
                 # Bounds of the rest of the primary key (the partitioning column) let the
                 # server prune partitions; every row of the batch lies within them.
