@@ -20,6 +20,7 @@ server they can stop (a failure half-way through a purge).
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import shutil
@@ -50,7 +51,13 @@ SWIFT_PACKAGES = ["swift", "swift-proxy", "swift-account", "swift-container", "s
 SWIFT_PYTHON = "/usr/bin/python3"  # Debian's swift is installed for the system interpreter
 SERVERS = ("proxy", "account", "container", "object")
 RING_SERVERS = ("account", "container", "object")
-PART_POWER = 6  # 64 partitions: plenty for one device, and the rings build in a blink
+HASH_PATH_PREFIX = HASH_PATH_SUFFIX = "retention-dev"  # swift.conf [swift-hash]; dev only
+ACCOUNT = "AUTH_test"  # tempauth's account for LOGIN
+PART_POWER = 6
+# Keys of one DeleteObjects that s3api deletes at once (its default is 2). Each key is a HEAD
+# and a DELETE through the object and container servers; with 2 in flight those processes
+# mostly wait on each other. Tencent COS runs a batch delete in parallel on its side too.
+MULTI_DELETE_CONCURRENCY = int(os.environ.get("RETENTION_SWIFT_MULTI_DELETE_CONCURRENCY", "8"))  # 64 partitions: plenty for one device, and the rings build in a blink
 MOTO_NAME = "s3-moto"
 MEMCACHED = "memcached"  # Swift's tempauth and container-info cache; the node runs without it if absent
 
@@ -100,13 +107,13 @@ def s3_client(endpoint: Endpoint, **config: object):  # type: ignore[no-untyped-
         aws_access_key_id=endpoint.login or LOGIN,
         aws_secret_access_key=endpoint.password or PASSWORD,
         region_name="us-east-1",
-        config=Config(
-            s3={"addressing_style": "path"},
-            retries={"max_attempts": 1, "mode": "standard"},
-            connect_timeout=2,
-            read_timeout=10,
-            **config,  # type: ignore[arg-type]
-        ),
+        config=Config(**{  # type: ignore[arg-type]
+            "s3": {"addressing_style": "path"},
+            "retries": {"max_attempts": 1, "mode": "standard"},
+            "connect_timeout": 2,
+            "read_timeout": 10,
+            **config,
+        }),
     )
 
 
@@ -138,6 +145,22 @@ def _port_free(port: int) -> bool:
             return False
 
 
+def _devices_dir(home: Path) -> Path:
+    """Where the node's one device lives: on tmpfs when the machine has one.
+
+    Swift fsyncs two or three times per object written or deleted, and an fsync on this
+    kind of VM's disk costs about 6 ms: on disk the node manages ~85 PUTs/s and a
+    1,000-key DeleteObjects takes over 10 s, which measures the disk, not the S3 API.
+    The data is throwaway (tests, demo seeds); ``RETENTION_SWIFT_ON_DISK=1`` keeps it
+    under ``home`` instead.
+    """
+    shm = Path("/dev/shm")
+    if os.environ.get("RETENTION_SWIFT_ON_DISK") != "1" and shm.is_dir() and os.access(shm, os.W_OK):
+        tag = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+        return shm / f"retention-swift-{tag}"
+    return home / "srv"
+
+
 def swift_installed() -> bool:
     return all(Path(f"/usr/bin/swift-{name}-server").exists() for name in SERVERS) and bool(
         shutil.which("swift-ring-builder")
@@ -154,7 +177,7 @@ class SwiftNode:
     def __init__(self, home: Path, port: int, name: str = "swift") -> None:
         self.home, self.port, self.name = home, port, name
         self.etc = home / "etc"
-        self.devices = home / "srv"
+        self.devices = _devices_dir(home)
         self.logs = home / "log"
         self.state_file = home / "state.json"
 
@@ -180,6 +203,13 @@ class SwiftNode:
         except (OSError, ValueError, KeyError, TypeError):
             return {}
 
+    def object_dir(self, bucket: str, key: str) -> Path | None:
+        """The on-disk directory of an object (Swift's hash path), for tests that damage one."""
+        path = "/" + "/".join([ACCOUNT, bucket, key])
+        digest = hashlib.md5((HASH_PATH_PREFIX + path + HASH_PATH_SUFFIX).encode(), usedforsecurity=False).hexdigest()
+        found = sorted((self.devices / "d1" / "objects").glob(f"*/{digest[-3:]}/{digest}"))
+        return found[0] if found else None
+
     # ------------------------------------------------------------------ configuration
 
     def _backend_ports(self) -> tuple[dict[str, int], bool]:
@@ -203,8 +233,8 @@ class SwiftNode:
         user = getpass.getuser()
         (self.etc / "swift.conf").write_text(
             "[swift-hash]\n"
-            "swift_hash_path_prefix = retention-dev\n"
-            "swift_hash_path_suffix = retention-dev\n\n"
+            f"swift_hash_path_prefix = {HASH_PATH_PREFIX}\n"
+            f"swift_hash_path_suffix = {HASH_PATH_SUFFIX}\n\n"
             "[storage-policy:0]\nname = Policy-0\ndefault = yes\n\n"
             "[swift-constraints]\n"
         )
@@ -240,7 +270,8 @@ class SwiftNode:
             "[app:proxy-server]\nuse = egg:swift#proxy\naccount_autocreate = true\n\n"
             "[filter:tempauth]\nuse = egg:swift#tempauth\n"
             f"user_{LOGIN.replace(':', '_')} = {PASSWORD} .admin\n\n"
-            "[filter:s3api]\nuse = egg:swift#s3api\nlocation = us-east-1\n\n"
+            "[filter:s3api]\nuse = egg:swift#s3api\nlocation = us-east-1\n"
+            f"multi_delete_concurrency = {MULTI_DELETE_CONCURRENCY}\n\n"
             "[filter:versioned_writes]\nuse = egg:swift#versioned_writes\n"
             "allow_versioned_writes = true\nallow_object_versioning = true\n\n"
             "[filter:symlink]\nuse = egg:swift#symlink\n\n"
@@ -289,18 +320,29 @@ class SwiftNode:
             self._build_rings(ports)
         for server in ("account", "container", "object", "proxy"):
             self.start_server(server)
+        try:
+            self._wait_ready({**ports, "proxy": self.port}, timeout)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self.endpoint()
+
+    def _wait_ready(self, ports: dict[str, int], timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        for server, port in (*ports.items(), ("proxy", self.port)):
+        for server, port in ports.items():
             wait_for_port(port, seconds=max(1.0, deadline - time.monotonic()), what=f"swift {server}-server",
                           log=self.logs / f"{server}.log")
         while not _answers_s3(self.port):
             if time.monotonic() > deadline:
                 tail = (self.logs / "proxy.log").read_text(errors="replace").splitlines()[-20:]
-                self.stop()
-                raise RuntimeError("Swift s3api did not answer ListBuckets within "
-                                   f"{timeout:.0f}s\n" + "\n".join(tail))
+                raise RuntimeError(f"Swift s3api did not answer ListBuckets within {timeout:.0f}s\n" + "\n".join(tail))
             time.sleep(0.1)
-        return self.endpoint()
+
+    def restart_server(self, server: str, *, timeout: float = 30.0) -> None:
+        """Start one stopped server again and wait until S3 answers (tests stop the proxy)."""
+        self.start_server(server)
+        port = self.port if server == "proxy" else self._load_ports()[server]
+        self._wait_ready({server: port}, timeout)
 
     def _start_memcached(self) -> int | None:
         binary = shutil.which("memcached") or ("/usr/bin/memcached" if Path("/usr/bin/memcached").exists() else None)
