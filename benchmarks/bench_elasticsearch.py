@@ -177,7 +177,8 @@ def main() -> int:
             rows.append((f"deletion request: 1 agent in 12 x {args.docs_per_index:,} docs (scroll_size {batch_size:,})",
                          f"{result.deleted:,} of {docs:,} docs", f"{took:.2f}",
                          f"{result.deleted / took:,.0f} docs deleted/s; {docs / took:,.0f} docs scanned/s",
-                         f"{len(result.details['tasks'])} task(s), {result.batches} batches"))  # type: ignore[arg-type]
+                         f"{len(result.details['tasks'])} task(s), {result.batches} batches; "  # type: ignore[arg-type]
+                         f"the task itself took {result.details['task_seconds']} s"))
             # Put the agent's documents back for the next batch size.
             ops: list[dict[str, Any]] = []
             for i in range(planned):

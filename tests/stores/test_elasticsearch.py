@@ -409,7 +409,7 @@ def test_slow_task_times_out_with_a_clear_error(
     standin: StandIn, policy: Policy,
 ) -> None:
     log_indices.create(tenants["tenant"], YEAR[:1], docs=DOCS)
-    store = ElasticsearchStore(timezone=policy.timezone, poll_seconds=0.02, task_timeout_seconds=0.2)
+    store = ElasticsearchStore(timezone=policy.timezone, task_timeout_seconds=0.2)
     standin.fault(0, 1, stage="delete_by_query", delay=1.0)
     with pytest.raises(PartialPurgeError, match="did not finish within"):
         store.purge(es_target, _subject(tenants["tenant"]))
