@@ -25,6 +25,7 @@ import os
 import platform
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -132,28 +133,32 @@ def main() -> int:
         setup = time.perf_counter() - t0
         print(f"set up {len(tenants) * 12} indices, {docs} documents in {setup:.1f} s", file=sys.stderr)
 
-        victim = tenants[len(tenants) // 2]
-        t0 = time.perf_counter()
-        result = store.purge(target, TenantSelection(victim))
-        took = time.perf_counter() - t0
-        assert result.deleted == 12 * args.small_docs and store.verify(target, TenantSelection(victim)) == 0
-        rows.append((f"termination: 1 tenant's 12 indices among {len(tenants) * 12:,}",
-                     f"{result.details['indices']} indices, {result.deleted} docs", f"{took:.2f}",
-                     f"{12 / took:,.0f} indices/s", f"{result.batches} DELETE request(s)"))
+        # Five terminations, one at a time, in different places of the name space: the median.
+        victims = [tenants[i * len(tenants) // 5 + 1] for i in range(5)]
+        times = []
+        for victim in victims:
+            t0 = time.perf_counter()
+            result = store.purge(target, TenantSelection(victim))
+            times.append(time.perf_counter() - t0)
+            assert result.deleted == 12 * args.small_docs and store.verify(target, TenantSelection(victim)) == 0
+        took = statistics.median(times)
+        rows.append((f"termination: 1 tenant's 12 indices among {len(tenants) * 12:,} (median of 5)",
+                     f"{result.details['indices']} indices, {result.deleted} docs", f"{took:.3f}",
+                     f"{12 / took:,.0f} indices/s", f"{result.batches} DELETE request; 3 listings, 1 refresh"))
 
         cutoff = datetime(2025, 7, 1, tzinfo=tz)
         selection = ExpiredSelection(before=cutoff)
         t0 = time.perf_counter()
         result = store.purge(target, selection)
         took = time.perf_counter() - t0
-        expected = (len(tenants) - 1) * 6
+        expected = (len(tenants) - len(victims)) * 6
         assert result.details["indices"] == expected and store.verify(target, selection) == 0
-        rows.append((f"expiry: 6 months of {len(tenants) - 1} tenants", f"{expected:,} indices, {result.deleted:,} docs",
+        rows.append((f"expiry: 6 months of {len(tenants) - len(victims)} tenants", f"{expected:,} indices, {result.deleted:,} docs",
                      f"{took:.2f}", f"{expected / took:,.0f} indices/s",
                      f"{result.batches} DELETE requests of <= 3,000 URL chars"))
 
         # Baseline: the same number of indices, one DELETE each.
-        names = [target.index.render(tenant=t, month=m) for t in tenants if t != victim for m in YEAR[6:]]
+        names = [target.index.render(tenant=t, month=m) for t in tenants if t not in victims for m in YEAR[6:]]
         t0 = time.perf_counter()
         for name in names:
             client.indices.delete(index=name)
