@@ -903,6 +903,21 @@ def seed_elasticsearch(
 STORES = ("mysql", "redis", "cos", "elasticsearch")
 
 
+def _import_drivers(stores: Iterable[str]) -> None:
+    import importlib
+
+    modules = {
+        "mysql": ("airflow.providers.mysql.hooks.mysql", "MySQLdb"),
+        "redis": ("airflow.providers.redis.hooks.redis", "redis"),
+        "cos": ("airflow.providers.amazon.aws.hooks.s3", "botocore.exceptions", "cryptography.fernet"),
+        "elasticsearch": ("airflow.providers.elasticsearch.hooks.elasticsearch", "elasticsearch.helpers", "airflow.sdk"),
+    }
+    importlib.import_module("cryptography.fernet")
+    for store in stores:
+        for name in modules[store]:
+            importlib.import_module(name)
+
+
 def seed_all(
     config: SeedConfig,
     *,
@@ -915,21 +930,75 @@ def seed_all(
     cos_bucket: str | None = None,
     stores: Iterable[str] = STORES,
     policy: Policy | None = None,
+    parallel: bool = True,
 ) -> SeedReport:
-    """Seed every store named in ``stores``; the report merges theirs."""
+    """Seed every store named in ``stores``; the report merges theirs.
+
+    :param parallel: seed the stores at the same time, one thread each (each store mostly
+        waits on its server, so the whole takes about as long as the slowest store).
+    """
     policy = policy or load_policy()
-    chosen = tuple(stores)
+    chosen = tuple(dict.fromkeys(stores))
     unknown = set(chosen) - set(STORES)
     if unknown:
         raise ValueError(f"unknown store(s) {sorted(unknown)}; use {', '.join(STORES)}")
+    jobs = {
+        "mysql": lambda: seed_mysql(config, mysql_conn_id=mysql_conn_id, database=mysql_database, reset=reset_mysql,
+                                    policy=policy),
+        "redis": lambda: seed_redis(config, redis_conn_id=redis_conn_id, policy=policy),
+        "cos": lambda: seed_cos(config, aws_conn_id=aws_conn_id, bucket=cos_bucket, policy=policy),
+        "elasticsearch": lambda: seed_elasticsearch(config, elasticsearch_conn_id=elasticsearch_conn_id,
+                                                    policy=policy),
+    }
+    started = time.monotonic()
+    if parallel and len(chosen) > 1:
+        _import_drivers(chosen)  # importing airflow from several threads at once deadlocks
+        with ThreadPoolExecutor(max_workers=len(chosen), thread_name_prefix="seed") as pool:
+            futures = {store: pool.submit(jobs[store]) for store in chosen}
+            reports = [futures[store].result() for store in chosen]  # re-raises the first failure
+    else:
+        reports = [jobs[store]() for store in chosen]
     report = SeedReport(counts={}, by_tenant={}, tenants=tenant_ids(config))
-    if "mysql" in chosen:
-        report = report.merged(seed_mysql(config, mysql_conn_id=mysql_conn_id, database=mysql_database,
-                                          reset=reset_mysql, policy=policy))
-    if "redis" in chosen:
-        report = report.merged(seed_redis(config, redis_conn_id=redis_conn_id, policy=policy))
-    if "cos" in chosen:
-        report = report.merged(seed_cos(config, aws_conn_id=aws_conn_id, bucket=cos_bucket, policy=policy))
-    if "elasticsearch" in chosen:
-        report = report.merged(seed_elasticsearch(config, elasticsearch_conn_id=elasticsearch_conn_id, policy=policy))
+    for part in reports:
+        report = report.merged(part)
+    report = report.merged(SeedReport(counts={}, by_tenant={}, tenants=(),
+                                      seconds={"total": time.monotonic() - started}))
+    log.info("Seeded %s in %.1fs", ", ".join(chosen), time.monotonic() - started)
     return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m include.contact_center.seed [--as-of 2026-11-28] [--database contact_center] ...``
+
+    Connections come from the environment (``AIRFLOW_CONN_RETENTION_*``, e.g. from
+    ``python -m devservers env``). Prints the report as JSON.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m include.contact_center.seed", description=main.__doc__)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--tenants", type=int, default=6)
+    parser.add_argument("--agents-per-tenant", type=int, default=12)
+    parser.add_argument("--calls-per-day-per-tenant", type=int, default=30)
+    parser.add_argument("--months", type=int, default=9)
+    parser.add_argument("--as-of", type=date.fromisoformat, default=None, help="local date (default: today)")
+    parser.add_argument("--recording-share", type=float, default=0.05)
+    parser.add_argument("--database", default=None, help="MySQL database (default: the connection's)")
+    parser.add_argument("--reset", action="store_true", help="drop and recreate the MySQL database first")
+    parser.add_argument("--stores", default=",".join(STORES), help="comma-separated subset of " + ",".join(STORES))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    extra = {"as_of": args.as_of} if args.as_of else {}
+    config = SeedConfig(
+        seed=args.seed, tenants=args.tenants, agents_per_tenant=args.agents_per_tenant,
+        calls_per_day_per_tenant=args.calls_per_day_per_tenant, months=args.months,
+        recording_share=args.recording_share, **extra,
+    )
+    report = seed_all(config, mysql_database=args.database, reset_mysql=args.reset,
+                      stores=[s.strip() for s in args.stores.split(",") if s.strip()])
+    print(json.dumps(report.as_dict(), indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

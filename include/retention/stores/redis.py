@@ -15,6 +15,11 @@ resized. ``verify()`` re-scans and must find 0.
 
 Keys carry no date, so there are no dated units and an ``ExpiredSelection`` is refused.
 
+Failures: redis-py retries a lost connection itself (10 attempts, back-off capped at 1 s). An
+error that outlives those raises :class:`PartialPurgeError` carrying the number of keys whose
+``UNLINK`` was acknowledged; a rerun scans afresh and finishes (UNLINK of a missing key is a
+no-op, so nothing is counted twice).
+
 Redis Cluster: keys live on many primaries and ``SCAN`` only walks the node it is sent to.
 When the hook returns a :class:`redis.cluster.RedisCluster` (connection extra
 ``{"cluster": true}``), this module runs the SCAN loop on every primary in turn
