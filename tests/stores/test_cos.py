@@ -28,7 +28,7 @@ from include.retention.stores.base import (
     TenantSelection,
     UnsupportedSelection,
 )
-from include.retention.stores.cos import CosStore, _KeyParser
+from include.retention.stores.cos import CosStore, _KeyParser, _next_version_marker, iso_timestamp
 from devservers.procs import Endpoint
 from tests.fixtures.cos import CosBucket, SeededBucket, connection_env, new_bucket, plain_client
 
@@ -130,10 +130,34 @@ def test_key_parser_agrees_with_template_parse(policy: Policy) -> None:
                 assert template.parse(parsed[0], whole=True) == expected
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["2026-05-01T00:00:00.000Z", "2026-05-01T12:34:56Z", "2026-05-01T12:34:56.123456Z",
+     "Fri, 01 May 2026 00:00:00 GMT", "1780000000", "2026-05-01T08:00:00+08:00"],
+)
+def test_fast_timestamps_read_what_botocore_reads(value: str) -> None:
+    from botocore.utils import parse_timestamp
+
+    assert iso_timestamp(value) == parse_timestamp(value)
+
+
+def test_version_markers_survive_swifts_null_marker() -> None:
+    t = [datetime(2026, 5, 1, 0, 0, s, tzinfo=TZ) for s in range(3)]
+    listed = [("a", "3.0", t[2]), ("a", "2.0", t[1]), ("b", "1.0", t[0])]
+    assert _next_version_marker({"NextKeyMarker": "a", "NextVersionIdMarker": "2.0"}, listed[:2]) == ("a", "2.0")
+    # Swift 2.30 says "null": continue after the oldest version listed of that key
+    assert _next_version_marker({"NextKeyMarker": "a", "NextVersionIdMarker": "null"}, listed[:2]) == ("a", "2.0")
+    assert _next_version_marker({"NextKeyMarker": "b"}, listed) == ("b", "1.0")
+    assert _next_version_marker({"NextKeyMarker": "c", "NextVersionIdMarker": "null"},
+                                [("c", "null", t[0])]) == ("c", None)
+
+
 def test_constructor_does_no_io_and_checks_batch_size() -> None:
     CosStore(timezone=TZ, aws_conn_id="does_not_exist")  # no connection looked up yet
     with pytest.raises(ValueError, match="at most 1000"):
         CosStore(timezone=TZ, batch_size=1001)
+    with pytest.raises(ValueError, match="page_size"):
+        CosStore(timezone=TZ, page_size=0)
 
 
 def test_errors_in_a_stubbed_response_raise(policy: Policy) -> None:
@@ -238,6 +262,23 @@ def test_expired_units_of_all_tenants_respect_exclusions(policy: Policy, seeded:
 
     subject_held = ExpiredSelection(before=before, units=units, exclude_subjects=frozenset({("123", "agent", "a1")}))
     assert store.count(target, subject_held) == 0  # 12's is gone; 123 is kept whole for its held subject
+
+
+def test_expired_units_are_read_by_a_skip_scan(policy: Policy, seeded: tuple[CosBucket, dict]) -> None:
+    """Between two selected days the listing jumps (StartAfter) instead of paging through."""
+    bucket, groups = seeded
+    store = store_for(bucket, page_size=1)
+    calls: list[dict[str, Any]] = []
+    store.client.meta.events.register(
+        "before-parameter-build.s3.ListObjectsV2", lambda params, **_: calls.append(dict(params))
+    )
+    units = (f"recordings/12/{DAYS[0]:%Y/%m/%d}/", f"recordings/12/{DAYS[2]:%Y/%m/%d}/")
+    result = store.purge(recordings(policy), ExpiredSelection(before=midnight(DAYS[2] + timedelta(days=1)),
+                                                              tenant="12", units=units))
+    assert result.deleted == 4
+    assert [c["StartAfter"] for c in calls if "StartAfter" in c] == [u[:-1] for u in units]
+    assert result.details["listing_requests"] == 6  # 2 + 1 page of the day between + 2 + 1 past the end
+    assert bucket.keys() == everything(groups) - union(groups, f"rec:12:{DAYS[0]}", f"rec:12:{DAYS[2]}")
 
 
 @pytest.mark.parametrize(
@@ -484,7 +525,7 @@ def test_versioned_bucket_loses_every_version_and_marker(
     their_versions = {v for v in before if v[0] in theirs}
     assert len(before) == 11 and len(their_versions) == 4
 
-    store = store_for(bucket)
+    store = store_for(bucket, page_size=2)  # deletes while paging through versions
     assert store.dated_units(target)[0].name == "recordings/12/2026/05/30/"
     assert store.count(target, TenantSelection("12")) == 7  # 6 versions and 1 delete marker
     result = store.purge(target, TenantSelection("12"))
