@@ -50,7 +50,10 @@ def free_port() -> int:
 def start_standin(port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "devservers.es_standin_server", "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -63,8 +66,15 @@ def start_standin(port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("the stand-in did not start")
 
 
-def create_indices(client: Any, target: Any, tz: Any, tenants: list[str], months: list[date],
-                   docs_per_index: int, subject_share: float = 0.0) -> int:
+def create_indices(
+    client: Any,
+    target: Any,
+    tz: Any,
+    tenants: list[str],
+    months: list[date],
+    docs_per_index: int,
+    subject_share: float = 0.0,
+) -> int:
     """Create the tenants' monthly indices, each with ``docs_per_index`` documents; returns docs loaded."""
     from include.retention.stores.elasticsearch import index_mappings
 
@@ -82,10 +92,15 @@ def create_indices(client: Any, target: Any, tz: Any, tenants: list[str], months
             for i in range(docs_per_index):
                 agent = "agent-x" if random.random() < subject_share else f"agent-{i % 200}"
                 ops.append({"index": {"_index": name}})
-                ops.append({target.tenant_field: tenant, "agent_id": agent,
-                            "phone_number": f"+659{i % 9_000_000:07d}",
-                            target.time_field: (created + timedelta(minutes=i)).isoformat(),
-                            "message": "agent status changed"})
+                ops.append(
+                    {
+                        target.tenant_field: tenant,
+                        "agent_id": agent,
+                        "phone_number": f"+659{i % 9_000_000:07d}",
+                        target.time_field: (created + timedelta(minutes=i)).isoformat(),
+                        "message": "agent status changed",
+                    }
+                )
                 if len(ops) >= 10_000:
                     assert not client.bulk(operations=ops)["errors"]
                     loaded += len(ops) // 2
@@ -111,9 +126,9 @@ def main() -> int:
     proc = start_standin(port)
     rows: list[tuple[str, str, str, str, str]] = []
     try:
+        import elasticsearch as es_module
         from elasticsearch import Elasticsearch
 
-        import elasticsearch as es_module
         from include.retention.policy import load_policy
         from include.retention.stores.base import ExpiredSelection, SubjectSelection, TenantSelection
         from include.retention.stores.elasticsearch import ElasticsearchStore
@@ -142,9 +157,15 @@ def main() -> int:
             times.append(time.perf_counter() - t0)
             assert result.deleted == 12 * args.small_docs and store.verify(target, TenantSelection(victim)) == 0
         took = statistics.median(times)
-        rows.append((f"termination: 1 tenant's 12 indices among {len(tenants) * 12:,} (median of 5)",
-                     f"{result.details['indices']} indices, {result.deleted} docs", f"{took:.3f}",
-                     f"{12 / took:,.0f} indices/s", f"{result.batches} DELETE request; 3 listings, 1 refresh"))
+        rows.append(
+            (
+                f"termination: 1 tenant's 12 indices among {len(tenants) * 12:,} (median of 5)",
+                f"{result.details['indices']} indices, {result.deleted} docs",
+                f"{took:.3f}",
+                f"{12 / took:,.0f} indices/s",
+                f"{result.batches} DELETE request; 3 listings, 1 refresh",
+            )
+        )
 
         cutoff = datetime(2025, 7, 1, tzinfo=tz)
         selection = ExpiredSelection(before=cutoff)
@@ -153,9 +174,15 @@ def main() -> int:
         took = time.perf_counter() - t0
         expected = (len(tenants) - len(victims)) * 6
         assert result.details["indices"] == expected and store.verify(target, selection) == 0
-        rows.append((f"expiry: 6 months of {len(tenants) - len(victims)} tenants", f"{expected:,} indices, {result.deleted:,} docs",
-                     f"{took:.2f}", f"{expected / took:,.0f} indices/s",
-                     f"{result.batches} DELETE requests of <= 3,000 URL chars"))
+        rows.append(
+            (
+                f"expiry: 6 months of {len(tenants) - len(victims)} tenants",
+                f"{expected:,} indices, {result.deleted:,} docs",
+                f"{took:.2f}",
+                f"{expected / took:,.0f} indices/s",
+                f"{result.batches} DELETE requests of <= 3,000 URL chars",
+            )
+        )
 
         # Baseline: the same number of indices, one DELETE each.
         names = [target.index.render(tenant=t, month=m) for t in tenants if t not in victims for m in YEAR[6:]]
@@ -163,8 +190,15 @@ def main() -> int:
         for name in names:
             client.indices.delete(index=name)
         took = time.perf_counter() - t0
-        rows.append(("baseline: the other 6 months, one DELETE per index", f"{len(names):,} indices", f"{took:.2f}",
-                     f"{len(names) / took:,.0f} indices/s", f"{len(names):,} DELETE requests"))
+        rows.append(
+            (
+                "baseline: the other 6 months, one DELETE per index",
+                f"{len(names):,} indices",
+                f"{took:.2f}",
+                f"{len(names) / took:,.0f} indices/s",
+                f"{len(names):,} DELETE requests",
+            )
+        )
 
         # 3: one tenant's year, 12 x docs_per_index documents; one agent owns ~5 % of them.
         tenant = str(TENANT_BASE + 99_999)
@@ -179,24 +213,36 @@ def main() -> int:
             result = store_b.purge(target, subject)
             took = time.perf_counter() - t0
             assert result.deleted == planned and store_b.verify(target, subject) == 0
-            rows.append((f"deletion request: 1 agent in 12 x {args.docs_per_index:,} docs (scroll_size {batch_size:,})",
-                         f"{result.deleted:,} of {docs:,} docs", f"{took:.2f}",
-                         f"{result.deleted / took:,.0f} docs deleted/s; {docs / took:,.0f} docs scanned/s",
-                         f"{len(result.details['tasks'])} task(s), {result.batches} batches; "  # type: ignore[arg-type]
-                         f"the task itself took {result.details['task_seconds']} s"))
+            rows.append(
+                (
+                    f"deletion request: 1 agent in 12 x {args.docs_per_index:,} docs (scroll_size {batch_size:,})",
+                    f"{result.deleted:,} of {docs:,} docs",
+                    f"{took:.2f}",
+                    f"{result.deleted / took:,.0f} docs deleted/s; {docs / took:,.0f} docs scanned/s",
+                    f"{len(result.details['tasks'])} task(s), {result.batches} batches; "  # type: ignore[arg-type]
+                    f"the task itself took {result.details['task_seconds']} s",
+                )
+            )
             # Put the agent's documents back for the next batch size.
             ops: list[dict[str, Any]] = []
             for i in range(planned):
                 month = YEAR[i % 12]
-                ops += [{"index": {"_index": target.index.render(tenant=tenant, month=month)}},
-                        {target.tenant_field: tenant, "agent_id": "agent-x",
-                         target.time_field: datetime(month.year, month.month, 2, tzinfo=tz).isoformat()}]
+                ops += [
+                    {"index": {"_index": target.index.render(tenant=tenant, month=month)}},
+                    {
+                        target.tenant_field: tenant,
+                        "agent_id": "agent-x",
+                        target.time_field: datetime(month.year, month.month, 2, tzinfo=tz).isoformat(),
+                    },
+                ]
             for i in range(0, len(ops), 10_000):
                 assert not client.bulk(operations=ops[i : i + 10_000])["errors"]
             client.indices.refresh(index=target.index.prefix(tenant=tenant) + "*")
         client.close()
-        versions = (f"Python {platform.python_version()}, elasticsearch-py {es_module.__versionstr__}, "
-                    f"stand-in {client_version(port)}")
+        versions = (
+            f"Python {platform.python_version()}, elasticsearch-py {es_module.__versionstr__}, "
+            f"stand-in {client_version(port)}"
+        )
     finally:
         proc.terminate()
         try:
@@ -204,8 +250,10 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
 
-    print(f"\nMachine: {os.cpu_count()} cores, {platform.platform()}; {versions}; "
-          f"load average at the end {os.getloadavg()[0]:.1f}\n")
+    print(
+        f"\nMachine: {os.cpu_count()} cores, {platform.platform()}; {versions}; "
+        f"load average at the end {os.getloadavg()[0]:.1f}\n"
+    )
     print("| scenario | deleted | seconds | rate | requests |")
     print("|---|---|---|---|---|")
     for row in rows:

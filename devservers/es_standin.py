@@ -83,8 +83,9 @@ def ensure() -> Endpoint:
             stop(NAME)
         log = RUN_DIR / "es-standin" / "es-standin.log"
         say(f"starting the Elasticsearch stand-in on 127.0.0.1:{PORT}")
-        start(NAME, [sys.executable, "-m", "devservers.es_standin_server", "--port", str(PORT)], log=log,
-              cwd=PROJECT_ROOT)
+        start(
+            NAME, [sys.executable, "-m", "devservers.es_standin_server", "--port", str(PORT)], log=log, cwd=PROJECT_ROOT
+        )
         wait_for_port(PORT, seconds=20, what="the Elasticsearch stand-in", log=log)
         deadline = time.monotonic() + 10
         while _standin_info(PORT) is None:

@@ -95,14 +95,20 @@ def unsupported(what: str) -> EsError:
 
 
 def index_not_found(name: str) -> EsError:
-    return EsError(404, "index_not_found_exception", f"no such index [{name}]",
-                   **{"resource.type": "index_or_alias", "resource.id": name, "index": name})
+    return EsError(
+        404,
+        "index_not_found_exception",
+        f"no such index [{name}]",
+        **{"resource.type": "index_or_alias", "resource.id": name, "index": name},
+    )
 
 
 FAULT_BODIES = {
-    429: ("es_rejected_execution_exception",
-          "rejected execution of coordinating operation [coordinating_and_primary_bytes=0, "
-          "replica_bytes=0, all_bytes=0, coordinating_operation_bytes=0, max_coordinating_and_primary_bytes=0]"),
+    429: (
+        "es_rejected_execution_exception",
+        "rejected execution of coordinating operation [coordinating_and_primary_bytes=0, "
+        "replica_bytes=0, all_bytes=0, coordinating_operation_bytes=0, max_coordinating_and_primary_bytes=0]",
+    ),
     503: ("cluster_block_exception", "blocked by: [SERVICE_UNAVAILABLE/1/state not recovered / initialized];"),
 }
 
@@ -135,7 +141,9 @@ def parse_date(value: Any, tz: timezone | ZoneInfo = timezone.utc) -> int:
     if not m:
         m2 = re.fullmatch(r"(\d{4})/(\d{2})/(\d{2})(?: (\d{2}):(\d{2}):(\d{2}))?(?: ([+-]\d{4}))?", text)
         if not m2:
-            raise ValueError(f"failed to parse date field [{text}] with format [strict_date_optional_time||epoch_millis]")
+            raise ValueError(
+                f"failed to parse date field [{text}] with format [strict_date_optional_time||epoch_millis]"
+            )
         y, mo, d, h, mi, s, off = m2.groups()
         tzinfo: Any = tz
         if off:
@@ -152,8 +160,15 @@ def parse_date(value: Any, tz: timezone | ZoneInfo = timezone.utc) -> int:
             raw = g["tz"].replace(":", "")
             sign = -1 if raw[0] == "-" else 1
             tzinfo = timezone(sign * timedelta(hours=int(raw[1:3]), minutes=int(raw[3:5] or 0)))
-    dt = datetime(int(g["y"]), int(g["mo"] or 1), int(g["d"] or 1), int(g["h"] or 0), int(g["mi"] or 0),
-                  int(g["s"] or 0), tzinfo=tzinfo)
+    dt = datetime(
+        int(g["y"]),
+        int(g["mo"] or 1),
+        int(g["d"] or 1),
+        int(g["h"] or 0),
+        int(g["mi"] or 0),
+        int(g["s"] or 0),
+        tzinfo=tzinfo,
+    )
     return int(dt.timestamp()) * 1000 + int(frac[:3])
 
 
@@ -172,7 +187,9 @@ def parse_time_value(text: str, what: str) -> float:
         return -1.0
     m = re.fullmatch(r"(\d+(?:\.\d+)?)(nanos|micros|ms|s|m|h|d)", text)
     if not m:
-        raise bad_request(f"failed to parse setting [{what}] with value [{text}] as a time value: unit is missing or unrecognized")
+        raise bad_request(
+            f"failed to parse setting [{what}] with value [{text}] as a time value: unit is missing or unrecognized"
+        )
     scale = {"nanos": 1e-9, "micros": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
     return float(m.group(1)) * scale
 
@@ -190,8 +207,13 @@ NUMERIC_TYPES = {"long", "integer", "short", "byte", "double", "float", "half_fl
 INTEGER_TYPES = {"long", "integer", "short", "byte", "unsigned_long"}
 KEYWORD_TYPES = {"keyword", "constant_keyword"}
 SUPPORTED_TYPES = NUMERIC_TYPES | KEYWORD_TYPES | {"text", "date", "boolean", "object"}
-DATE_FORMATS = {"strict_date_optional_time", "epoch_millis", "date_optional_time",
-                "strict_date_optional_time||epoch_millis", "date_optional_time||epoch_millis"}
+DATE_FORMATS = {
+    "strict_date_optional_time",
+    "epoch_millis",
+    "date_optional_time",
+    "strict_date_optional_time||epoch_millis",
+    "date_optional_time||epoch_millis",
+}
 
 
 @dataclass
@@ -213,8 +235,20 @@ def _check_mapping(props: dict[str, Any], prefix: str = "") -> None:
             raise unsupported(f"field type [{ftype}] (field [{prefix}{name}])")
         if ftype == "date" and spec.get("format", "strict_date_optional_time||epoch_millis") not in DATE_FORMATS:
             raise unsupported(f"date format [{spec['format']}] (field [{prefix}{name}])")
-        known = {"type", "properties", "fields", "ignore_above", "format", "index", "doc_values", "dynamic",
-                 "null_value", "store", "norms", "value"}
+        known = {
+            "type",
+            "properties",
+            "fields",
+            "ignore_above",
+            "format",
+            "index",
+            "doc_values",
+            "dynamic",
+            "null_value",
+            "store",
+            "norms",
+            "value",
+        }
         extra = set(spec) - known
         if extra:
             raise unsupported(f"mapping parameters {sorted(extra)} (field [{prefix}{name}])")
@@ -236,8 +270,9 @@ def _flatten_mapping(props: dict[str, Any], prefix: str = "") -> dict[str, Field
             continue
         out[path] = FieldSpec(path, ftype, path, spec.get("ignore_above"))
         for sub, subspec in spec.get("fields", {}).items():
-            out[f"{path}.{sub}"] = FieldSpec(f"{path}.{sub}", subspec.get("type", "keyword"), path,
-                                             subspec.get("ignore_above"))
+            out[f"{path}.{sub}"] = FieldSpec(
+                f"{path}.{sub}", subspec.get("type", "keyword"), path, subspec.get("ignore_above")
+            )
     return out
 
 
@@ -297,7 +332,7 @@ class Index:
     settings: dict[str, str]
     mappings: dict[str, Any]
     uuid: str = field(default_factory=lambda: base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()[:22])
-    live: dict[str, Doc] = field(default_factory=dict)       # what GET /_doc sees (real-time)
+    live: dict[str, Doc] = field(default_factory=dict)  # what GET /_doc sees (real-time)
     searchable: dict[str, Doc] = field(default_factory=dict)  # what search/count see (last refresh)
     pending: dict[str, Doc | None] = field(default_factory=dict)  # changes since the last refresh
     seq_no: int = -1
@@ -360,9 +395,12 @@ class Index:
             raise EsError(400, "index_closed_exception", "closed", index=self.name)
         old = self.live.get(doc_id)
         if old is not None and op_type == "create":
-            raise EsError(409, "version_conflict_engine_exception",
-                          f"[{doc_id}]: version conflict, document already exists (current version [{old.version}])",
-                          index=self.name)
+            raise EsError(
+                409,
+                "version_conflict_engine_exception",
+                f"[{doc_id}]: version conflict, document already exists (current version [{old.version}])",
+                index=self.name,
+            )
         self._map_document(doc_id, source)
         self.seq_no += 1
         size = len(json.dumps(source, separators=(",", ":")))
@@ -378,8 +416,12 @@ class Index:
         old = self.live.get(doc_id)
         if if_seq_no is not None and (old is None or old.seq_no != if_seq_no):
             current = "document does not exist" if old is None else f"current document has seqNo [{old.seq_no}]"
-            raise EsError(409, "version_conflict_engine_exception",
-                          f"[{doc_id}]: version conflict, required seqNo [{if_seq_no}], {current}", index=self.name)
+            raise EsError(
+                409,
+                "version_conflict_engine_exception",
+                f"[{doc_id}]: version conflict, required seqNo [{if_seq_no}], {current}",
+                index=self.name,
+            )
         if old is None:
             return None
         self.seq_no += 1
@@ -410,8 +452,11 @@ class Index:
                 continue
             if spec is None:
                 if dynamic == "strict":
-                    raise EsError(400, "strict_dynamic_mapping_exception",
-                                  f"[1:2] mapping set to strict, dynamic introduction of [{key}] within [_doc] is not allowed")
+                    raise EsError(
+                        400,
+                        "strict_dynamic_mapping_exception",
+                        f"[1:2] mapping set to strict, dynamic introduction of [{key}] within [_doc] is not allowed",
+                    )
                 if dynamic == "false":
                     continue  # kept in _source, not searchable: exactly what ES does
                 spec = self._dynamic_spec(values[0])
@@ -421,11 +466,16 @@ class Index:
             for item in values:
                 if ftype == "object":
                     if not isinstance(item, dict):
-                        raise EsError(400, "document_parsing_exception",
-                                      f"[1:2] object mapping for [{path}] tried to parse field [{key}] as object, "
-                                      "but found a concrete value")
+                        raise EsError(
+                            400,
+                            "document_parsing_exception",
+                            f"[1:2] object mapping for [{path}] tried to parse field [{key}] as object, "
+                            "but found a concrete value",
+                        )
                     sub_dynamic = str(spec.get("dynamic", dynamic)).lower()
-                    changed |= self._map_object(doc_id, item, spec.setdefault("properties", {}), path + ".", sub_dynamic)
+                    changed |= self._map_object(
+                        doc_id, item, spec.setdefault("properties", {}), path + ".", sub_dynamic
+                    )
                 else:
                     self._check_value(doc_id, path, ftype, spec, item)
         return changed
@@ -452,9 +502,12 @@ class Index:
     def _check_value(doc_id: str, path: str, ftype: str, spec: dict[str, Any], value: Any) -> None:
         def fail() -> EsError:
             preview = json.dumps(value)[:40]
-            return EsError(400, "document_parsing_exception",
-                           f"[1:2] failed to parse field [{path}] of type [{ftype}] in document with id '{doc_id}'. "
-                           f"Preview of field's value: '{preview}'")
+            return EsError(
+                400,
+                "document_parsing_exception",
+                f"[1:2] failed to parse field [{path}] of type [{ftype}] in document with id '{doc_id}'. "
+                f"Preview of field's value: '{preview}'",
+            )
 
         if isinstance(value, dict):
             raise fail()
@@ -485,14 +538,25 @@ def _flatten_settings(raw: Any, prefix: str = "") -> dict[str, str]:
     return {k if k.startswith("index.") else f"index.{k}": v for k, v in out.items()}
 
 
-SETTABLE = {"index.number_of_shards", "index.number_of_replicas", "index.creation_date", "index.refresh_interval",
-            "index.max_result_window", "index.hidden"}
+SETTABLE = {
+    "index.number_of_shards",
+    "index.number_of_replicas",
+    "index.creation_date",
+    "index.refresh_interval",
+    "index.max_result_window",
+    "index.hidden",
+}
 
 
 def validate_index_name(name: str) -> None:
     def invalid(why: str) -> EsError:
-        return EsError(400, "invalid_index_name_exception", f"Invalid index name [{name}], {why}",
-                       index=name, **{"index_uuid": "_na_"})
+        return EsError(
+            400,
+            "invalid_index_name_exception",
+            f"Invalid index name [{name}], {why}",
+            index=name,
+            **{"index_uuid": "_na_"},
+        )
 
     if name != name.lower():
         raise invalid("must be lowercase")
@@ -512,19 +576,47 @@ def validate_index_name(name: str) -> None:
 Predicate = Callable[[Doc], bool]
 TERM_LEVEL_QUERIES = {"term", "terms", "range", "exists", "ids"}
 KNOWN_ES_QUERIES = {
-    "match", "match_phrase", "match_phrase_prefix", "multi_match", "query_string", "simple_query_string",
-    "prefix", "wildcard", "regexp", "fuzzy", "nested", "has_child", "has_parent", "geo_distance",
-    "geo_bounding_box", "script", "script_score", "function_score", "dis_max", "constant_score", "boosting",
-    "more_like_this", "terms_set", "intervals", "combined_fields", "knn", "percolate", "span_term",
+    "match",
+    "match_phrase",
+    "match_phrase_prefix",
+    "multi_match",
+    "query_string",
+    "simple_query_string",
+    "prefix",
+    "wildcard",
+    "regexp",
+    "fuzzy",
+    "nested",
+    "has_child",
+    "has_parent",
+    "geo_distance",
+    "geo_bounding_box",
+    "script",
+    "script_score",
+    "function_score",
+    "dis_max",
+    "constant_score",
+    "boosting",
+    "more_like_this",
+    "terms_set",
+    "intervals",
+    "combined_fields",
+    "knn",
+    "percolate",
+    "span_term",
 }
 
 
 def compile_query(query: Any, index: Index) -> Predicate:
     """Turn an ES query into a predicate over ``_source`` for one index (its mapping decides types)."""
     if not isinstance(query, dict) or len(query) != 1:
-        raise bad_request("query malformed, must start with start_object" if not isinstance(query, dict)
-                          else "[_na] query malformed, no start_object after query name", "parsing_exception")
-    (kind, body), = query.items()
+        raise bad_request(
+            "query malformed, must start with start_object"
+            if not isinstance(query, dict)
+            else "[_na] query malformed, no start_object after query name",
+            "parsing_exception",
+        )
+    ((kind, body),) = query.items()
     if kind == "match_all":
         _only(body, {"boost", "_name"}, kind)
         return lambda doc: True
@@ -539,7 +631,9 @@ def compile_query(query: Any, index: Index) -> Predicate:
         ids = {str(v) for v in body.get("values", [])}
         return lambda doc: doc.id in ids
     if kind in KNOWN_ES_QUERIES:
-        raise unsupported(f"the [{kind}] query (supported: match_all, match_none, bool, term, terms, range, exists, ids)")
+        raise unsupported(
+            f"the [{kind}] query (supported: match_all, match_none, bool, term, terms, range, exists, ids)"
+        )
     raise bad_request(f"unknown query [{kind}]", "parsing_exception")
 
 
@@ -572,6 +666,7 @@ def _compile_bool(body: Any, index: Index) -> Predicate:
         raise unsupported(f"minimum_should_match [{msm_raw}] (only whole numbers)")
 
     if not must_not and not msm:
+
         def conjunction(doc: Doc) -> bool:
             for p in must:
                 if not p(doc):
@@ -605,7 +700,9 @@ def _compile_field_query(kind: str, body: Any, index: Index) -> Predicate:
         raise bad_request(f"[{kind}] query malformed", "parsing_exception")
     names = [k for k in body if k not in ("boost", "_name")]
     if len(names) != 1:
-        raise bad_request(f"[{kind}] query doesn't support multiple fields, found [{', '.join(names)}]", "parsing_exception")
+        raise bad_request(
+            f"[{kind}] query doesn't support multiple fields, found [{', '.join(names)}]", "parsing_exception"
+        )
     name = names[0]
     arg = body[name]
     spec = index.fields.get(name)
@@ -622,8 +719,13 @@ def _compile_field_query(kind: str, body: Any, index: Index) -> Predicate:
     def values(doc: Doc) -> Iterator[Any]:
         if len(parts) == 1:  # the common case, without the generic walk
             raw_value = doc.source.get(parts[0])
-            raws: Iterable[Any] = (raw_value if isinstance(raw_value, list) else
-                                   () if raw_value is None or isinstance(raw_value, dict) else (raw_value,))
+            raws: Iterable[Any] = (
+                raw_value
+                if isinstance(raw_value, list)
+                else ()
+                if raw_value is None or isinstance(raw_value, dict)
+                else (raw_value,)
+            )
         else:
             raws = extract(doc.source, parts)
         for raw in raws:
@@ -680,8 +782,11 @@ def _compile_field_query(kind: str, body: Any, index: Index) -> Predicate:
         except ValueError:
             raise bad_request(f"unknown time zone [{arg['time_zone']}]") from None
     range_conv = (lambda v: parse_date(v, tz)) if spec.type == "date" else conv
-    bounds = [(op, _convert_query_value(range_conv, arg[op], name)) for op in ("gt", "gte", "lt", "lte")
-              if arg.get(op) is not None]
+    bounds = [
+        (op, _convert_query_value(range_conv, arg[op], name))
+        for op in ("gt", "gte", "lt", "lte")
+        if arg.get(op) is not None
+    ]
     ops = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b}
     checks = [(ops[op], bound) for op, bound in bounds]
     return lambda doc: any(all(check(v, bound) for check, bound in checks) for v in values(doc))
@@ -720,13 +825,15 @@ def _converter(spec: FieldSpec) -> Callable[[Any], Any]:
 
 def _convert_query_value(conv: Callable[[Any], Any], value: Any, name: str) -> Any:
     if isinstance(value, (dict, list)):
-        raise bad_request(f"[term] query does not support array or object values for field [{name}]", "parsing_exception")
+        raise bad_request(
+            f"[term] query does not support array or object values for field [{name}]", "parsing_exception"
+        )
     try:
         return conv(value)
     except EsError:
         raise
     except (ValueError, TypeError):
-        raise bad_request(f"failed to create query: For input string: \"{value}\"", "query_shard_exception") from None
+        raise bad_request(f'failed to create query: For input string: "{value}"', "query_shard_exception") from None
 
 
 # --------------------------------------------------------------------------- the cluster
@@ -742,8 +849,14 @@ class Fault:
     delay: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "count": self.count, "paths": self.paths, "methods": list(self.methods),
-                "stage": self.stage, "delay": self.delay}
+        return {
+            "status": self.status,
+            "count": self.count,
+            "paths": self.paths,
+            "methods": list(self.methods),
+            "stage": self.stage,
+            "delay": self.delay,
+        }
 
 
 @dataclass
@@ -802,7 +915,8 @@ class Cluster:
                 glob = "*" if pattern == "_all" else pattern
                 regex = re.compile("^" + ".*".join(re.escape(piece) for piece in glob.split("*")) + "$")
                 matches = [
-                    ix for name, ix in self.indices.items()
+                    ix
+                    for name, ix in self.indices.items()
                     if regex.match(name)
                     and (("closed" in expand) if ix.closed else ("open" in expand))
                     and (not ix.hidden or "hidden" in expand or pattern.startswith("."))
@@ -837,8 +951,13 @@ class Cluster:
     def create_index(self, name: str, body: dict[str, Any]) -> Index:
         validate_index_name(name)
         if name in self.indices:
-            raise EsError(400, "resource_already_exists_exception", f"index [{name}/{self.indices[name].uuid}] already exists",
-                          index=name, index_uuid=self.indices[name].uuid)
+            raise EsError(
+                400,
+                "resource_already_exists_exception",
+                f"index [{name}/{self.indices[name].uuid}] already exists",
+                index=name,
+                index_uuid=self.indices[name].uuid,
+            )
         extra = set(body) - {"settings", "mappings", "aliases"}
         if extra:
             raise bad_request(f"unknown key [{sorted(extra)[0]}] for create index", "parse_exception")
@@ -848,9 +967,16 @@ class Cluster:
         unknown = set(settings) - SETTABLE
         if unknown:
             key = sorted(unknown)[0]
-            raise bad_request(f"unknown setting [{key}] please check that any required plugins are installed, or check "
-                              "the breaking changes documentation for removed settings")
-        for key in ("index.number_of_shards", "index.number_of_replicas", "index.creation_date", "index.max_result_window"):
+            raise bad_request(
+                f"unknown setting [{key}] please check that any required plugins are installed, or check "
+                "the breaking changes documentation for removed settings"
+            )
+        for key in (
+            "index.number_of_shards",
+            "index.number_of_replicas",
+            "index.creation_date",
+            "index.max_result_window",
+        ):
             if key in settings and not re.fullmatch(r"\d+", settings[key]):
                 raise bad_request(f"Failed to parse value [{settings[key]}] for setting [{key}]")
         if "index.refresh_interval" in settings:
@@ -897,8 +1023,15 @@ class Cluster:
 
     def log_request(self, method: str, path: str, status: int) -> None:
         with self.lock:
-            self.requests.append({"seq": next(self.request_seq), "method": method, "path": path, "status": status,
-                                  "time": round(time.time(), 3)})
+            self.requests.append(
+                {
+                    "seq": next(self.request_seq),
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "time": round(time.time(), 3),
+                }
+            )
 
 
 CLUSTER = Cluster()
@@ -910,9 +1043,20 @@ CLUSTER = Cluster()
 class DeleteByQuery:
     """One delete-by-query: snapshot what is searchable, delete it in batches with version checks."""
 
-    def __init__(self, cluster: Cluster, indices: list[Index], predicates: dict[str, Predicate], *,
-                 abort_on_conflict: bool, scroll_size: int, slices: int, refresh: bool, max_docs: int | None,
-                 requests_per_second: float, task: Task | None) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        indices: list[Index],
+        predicates: dict[str, Predicate],
+        *,
+        abort_on_conflict: bool,
+        scroll_size: int,
+        slices: int,
+        refresh: bool,
+        max_docs: int | None,
+        requests_per_second: float,
+        task: Task | None,
+    ) -> None:
         self.cluster, self.indices, self.predicates = cluster, indices, predicates
         self.abort_on_conflict, self.scroll_size, self.slices = abort_on_conflict, scroll_size, slices
         self.refresh, self.max_docs, self.rps, self.task = refresh, max_docs, requests_per_second, task
@@ -923,12 +1067,24 @@ class DeleteByQuery:
 
     @staticmethod
     def _zero() -> dict[str, Any]:
-        return {"total": 0, "deleted": 0, "batches": 0, "version_conflicts": 0, "noops": 0,
-                "retries": {"bulk": 0, "search": 0}, "throttled_millis": 0}
+        return {
+            "total": 0,
+            "deleted": 0,
+            "batches": 0,
+            "version_conflicts": 0,
+            "noops": 0,
+            "retries": {"bulk": 0, "search": 0},
+            "throttled_millis": 0,
+        }
 
     def status(self) -> dict[str, Any]:
-        status = {**copy.deepcopy(self.totals), "updated": 0, "created": 0,
-                  "requests_per_second": self.rps, "throttled_until_millis": 0}
+        status = {
+            **copy.deepcopy(self.totals),
+            "updated": 0,
+            "created": 0,
+            "requests_per_second": self.rps,
+            "throttled_until_millis": 0,
+        }
         if self.slice_status:
             status["slices"] = copy.deepcopy(self.slice_status)
         return status
@@ -989,8 +1145,14 @@ class DeleteByQuery:
                 failure = self.cluster.take_fault("delete_by_query")
                 if failure:
                     reason, kind = FAULT_BODIES[failure.status][1], FAULT_BODIES[failure.status][0]
-                    self.failures.append({"index": ix.name, "id": doc_id, "cause": {"type": kind, "reason": reason},
-                                          "status": failure.status})
+                    self.failures.append(
+                        {
+                            "index": ix.name,
+                            "id": doc_id,
+                            "cause": {"type": kind, "reason": reason},
+                            "status": failure.status,
+                        }
+                    )
                     aborted = True
                     continue
                 try:
@@ -1001,11 +1163,16 @@ class DeleteByQuery:
                         raise
                     conflicts += 1
                     if self.abort_on_conflict:
-                        self.failures.append({"index": ix.name, "id": doc_id,
-                                              "cause": {"type": exc.type, "reason": exc.reason, "index": ix.name},
-                                              "status": 409})
+                        self.failures.append(
+                            {
+                                "index": ix.name,
+                                "id": doc_id,
+                                "cause": {"type": exc.type, "reason": exc.reason, "index": ix.name},
+                                "status": 409,
+                            }
+                        )
                         aborted = True
-            for counts in ([self.totals] + ([self.slice_status[slice_id]] if self.slice_status else [])):
+            for counts in [self.totals] + ([self.slice_status[slice_id]] if self.slice_status else []):
                 counts["deleted"] += deleted
                 counts["version_conflicts"] += conflicts
                 counts["batches"] += 1
@@ -1017,8 +1184,12 @@ class DeleteByQuery:
         status = self.status()
         status.pop("updated", None)
         status.pop("created", None)
-        return {"took": int((time.monotonic() - self.start) * 1000), "timed_out": False, **status,
-                "failures": self.failures}
+        return {
+            "took": int((time.monotonic() - self.start) * 1000),
+            "timed_out": False,
+            **status,
+            "failures": self.failures,
+        }
 
 
 def zlib_crc(text: str) -> int:
@@ -1102,14 +1273,19 @@ def check_media_types(headers: Any, has_body: bool) -> str | None:
                     raise _media_error(accept, content, f"Invalid media-type value on headers [{header_name}]")
                 if version not in SUPPORTED_COMPAT:
                     raise _media_error(
-                        accept, content,
+                        accept,
+                        content,
                         f"{header_name} version must be either version {' or '.join(reversed(SUPPORTED_COMPAT))}, "
                         f"but found {version}. {header_name}={value}",
                     )
                 versions[header_name] = version
     if len(set(versions.values())) > 1:
-        raise _media_error(accept, content, "A compatible version is required on both Content-Type and Accept headers "
-                           "if either one has requested a compatible version and the compatible versions must match.")
+        raise _media_error(
+            accept,
+            content,
+            "A compatible version is required on both Content-Type and Accept headers "
+            "if either one has requested a compatible version and the compatible versions must match.",
+        )
     if has_body and content:
         mime = _media_types(content)[0][0] if _media_types(content) else ""
         if mime.replace("vnd.elasticsearch+", "") not in ("application/json", "application/x-ndjson"):
@@ -1166,23 +1342,25 @@ def ok(body: Any, status: int = 200, **headers: str) -> Response:
 @route("GET|HEAD", "/")
 def info(req: Request) -> Response:
     req.check_params()
-    return ok({
-        "name": "es-standin",
-        "cluster_name": CLUSTER_NAME,
-        "cluster_uuid": CLUSTER.cluster_uuid,
-        "version": {
-            "number": ES_VERSION,
-            "build_flavor": "default",
-            "build_type": "standin",
-            "build_hash": SOURCE_SHA256[:40],
-            "build_date": "2026-01-01T00:00:00.000Z",
-            "build_snapshot": False,
-            "lucene_version": LUCENE_VERSION,
-            "minimum_wire_compatibility_version": "7.17.0",
-            "minimum_index_compatibility_version": "7.0.0",
-        },
-        "tagline": "You Know, for Search",
-    })
+    return ok(
+        {
+            "name": "es-standin",
+            "cluster_name": CLUSTER_NAME,
+            "cluster_uuid": CLUSTER.cluster_uuid,
+            "version": {
+                "number": ES_VERSION,
+                "build_flavor": "default",
+                "build_type": "standin",
+                "build_hash": SOURCE_SHA256[:40],
+                "build_date": "2026-01-01T00:00:00.000Z",
+                "build_snapshot": False,
+                "lucene_version": LUCENE_VERSION,
+                "minimum_wire_compatibility_version": "7.17.0",
+                "minimum_index_compatibility_version": "7.0.0",
+            },
+            "tagline": "You Know, for Search",
+        }
+    )
 
 
 @route("GET", "/_cluster/health")
@@ -1192,14 +1370,25 @@ def cluster_health(req: Request) -> Response:
         indices = list(CLUSTER.indices.values())
     yellow = any(ix.health == "yellow" for ix in indices)
     shards = sum(ix.shards for ix in indices)
-    return ok({
-        "cluster_name": CLUSTER_NAME, "status": "yellow" if yellow else "green", "timed_out": False,
-        "number_of_nodes": 1, "number_of_data_nodes": 1, "active_primary_shards": shards, "active_shards": shards,
-        "relocating_shards": 0, "initializing_shards": 0,
-        "unassigned_shards": sum(ix.shards * ix.replicas for ix in indices), "delayed_unassigned_shards": 0,
-        "number_of_pending_tasks": 0, "number_of_in_flight_fetch": 0, "task_max_waiting_in_queue_millis": 0,
-        "active_shards_percent_as_number": 100.0,
-    })
+    return ok(
+        {
+            "cluster_name": CLUSTER_NAME,
+            "status": "yellow" if yellow else "green",
+            "timed_out": False,
+            "number_of_nodes": 1,
+            "number_of_data_nodes": 1,
+            "active_primary_shards": shards,
+            "active_shards": shards,
+            "relocating_shards": 0,
+            "initializing_shards": 0,
+            "unassigned_shards": sum(ix.shards * ix.replicas for ix in indices),
+            "delayed_unassigned_shards": 0,
+            "number_of_pending_tasks": 0,
+            "number_of_in_flight_fetch": 0,
+            "task_max_waiting_in_queue_millis": 0,
+            "active_shards_percent_as_number": 100.0,
+        }
+    )
 
 
 # -- indices
@@ -1246,8 +1435,12 @@ def get_index(req: Request, index: str) -> Response:
     flat = req.flag("flat_settings")
     req.check_params(also={"master_timeout", "include_defaults", "local"})
     with CLUSTER.lock:
-        return ok({ix.name: {"aliases": {}, "mappings": copy.deepcopy(ix.mappings), "settings": _settings_view(ix, flat)}
-                   for ix in CLUSTER.resolve(index, **opts)})
+        return ok(
+            {
+                ix.name: {"aliases": {}, "mappings": copy.deepcopy(ix.mappings), "settings": _settings_view(ix, flat)}
+                for ix in CLUSTER.resolve(index, **opts)
+            }
+        )
 
 
 @route("DELETE", "/{index}")
@@ -1260,7 +1453,11 @@ def delete_index(req: Request, index: str) -> Response:
     req.check_params()
     names = [n for n in index.split(",") if n]
     # action.destructive_requires_name=true (the ES 8 default): explicit names only.
-    if any("*" in n or n == "_all" or n.startswith("-") for n in names) or not names or expand not in (None, "open", "closed", "open,closed"):
+    if (
+        any("*" in n or n == "_all" or n.startswith("-") for n in names)
+        or not names
+        or expand not in (None, "open", "closed", "open,closed")
+    ):
         raise bad_request("Wildcard expressions or all indices are not allowed")
     with CLUSTER.lock:
         missing = [n for n in names if n not in CLUSTER.indices]
@@ -1318,8 +1515,9 @@ def close_index(req: Request, index: str) -> Response:
         for ix in found:
             ix.refresh()
             ix.closed = True
-    return ok({"acknowledged": True, "shards_acknowledged": True,
-               "indices": {ix.name: {"closed": True} for ix in found}})
+    return ok(
+        {"acknowledged": True, "shards_acknowledged": True, "indices": {ix.name: {"closed": True} for ix in found}}
+    )
 
 
 @route("POST", "/{index}/_open")
@@ -1349,13 +1547,33 @@ def refresh(req: Request, index: str | None = None) -> Response:
 
 
 CAT_COLUMNS = {
-    "health": ("h",), "status": ("s",), "index": ("i", "idx"), "uuid": ("id", "uuid"), "pri": ("p", "shards.primary"),
-    "rep": ("r", "shards.replica"), "docs.count": ("dc", "docsCount"), "docs.deleted": ("dd", "docsDeleted"),
-    "creation.date": ("cd",), "creation.date.string": ("cds",), "store.size": ("ss", "storeSize"),
-    "pri.store.size": (), "dataset.size": (),
+    "health": ("h",),
+    "status": ("s",),
+    "index": ("i", "idx"),
+    "uuid": ("id", "uuid"),
+    "pri": ("p", "shards.primary"),
+    "rep": ("r", "shards.replica"),
+    "docs.count": ("dc", "docsCount"),
+    "docs.deleted": ("dd", "docsDeleted"),
+    "creation.date": ("cd",),
+    "creation.date.string": ("cds",),
+    "store.size": ("ss", "storeSize"),
+    "pri.store.size": (),
+    "dataset.size": (),
 }
-CAT_DEFAULT = ["health", "status", "index", "uuid", "pri", "rep", "docs.count", "docs.deleted", "store.size",
-               "pri.store.size", "dataset.size"]
+CAT_DEFAULT = [
+    "health",
+    "status",
+    "index",
+    "uuid",
+    "pri",
+    "rep",
+    "docs.count",
+    "docs.deleted",
+    "store.size",
+    "pri.store.size",
+    "dataset.size",
+]
 CAT_ALIASES = {alias: name for name, aliases in CAT_COLUMNS.items() for alias in aliases}
 
 
@@ -1368,13 +1586,19 @@ def _cat_row(ix: Index, bytes_unit: str | None) -> dict[str, Any]:
         return str(n // {"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30}[bytes_unit])
 
     return {
-        "health": ix.health, "status": "close" if ix.closed else "open", "index": ix.name, "uuid": ix.uuid,
-        "pri": str(ix.shards), "rep": str(ix.replicas),
+        "health": ix.health,
+        "status": "close" if ix.closed else "open",
+        "index": ix.name,
+        "uuid": ix.uuid,
+        "pri": str(ix.shards),
+        "rep": str(ix.replicas),
         "docs.count": None if ix.closed else str(len(ix.searchable)),
         "docs.deleted": None if ix.closed else str(ix.deleted_docs),
-        "creation.date": str(ix.creation_date), "creation.date.string": iso_millis(ix.creation_date),
+        "creation.date": str(ix.creation_date),
+        "creation.date.string": iso_millis(ix.creation_date),
         # The size of the JSON sources: the stand-in has no Lucene segments to measure.
-        "store.size": None if ix.closed else size(ix.bytes), "pri.store.size": None if ix.closed else size(ix.bytes),
+        "store.size": None if ix.closed else size(ix.bytes),
+        "pri.store.size": None if ix.closed else size(ix.bytes),
         "dataset.size": None if ix.closed else size(ix.bytes),
     }
 
@@ -1418,8 +1642,10 @@ def cat_indices(req: Request, index: str | None = None) -> Response:
             if col not in CAT_COLUMNS:
                 raise unsupported(f"sorting _cat/indices by [{col}]")
             numeric = col in ("docs.count", "docs.deleted", "creation.date", "pri", "rep")
-            rows.sort(key=lambda r: (r[col] is None, int(r[col]) if numeric and r[col] is not None else (r[col] or "")),
-                      reverse=order == "desc")
+            rows.sort(
+                key=lambda r: (r[col] is None, int(r[col]) if numeric and r[col] is not None else (r[col] or "")),
+                reverse=order == "desc",
+            )
     rows = [{c: r[c] for c in columns} for r in rows]
     if fmt == "json":
         return ok(rows)
@@ -1442,9 +1668,15 @@ def _refresh_param(req: Request) -> bool:
 
 
 def _write_response(ix: Index, doc: Doc, result: str, forced_refresh: bool) -> dict[str, Any]:
-    body = {"_index": ix.name, "_id": doc.id, "_version": doc.version, "result": result,
-            "_shards": {"total": 1 + ix.replicas, "successful": 1, "failed": 0},
-            "_seq_no": doc.seq_no, "_primary_term": 1}
+    body = {
+        "_index": ix.name,
+        "_id": doc.id,
+        "_version": doc.version,
+        "result": result,
+        "_shards": {"total": 1 + ix.replicas, "successful": 1, "failed": 0},
+        "_seq_no": doc.seq_no,
+        "_primary_term": 1,
+    }
     if forced_refresh:
         body["forced_refresh"] = True
     return body
@@ -1496,8 +1728,17 @@ def get_doc(req: Request, index: str, doc_id: str) -> Response:
         doc = ix.live.get(doc_id)
         if doc is None:
             return ok({"_index": index, "_id": doc_id, "found": False}, 404)
-        return ok({"_index": index, "_id": doc_id, "_version": doc.version, "_seq_no": doc.seq_no,
-                   "_primary_term": 1, "found": True, "_source": copy.deepcopy(doc.source)})
+        return ok(
+            {
+                "_index": index,
+                "_id": doc_id,
+                "_version": doc.version,
+                "_seq_no": doc.seq_no,
+                "_primary_term": 1,
+                "found": True,
+                "_source": copy.deepcopy(doc.source),
+            }
+        )
 
 
 @route("DELETE", "/{index}/_doc/{doc_id}")
@@ -1517,9 +1758,15 @@ def delete_doc(req: Request, index: str, doc_id: str) -> Response:
         if refresh_now:
             ix.refresh()
     result = "deleted" if old else "not_found"
-    body = {"_index": index, "_id": doc_id, "_version": (old.version + 1) if old else 1, "result": result,
-            "_shards": {"total": 1 + ix.replicas, "successful": 1, "failed": 0}, "_seq_no": ix.seq_no,
-            "_primary_term": 1}
+    body = {
+        "_index": index,
+        "_id": doc_id,
+        "_version": (old.version + 1) if old else 1,
+        "result": result,
+        "_shards": {"total": 1 + ix.replicas, "successful": 1, "failed": 0},
+        "_seq_no": ix.seq_no,
+        "_primary_term": 1,
+    }
     return ok(body, 200 if old else 404)
 
 
@@ -1549,13 +1796,17 @@ def bulk(req: Request, index: str | None = None) -> Response:
             try:
                 action_doc = json.loads(line)
             except ValueError:
-                raise bad_request(f"Malformed action/metadata line [{i}], expected START_OBJECT", "parse_exception") from None
+                raise bad_request(
+                    f"Malformed action/metadata line [{i}], expected START_OBJECT", "parse_exception"
+                ) from None
             if not isinstance(action_doc, dict) or len(action_doc) != 1:
                 raise bad_request(f"Malformed action/metadata line [{i}], expected a simple value for field [_index]")
-            (action, meta), = action_doc.items()
+            ((action, meta),) = action_doc.items()
             if action not in ("index", "create", "delete", "update"):
-                raise bad_request(f"Malformed action/metadata line [{i}], expected field [create], [delete], [index] "
-                                  f"or [update] but found [{action}]")
+                raise bad_request(
+                    f"Malformed action/metadata line [{i}], expected field [create], [delete], [index] "
+                    f"or [update] but found [{action}]"
+                )
             source = None
             if action != "delete":
                 if i >= len(lines) or not lines[i].strip():
@@ -1583,10 +1834,16 @@ def bulk(req: Request, index: str | None = None) -> Response:
                     if ix is None:
                         raise index_not_found(name)
                     old = ix.delete(str(doc_id))
-                    item.update({"_version": (old.version + 1) if old else 1,
-                                 "result": "deleted" if old else "not_found",
-                                 "_shards": {"total": 1 + ix.replicas, "successful": 1, "failed": 0},
-                                 "_seq_no": ix.seq_no, "_primary_term": 1, "status": 200 if old else 404})
+                    item.update(
+                        {
+                            "_version": (old.version + 1) if old else 1,
+                            "result": "deleted" if old else "not_found",
+                            "_shards": {"total": 1 + ix.replicas, "successful": 1, "failed": 0},
+                            "_seq_no": ix.seq_no,
+                            "_primary_term": 1,
+                            "status": 200 if old else 404,
+                        }
+                    )
                 else:
                     if not isinstance(source, dict):
                         raise bad_request("failed to parse", "document_parsing_exception")
@@ -1649,11 +1906,42 @@ def count(req: Request, index: str | None = None) -> Response:
     return ok({"count": n, "_shards": _shards(indices)})
 
 
+def _sorted(matched: list[tuple[Index, Doc]], specs: list[Any], indices: list[Index]) -> list[tuple[Index, Doc]]:
+    """Sort hits by field values (stable, last key first); documents without a value go last."""
+    for spec in reversed(specs):
+        name, desc = _sort_key(spec, indices)
+        if name in ("_doc", "_score"):
+            continue  # every hit scores 1.0, and _doc is the stored order
+        field_of = {ix.name: ix.fields.get(name) for ix in indices}
+        if any(f is not None and f.type == "text" for f in field_of.values()):
+            raise bad_request(
+                "Text fields are not optimised for operations that require per-document field data "
+                "like aggregations and sorting, so these operations are disabled by default. Please use "
+                f"a keyword field instead. [{name}]"
+            )
+        keyed: list[tuple[Any, tuple[Index, Doc]]] = []
+        missing: list[tuple[Index, Doc]] = []
+        for hit in matched:
+            fspec = field_of[hit[0].name]
+            values = []
+            if fspec is not None:
+                conv = _converter(fspec)
+                raws = extract(hit[1].source, tuple(fspec.source_path.split(".")))
+                values = [v for v in (_safe(conv, raw) for raw in raws) if v is not None]
+            if values:
+                keyed.append((max(values) if desc else min(values), hit))
+            else:
+                missing.append(hit)
+        keyed.sort(key=lambda pair: pair[0], reverse=desc)
+        matched = [hit for _, hit in keyed] + missing
+    return matched
+
+
 def _sort_key(spec: Any, indices: list[Index]) -> tuple[str, bool]:
     if isinstance(spec, str):
         return spec, False
     if isinstance(spec, dict) and len(spec) == 1:
-        (name, opts), = spec.items()
+        ((name, opts),) = spec.items()
         order = opts if isinstance(opts, str) else (opts or {}).get("order", "asc")
         return name, order == "desc"
     raise bad_request("malformed sort", "parsing_exception")
@@ -1683,17 +1971,24 @@ def search(req: Request, index: str | None = None) -> Response:
         raise unsupported(f"search option [{sorted(extra)[0]}] (supported: {', '.join(sorted(allowed))})")
     size, offset = int(body.get("size", 10)), int(body.get("from", 0))
     if size < 0 or offset < 0:
-        raise bad_request("[from] parameter cannot be negative" if offset < 0 else "[size] parameter cannot be negative")
+        raise bad_request(
+            "[from] parameter cannot be negative" if offset < 0 else "[size] parameter cannot be negative"
+        )
     query = body.get("query", {"match_all": {}})
     started = time.monotonic()
     with CLUSTER.lock:
         indices = _search_indices(req, index)
         req.check_params()
-        window = min((int(ix.settings.get("index.max_result_window", MAX_RESULT_WINDOW)) for ix in indices),
-                     default=MAX_RESULT_WINDOW)
+        window = min(
+            (int(ix.settings.get("index.max_result_window", MAX_RESULT_WINDOW)) for ix in indices),
+            default=MAX_RESULT_WINDOW,
+        )
         if offset + size > window:
-            raise bad_request(f"Result window is too large, from + size must be less than or equal to: [{window}] "
-                              f"but was [{offset + size}].", "illegal_argument_exception")
+            raise bad_request(
+                f"Result window is too large, from + size must be less than or equal to: [{window}] "
+                f"but was [{offset + size}].",
+                "illegal_argument_exception",
+            )
         predicates = _predicates(indices, query)
         matched: list[tuple[Index, Doc]] = []
         for ix in indices:
@@ -1702,28 +1997,7 @@ def search(req: Request, index: str | None = None) -> Response:
             matched.extend((ix, doc) for doc in ix.searchable.values() if predicate(doc))
         sort = body.get("sort")
         if sort:
-            specs = sort if isinstance(sort, list) else [sort]
-            for spec in reversed(specs):
-                name, desc = _sort_key(spec, indices)
-                if name in ("_doc", "_score"):
-                    continue
-                spec_of = {ix.name: ix.fields.get(name) for ix in indices}
-                if any(s is not None and s.type == "text" for s in spec_of.values()):
-                    raise bad_request(f"Text fields are not optimised for operations that require per-document field "
-                                      f"data like aggregations and sorting, so these operations are disabled by default. "
-                                      f"Please use a keyword field instead. [{name}]")
-
-                def key(item: tuple[Index, Doc], name: str = name) -> tuple[int, Any]:
-                    s = spec_of[item[0].name]
-                    if s is None:
-                        return (1, 0)
-                    vals = [v for v in (_safe(_converter(s), raw) for raw in extract(item[1].source, tuple(s.source_path.split(".")))) if v is not None]
-                    return (0, min(vals)) if vals else (1, 0)
-
-                present = [m for m in matched if key(m)[0] == 0]
-                missing = [m for m in matched if key(m)[0] == 1]
-                present.sort(key=lambda m: key(m)[1], reverse=desc)
-                matched = present + missing  # missing values sort last either way, as in ES
+            matched = _sorted(matched, sort if isinstance(sort, list) else [sort], indices)
         hits = []
         for ix, doc in matched[offset : offset + size]:
             hit: dict[str, Any] = {"_index": ix.name, "_id": doc.id, "_score": None if sort else 1.0}
@@ -1748,8 +2022,14 @@ def search(req: Request, index: str | None = None) -> Response:
         hits_obj["total"] = {"value": min(total, cap), "relation": "eq" if total <= cap else "gte"}
     hits_obj["max_score"] = None if sort or not hits else 1.0
     hits_obj["hits"] = hits
-    return ok({"took": int((time.monotonic() - started) * 1000), "timed_out": False, "_shards": _shards(indices),
-               "hits": hits_obj})
+    return ok(
+        {
+            "took": int((time.monotonic() - started) * 1000),
+            "timed_out": False,
+            "_shards": _shards(indices),
+            "hits": hits_obj,
+        }
+    )
 
 
 def _safe(conv: Callable[[Any], Any], raw: Any) -> Any:
@@ -1763,7 +2043,7 @@ def _safe(conv: Callable[[Any], Any], raw: Any) -> Any:
 def delete_by_query(req: Request, index: str) -> Response:
     conflicts = req.param("conflicts", "abort")
     if conflicts not in ("abort", "proceed"):
-        raise bad_request(f"conflicts may only be \"proceed\" or \"abort\" but was [{conflicts}]")
+        raise bad_request(f'conflicts may only be "proceed" or "abort" but was [{conflicts}]')
     slices_raw = req.param("slices", "1")
     refresh_after = req.flag("refresh")
     wait = req.flag("wait_for_completion", True)
@@ -1783,11 +2063,13 @@ def delete_by_query(req: Request, index: str) -> Response:
     elif slices_raw and re.fullmatch(r"\d+", slices_raw) and int(slices_raw) >= 1:
         slices = int(slices_raw)
     else:
-        raise bad_request(f"[slices] must be a positive integer or the string \"auto\", but was [{slices_raw}]")
+        raise bad_request(f'[slices] must be a positive integer or the string "auto", but was [{slices_raw}]')
     try:
         rps = float(rps_raw or "-1")
     except ValueError:
-        raise bad_request(f"[requests_per_second] must be a float greater than 0. Use -1 to disable throttling.") from None
+        raise bad_request(
+            "[requests_per_second] must be a float greater than 0. Use -1 to disable throttling."
+        ) from None
     if rps == 0 or (rps < 0 and rps != -1):
         raise bad_request("[requests_per_second] must be a float greater than 0. Use -1 to disable throttling.")
     if not 1 <= scroll_size <= 10_000:
@@ -1808,11 +2090,26 @@ def delete_by_query(req: Request, index: str) -> Response:
         task = None
         if not wait:
             now = time.time()
-            task = Task(id=next(CLUSTER.task_ids), description=f"delete-by-query [{', '.join(ix.name for ix in indices)}]",
-                        start_ms=int(now * 1000), start_ns=time.monotonic_ns(), status={})
+            task = Task(
+                id=next(CLUSTER.task_ids),
+                description=f"delete-by-query [{', '.join(ix.name for ix in indices)}]",
+                start_ms=int(now * 1000),
+                start_ns=time.monotonic_ns(),
+                status={},
+            )
             CLUSTER.tasks[task.id] = task
-    job = DeleteByQuery(CLUSTER, indices, predicates, abort_on_conflict=conflicts == "abort", scroll_size=scroll_size,
-                        slices=slices, refresh=refresh_after, max_docs=max_docs, requests_per_second=rps, task=task)
+    job = DeleteByQuery(
+        CLUSTER,
+        indices,
+        predicates,
+        abort_on_conflict=conflicts == "abort",
+        scroll_size=scroll_size,
+        slices=slices,
+        refresh=refresh_after,
+        max_docs=max_docs,
+        requests_per_second=rps,
+        task=task,
+    )
     if task is not None:
         task.status = job.status()
         threading.Thread(target=_run_task, args=(task, job), name=f"task-{task.id}", daemon=True).start()
@@ -1836,7 +2133,8 @@ def _run_task(task: Task, job: DeleteByQuery) -> None:
     # where it stays until someone deletes it.
     with CLUSTER.lock:
         tasks_index = CLUSTER.indices.get(".tasks") or CLUSTER.create_index(
-            ".tasks", {"settings": {"index": {"hidden": True, "number_of_replicas": 0}}})
+            ".tasks", {"settings": {"index": {"hidden": True, "number_of_replicas": 0}}}
+        )
         doc = {"completed": True, "task": _task_info(task)}
         if task.response is not None:
             doc["response"] = task.response
@@ -1850,10 +2148,17 @@ def _run_task(task: Task, job: DeleteByQuery) -> None:
 
 def _task_info(task: Task) -> dict[str, Any]:
     return {
-        "node": CLUSTER.node_id, "id": task.id, "type": "transport", "action": "indices:data/write/delete/byquery",
-        "status": copy.deepcopy(task.status), "description": task.description,
-        "start_time_in_millis": task.start_ms, "running_time_in_nanos": (task.end_ns or time.monotonic_ns()) - task.start_ns,
-        "cancellable": True, "cancelled": False, "headers": {},
+        "node": CLUSTER.node_id,
+        "id": task.id,
+        "type": "transport",
+        "action": "indices:data/write/delete/byquery",
+        "status": copy.deepcopy(task.status),
+        "description": task.description,
+        "start_time_in_millis": task.start_ms,
+        "running_time_in_nanos": (task.end_ns or time.monotonic_ns()) - task.start_ns,
+        "cancellable": True,
+        "cancelled": False,
+        "headers": {},
     }
 
 
@@ -1877,8 +2182,9 @@ def get_task(req: Request, task_id: str) -> Response:
         stored = CLUSTER.indices.get(".tasks")
         doc = stored.live.get(task_id) if stored else None
         if doc is None:
-            raise EsError(404, "resource_not_found_exception",
-                          f"task [{task_id}] isn't running and hasn't stored its results")
+            raise EsError(
+                404, "resource_not_found_exception", f"task [{task_id}] isn't running and hasn't stored its results"
+            )
         return ok(copy.deepcopy(doc.source))
 
 
@@ -1908,8 +2214,9 @@ def add_fault(req: Request) -> Response:
         if status not in FAULT_BODIES:
             raise bad_request(f"status must be one of {sorted(FAULT_BODIES)}")
         methods = body.get("methods") or []
-        fault = Fault(status=status, count=count_, paths=body.get("paths"), methods=tuple(m.upper() for m in methods),
-                      stage=stage)
+        fault = Fault(
+            status=status, count=count_, paths=body.get("paths"), methods=tuple(m.upper() for m in methods), stage=stage
+        )
     with CLUSTER.lock:
         CLUSTER.faults.append(fault)
     return ok({"acknowledged": True, "fault": fault.as_dict()})
@@ -1947,8 +2254,16 @@ def standin_info(req: Request) -> Response:
     with CLUSTER.lock:
         n_indices = len(CLUSTER.indices)
         n_docs = sum(len(ix.live) for ix in CLUSTER.indices.values())
-    return ok({"standin": True, "version": ES_VERSION, "pid": os.getpid(), "source_sha256": SOURCE_SHA256,
-               "indices": n_indices, "documents": n_docs})
+    return ok(
+        {
+            "standin": True,
+            "version": ES_VERSION,
+            "pid": os.getpid(),
+            "source_sha256": SOURCE_SHA256,
+            "indices": n_indices,
+            "documents": n_docs,
+        }
+    )
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -1995,9 +2310,12 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # noqa: BLE001 - answer like ES would, and keep serving
             status, payload = 500, EsError(500, "exception", f"{type(exc).__name__}: {exc}").body()
         if any(p.startswith(".tasks") for p in path.split("/")[1:2]):
-            headers = {**headers, "Warning": f'299 Elasticsearch-{ES_VERSION} "this request accesses system indices: '
-                                             '[.tasks], but in a future major version, direct access to system indices '
-                                             'will be prevented by default"'}
+            headers = {
+                **headers,
+                "Warning": f'299 Elasticsearch-{ES_VERSION} "this request accesses system indices: '
+                "[.tasks], but in a future major version, direct access to system indices "
+                'will be prevented by default"',
+            }
         CLUSTER.log_request(self.command, self.path, status)
         self._send(status, payload, headers, compat)
 
@@ -2011,8 +2329,9 @@ class Handler(BaseHTTPRequestHandler):
         else:
             pretty = "pretty" in parse_qs(urlsplit(self.path).query, keep_blank_values=True)
             data = json.dumps(payload, indent=2 if pretty else None, separators=None if pretty else (",", ":")).encode()
-            content_type = (f"application/vnd.elasticsearch+json;compatible-with={compat}" if compat
-                            else "application/json")
+            content_type = (
+                f"application/vnd.elasticsearch+json;compatible-with={compat}" if compat else "application/json"
+            )
         self.send_response(status)
         self.send_header("X-Elastic-Product", "Elasticsearch")
         self.send_header("Content-Type", content_type)

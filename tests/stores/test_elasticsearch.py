@@ -65,8 +65,13 @@ def test_client_product_check_passes(es_store: ElasticsearchStore) -> None:
     assert info.meta.headers["x-elastic-product"] == "Elasticsearch"
 
 
-def test_compatible_with_9_is_refused(standin: StandIn, es_store: ElasticsearchStore, es_target: ElasticsearchTarget,
-                                      tenants: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compatible_with_9_is_refused(
+    standin: StandIn,
+    es_store: ElasticsearchStore,
+    es_target: ElasticsearchTarget,
+    tenants: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     status, headers, body = standin.raw("GET", "/", {"Accept": "application/vnd.elasticsearch+json; compatible-with=9"})
     assert status == 400
     assert body["error"]["type"] == "media_type_header_exception"
@@ -99,7 +104,10 @@ def test_standin_refuses_wildcard_deletes(es_client: Any, log_indices: LogIndice
 
 
 def test_tenant_drop_deletes_exactly_that_tenants_indices(
-    es_store: ElasticsearchStore, es_target: ElasticsearchTarget, log_indices: LogIndices, tenants: dict[str, str],
+    es_store: ElasticsearchStore,
+    es_target: ElasticsearchTarget,
+    log_indices: LogIndices,
+    tenants: dict[str, str],
     standin: StandIn,
 ) -> None:
     mine = log_indices.create(tenants["tenant"], YEAR[:3], docs=DOCS)
@@ -128,8 +136,9 @@ def test_tenant_drop_deletes_exactly_that_tenants_indices(
     assert sorted(n for p in deletes for n in p.split("?")[0].strip("/").split(",")) == sorted(mine)
 
 
-def test_tenant_rerun_deletes_zero(es_store: ElasticsearchStore, es_target: ElasticsearchTarget,
-                                   log_indices: LogIndices, tenants: dict[str, str]) -> None:
+def test_tenant_rerun_deletes_zero(
+    es_store: ElasticsearchStore, es_target: ElasticsearchTarget, log_indices: LogIndices, tenants: dict[str, str]
+) -> None:
     log_indices.create(tenants["tenant"], YEAR[:2], docs=DOCS)
     first = es_store.purge(es_target, TenantSelection(tenants["tenant"]))
     second = es_store.purge(es_target, TenantSelection(tenants["tenant"]))
@@ -137,8 +146,9 @@ def test_tenant_rerun_deletes_zero(es_store: ElasticsearchStore, es_target: Elas
     assert (second.planned, second.deleted, second.batches) == (0, 0, 0)
 
 
-def test_tenant_dry_run_counts_and_deletes_nothing(es_store: ElasticsearchStore, es_target: ElasticsearchTarget,
-                                                   log_indices: LogIndices, tenants: dict[str, str]) -> None:
+def test_tenant_dry_run_counts_and_deletes_nothing(
+    es_store: ElasticsearchStore, es_target: ElasticsearchTarget, log_indices: LogIndices, tenants: dict[str, str]
+) -> None:
     names = log_indices.create(tenants["tenant"], YEAR[:4], docs=DOCS)
     result = es_store.purge(es_target, TenantSelection(tenants["tenant"]), dry_run=True)
     assert (result.planned, result.deleted, result.dry_run) == (20, 0, True)
@@ -158,8 +168,12 @@ def test_unrecognised_names_under_the_prefix_are_left_alone(
 
 
 def test_closed_index_is_dropped_and_never_looks_empty(
-    es_store: ElasticsearchStore, es_client: Any, es_target: ElasticsearchTarget, log_indices: LogIndices,
-    tenants: dict[str, str], standin: StandIn,
+    es_store: ElasticsearchStore,
+    es_client: Any,
+    es_target: ElasticsearchTarget,
+    log_indices: LogIndices,
+    tenants: dict[str, str],
+    standin: StandIn,
 ) -> None:
     first, second = log_indices.create(tenants["tenant"], YEAR[:2], docs=DOCS)
     es_client.indices.close(index=first)
@@ -176,7 +190,10 @@ def test_closed_index_is_dropped_and_never_looks_empty(
 
 
 def test_dated_units_are_months_on_the_policy_calendar(
-    es_store: ElasticsearchStore, es_target: ElasticsearchTarget, log_indices: LogIndices, tenants: dict[str, str],
+    es_store: ElasticsearchStore,
+    es_target: ElasticsearchTarget,
+    log_indices: LogIndices,
+    tenants: dict[str, str],
     policy: Policy,
 ) -> None:
     names = log_indices.create(tenants["tenant"], [date(2025, 1, 1), date(2025, 12, 1)])
@@ -191,7 +208,10 @@ def test_dated_units_are_months_on_the_policy_calendar(
 
 
 def test_expired_units_delete_exactly_those_indices(
-    es_store: ElasticsearchStore, es_target: ElasticsearchTarget, log_indices: LogIndices, tenants: dict[str, str],
+    es_store: ElasticsearchStore,
+    es_target: ElasticsearchTarget,
+    log_indices: LogIndices,
+    tenants: dict[str, str],
     policy: Policy,
 ) -> None:
     names = log_indices.create(tenants["tenant"], YEAR, docs=DOCS[:2])
@@ -220,21 +240,30 @@ def test_expired_units_delete_exactly_those_indices(
     ],
 )
 def test_expired_units_are_validated_before_anything_goes(
-    es_store: ElasticsearchStore, es_target: ElasticsearchTarget, log_indices: LogIndices, tenants: dict[str, str],
-    policy: Policy, unit: str, message: str,
+    es_store: ElasticsearchStore,
+    es_target: ElasticsearchTarget,
+    log_indices: LogIndices,
+    tenants: dict[str, str],
+    policy: Policy,
+    unit: str,
+    message: str,
 ) -> None:
     names = log_indices.create(tenants["tenant"], YEAR[:7])
     other = log_indices.name(tenants["long"], YEAR[0])
     given = {"july": names[6], "other-tenant": other}.get(unit, unit)
-    selection = ExpiredSelection(before=datetime(2025, 7, 1, tzinfo=policy.timezone), tenant=tenants["tenant"],
-                                 units=(names[0], given))
+    selection = ExpiredSelection(
+        before=datetime(2025, 7, 1, tzinfo=policy.timezone), tenant=tenants["tenant"], units=(names[0], given)
+    )
     with pytest.raises(ValueError, match=message):
         es_store.purge(es_target, selection)
     assert all(log_indices.exists(n) for n in names)
 
 
 def test_expired_without_units_takes_whole_months_and_spares_excluded_tenants(
-    es_store: ElasticsearchStore, es_target: ElasticsearchTarget, log_indices: LogIndices, tenants: dict[str, str],
+    es_store: ElasticsearchStore,
+    es_target: ElasticsearchTarget,
+    log_indices: LogIndices,
+    tenants: dict[str, str],
     policy: Policy,
 ) -> None:
     mine = log_indices.create(tenants["tenant"], YEAR[:4], docs=DOCS[:1])
@@ -247,7 +276,10 @@ def test_expired_without_units_takes_whole_months_and_spares_excluded_tenants(
 
 
 def test_expired_index_created_after_the_cutoff_is_refused(
-    es_store: ElasticsearchStore, es_target: ElasticsearchTarget, log_indices: LogIndices, tenants: dict[str, str],
+    es_store: ElasticsearchStore,
+    es_target: ElasticsearchTarget,
+    log_indices: LogIndices,
+    tenants: dict[str, str],
     policy: Policy,
 ) -> None:
     cutoff = datetime(2025, 7, 1, tzinfo=policy.timezone)
@@ -262,13 +294,17 @@ def test_expired_index_created_after_the_cutoff_is_refused(
 
 
 def test_expired_indices_of_a_held_subject_are_thinned_not_dropped(
-    es_store: ElasticsearchStore, es_target: ElasticsearchTarget, log_indices: LogIndices, tenants: dict[str, str],
+    es_store: ElasticsearchStore,
+    es_target: ElasticsearchTarget,
+    log_indices: LogIndices,
+    tenants: dict[str, str],
     policy: Policy,
 ) -> None:
     names = log_indices.create(tenants["tenant"], YEAR[:2], docs=DOCS)
     cutoff = datetime(2025, 3, 1, tzinfo=policy.timezone)
-    selection = ExpiredSelection(before=cutoff, tenant=tenants["tenant"],
-                                 exclude_subjects=frozenset({(tenants["tenant"], "agent", AGENT_Y)}))
+    selection = ExpiredSelection(
+        before=cutoff, tenant=tenants["tenant"], exclude_subjects=frozenset({(tenants["tenant"], "agent", AGENT_Y)})
+    )
     assert es_store.count(es_target, selection) == 6  # 3 of 5 documents per index are not the held agent's
     result = es_store.purge(es_target, selection)
     assert (result.planned, result.deleted, result.method) == (6, 6, "delete_index+delete_by_query")
@@ -287,8 +323,14 @@ def test_expired_indices_of_a_held_subject_are_thinned_not_dropped(
     [pytest.param("agent", AGENT_X, 2, id="agent"), pytest.param("phone_number", PHONE_X, 2, id="phone")],
 )
 def test_subject_delete_removes_only_that_subject_in_that_tenant(
-    es_store: ElasticsearchStore, es_target: ElasticsearchTarget, log_indices: LogIndices, tenants: dict[str, str],
-    standin: StandIn, subject_type: str, subject_id: str, per_index: int,
+    es_store: ElasticsearchStore,
+    es_target: ElasticsearchTarget,
+    log_indices: LogIndices,
+    tenants: dict[str, str],
+    standin: StandIn,
+    subject_type: str,
+    subject_id: str,
+    per_index: int,
 ) -> None:
     mine = log_indices.create(tenants["tenant"], YEAR[:3], docs=DOCS)
     neighbours = log_indices.create(tenants["long"], YEAR[:3], docs=DOCS)
@@ -332,8 +374,9 @@ def test_subject_purge_refuses_analyzed_fields(
     assert log_indices.count(names[0]) == 5
 
 
-def test_subject_ids_are_validated(es_store: ElasticsearchStore, es_target: ElasticsearchTarget,
-                                   tenants: dict[str, str]) -> None:
+def test_subject_ids_are_validated(
+    es_store: ElasticsearchStore, es_target: ElasticsearchTarget, tenants: dict[str, str]
+) -> None:
     with pytest.raises(IdentifierError) as err:
         es_store.purge(es_target, _subject(tenants["tenant"], "agent", "agent-*"))
     assert "agent-*" not in str(err.value)  # personal data is never echoed
@@ -341,8 +384,9 @@ def test_subject_ids_are_validated(es_store: ElasticsearchStore, es_target: Elas
         es_store.purge(es_target, _subject(tenants["tenant"], "customer", "x"))
 
 
-def test_subject_with_no_indices_counts_zero(es_store: ElasticsearchStore, es_target: ElasticsearchTarget,
-                                             tenants: dict[str, str]) -> None:
+def test_subject_with_no_indices_counts_zero(
+    es_store: ElasticsearchStore, es_target: ElasticsearchTarget, tenants: dict[str, str]
+) -> None:
     result = es_store.purge(es_target, _subject(tenants["tenant"]))
     assert (result.planned, result.deleted) == (0, 0)
 
@@ -351,7 +395,10 @@ def test_subject_with_no_indices_counts_zero(es_store: ElasticsearchStore, es_ta
 
 
 def test_429_and_503_are_retried_then_succeed(
-    es_store: ElasticsearchStore, es_target: ElasticsearchTarget, log_indices: LogIndices, tenants: dict[str, str],
+    es_store: ElasticsearchStore,
+    es_target: ElasticsearchTarget,
+    log_indices: LogIndices,
+    tenants: dict[str, str],
     standin: StandIn,
 ) -> None:
     names = log_indices.create(tenants["tenant"], YEAR[:2], docs=DOCS)
@@ -366,7 +413,10 @@ def test_429_and_503_are_retried_then_succeed(
 
 
 def test_persistent_503_fails_clearly_and_deletes_nothing(
-    es_store: ElasticsearchStore, es_target: ElasticsearchTarget, log_indices: LogIndices, tenants: dict[str, str],
+    es_store: ElasticsearchStore,
+    es_target: ElasticsearchTarget,
+    log_indices: LogIndices,
+    tenants: dict[str, str],
     standin: StandIn,
 ) -> None:
     names = log_indices.create(tenants["tenant"], YEAR[:2], docs=DOCS)
@@ -382,7 +432,10 @@ def test_persistent_503_fails_clearly_and_deletes_nothing(
 
 
 def test_persistent_429_on_count_raises(
-    es_store: ElasticsearchStore, es_target: ElasticsearchTarget, log_indices: LogIndices, tenants: dict[str, str],
+    es_store: ElasticsearchStore,
+    es_target: ElasticsearchTarget,
+    log_indices: LogIndices,
+    tenants: dict[str, str],
     standin: StandIn,
 ) -> None:
     names = log_indices.create(tenants["tenant"], YEAR[:1], docs=DOCS)
@@ -392,7 +445,10 @@ def test_persistent_429_on_count_raises(
 
 
 def test_delete_by_query_failures_raise_partial_purge(
-    es_store: ElasticsearchStore, es_target: ElasticsearchTarget, log_indices: LogIndices, tenants: dict[str, str],
+    es_store: ElasticsearchStore,
+    es_target: ElasticsearchTarget,
+    log_indices: LogIndices,
+    tenants: dict[str, str],
     standin: StandIn,
 ) -> None:
     log_indices.create(tenants["tenant"], YEAR[:2], docs=DOCS)
@@ -405,8 +461,12 @@ def test_delete_by_query_failures_raise_partial_purge(
 
 
 def test_slow_task_times_out_with_a_clear_error(
-    es_store: ElasticsearchStore, es_target: ElasticsearchTarget, log_indices: LogIndices, tenants: dict[str, str],
-    standin: StandIn, policy: Policy,
+    es_store: ElasticsearchStore,
+    es_target: ElasticsearchTarget,
+    log_indices: LogIndices,
+    tenants: dict[str, str],
+    standin: StandIn,
+    policy: Policy,
 ) -> None:
     log_indices.create(tenants["tenant"], YEAR[:1], docs=DOCS)
     store = ElasticsearchStore(timezone=policy.timezone, task_timeout_seconds=0.2)

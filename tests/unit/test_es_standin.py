@@ -51,14 +51,22 @@ def index(es: Elasticsearch) -> str:
     es.indices.create(
         index=name,
         settings={"number_of_replicas": 0},
-        mappings={"properties": {"tenant_id": {"type": "keyword"}, "agent_id": {"type": "keyword"},
-                                 "@timestamp": {"type": "date"}, "n": {"type": "long"}, "msg": {"type": "text"}}},
+        mappings={
+            "properties": {
+                "tenant_id": {"type": "keyword"},
+                "agent_id": {"type": "keyword"},
+                "@timestamp": {"type": "date"},
+                "n": {"type": "long"},
+                "msg": {"type": "text"},
+            }
+        },
     )
     return name
 
 
-def _raw(server: str, method: str, path: str, headers: dict[str, str] | None = None,
-         body: bytes | None = None) -> tuple[int, dict[str, str], Any]:
+def _raw(
+    server: str, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None
+) -> tuple[int, dict[str, str], Any]:
     host, port = server.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
     conn.request(method, path, body=body, headers=headers or {})
@@ -94,8 +102,14 @@ def test_every_answer_carries_the_product_header_and_a_length(server: str) -> No
         pytest.param({"Accept": "application/json"}, 200, id="plain"),
         pytest.param({"Accept": "application/vnd.elasticsearch+json; compatible-with=9"}, 400, id="9"),
         pytest.param({"Accept": "application/vnd.elasticsearch+json; compatible-with=6"}, 400, id="6"),
-        pytest.param({"Accept": "application/vnd.elasticsearch+json; compatible-with=8",
-                      "Content-Type": "application/vnd.elasticsearch+json; compatible-with=7"}, 400, id="mismatch"),
+        pytest.param(
+            {
+                "Accept": "application/vnd.elasticsearch+json; compatible-with=8",
+                "Content-Type": "application/vnd.elasticsearch+json; compatible-with=7",
+            },
+            400,
+            id="mismatch",
+        ),
     ],
 )
 def test_compatible_with_is_checked_like_es8(server: str, headers: dict[str, str], status: int) -> None:
@@ -120,8 +134,12 @@ def test_what_it_cannot_do_it_refuses(es: Elasticsearch, index: str) -> None:
         (lambda: es.count(index=index, query={"range": {"@timestamp": {"gte": "now-1d"}}}), "date math"),
         (lambda: es.search(index=index, aggs={"a": {"terms": {"field": "agent_id"}}}), "search option [aggs]"),
         (lambda: es.indices.put_settings(index=index, settings={"refresh_interval": "5s"}), "does not implement"),
-        (lambda: es.indices.create(index=f"unit-nested-{next(_names)}",
-                                   mappings={"properties": {"x": {"type": "nested"}}}), "field type [nested]"),
+        (
+            lambda: es.indices.create(
+                index=f"unit-nested-{next(_names)}", mappings={"properties": {"x": {"type": "nested"}}}
+            ),
+            "field type [nested]",
+        ),
     ]
     for call, reason in cases:
         with pytest.raises(BadRequestError) as err:
@@ -172,11 +190,24 @@ def test_cat_indices(es: Elasticsearch) -> None:
     for i, created in enumerate((1700000000000, 1600000000000)):
         es.indices.create(index=f"{base}-{i}", settings={"creation_date": created, "number_of_replicas": 0})
     es.index(index=f"{base}-0", document={"a": 1}, refresh=True)
-    rows = es.cat.indices(index=f"{base}-*", format="json", h="index,docs.count,creation.date,health,status",
-                          s="creation.date")
+    rows = es.cat.indices(
+        index=f"{base}-*", format="json", h="index,docs.count,creation.date,health,status", s="creation.date"
+    )
     assert [dict(r) for r in rows] == [
-        {"index": f"{base}-1", "docs.count": "0", "creation.date": "1600000000000", "health": "green", "status": "open"},
-        {"index": f"{base}-0", "docs.count": "1", "creation.date": "1700000000000", "health": "green", "status": "open"},
+        {
+            "index": f"{base}-1",
+            "docs.count": "0",
+            "creation.date": "1600000000000",
+            "health": "green",
+            "status": "open",
+        },
+        {
+            "index": f"{base}-0",
+            "docs.count": "1",
+            "creation.date": "1700000000000",
+            "health": "green",
+            "status": "open",
+        },
     ]
     assert es.cat.indices(index="unit-nothing-matches-*", format="json").body == []
     with pytest.raises(NotFoundError):
@@ -207,11 +238,16 @@ def test_writes_become_searchable_at_refresh(es: Elasticsearch) -> None:
 
 def test_dynamic_mapping_follows_es(es: Elasticsearch) -> None:
     name = f"unit-{next(_names)}"
-    es.index(index=name, document={"s": "Hello World", "n": 3, "d": "2025-01-02T03:04:05Z", "o": {"k": True}},
-             refresh=True)  # auto-creates the index
+    es.index(
+        index=name, document={"s": "Hello World", "n": 3, "d": "2025-01-02T03:04:05Z", "o": {"k": True}}, refresh=True
+    )  # auto-creates the index
     props = es.indices.get_mapping(index=name)[name]["mappings"]["properties"]
     assert props["s"] == {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
-    assert (props["n"]["type"], props["d"]["type"], props["o"]["properties"]["k"]["type"]) == ("long", "date", "boolean")
+    assert (props["n"]["type"], props["d"]["type"], props["o"]["properties"]["k"]["type"]) == (
+        "long",
+        "date",
+        "boolean",
+    )
     assert es.count(index=name, query={"term": {"s.keyword": "Hello World"}})["count"] == 1
     with pytest.raises(BadRequestError, match="document_parsing_exception"):
         es.index(index=name, document={"n": "not a number"})
@@ -225,32 +261,57 @@ def test_dynamic_mapping_follows_es(es: Elasticsearch) -> None:
         pytest.param({"term": {"agent_id": {"value": "A.B", "case_insensitive": True}}}, {"0", "1"}, id="term-ci"),
         pytest.param({"term": {"tenant_id": 12}}, {"0", "2"}, id="term-number-on-keyword"),
         pytest.param({"terms": {"agent_id": ["c", "d"]}}, {"2", "3"}, id="terms"),
-        pytest.param({"range": {"@timestamp": {"gte": "2025-01-02", "lt": "2025-01-04T00:00:00Z"}}}, {"1", "2"},
-                     id="range-iso"),
-        pytest.param({"range": {"@timestamp": {"lt": "2025-01-02T08:00:00", "time_zone": "Asia/Singapore"}}},
-                     {"0"}, id="range-time-zone"),
+        pytest.param(
+            {"range": {"@timestamp": {"gte": "2025-01-02", "lt": "2025-01-04T00:00:00Z"}}}, {"1", "2"}, id="range-iso"
+        ),
+        pytest.param(
+            {"range": {"@timestamp": {"lt": "2025-01-02T08:00:00", "time_zone": "Asia/Singapore"}}},
+            {"0"},
+            id="range-time-zone",
+        ),
         pytest.param({"range": {"@timestamp": {"lt": 1735776000000}}}, {"0"}, id="range-epoch-millis"),
         pytest.param({"range": {"n": {"gt": 1, "lte": 3}}}, {"2", "3"}, id="range-long"),
         pytest.param({"exists": {"field": "n"}}, {"0", "1", "2", "3"}, id="exists"),
         pytest.param({"ids": {"values": ["1", "3"]}}, {"1", "3"}, id="ids"),
-        pytest.param({"bool": {"filter": [{"term": {"tenant_id": "12"}}], "must_not": [{"term": {"agent_id": "c"}}]}},
-                     {"0"}, id="bool-filter-must-not"),
-        pytest.param({"bool": {"should": [{"term": {"agent_id": "c"}}, {"term": {"agent_id": "d"}}]}}, {"2", "3"},
-                     id="bool-should"),
-        pytest.param({"bool": {"filter": [{"term": {"tenant_id": "12"}}], "should": [{"term": {"agent_id": "zz"}}]}},
-                     {"0", "2"}, id="should-optional-with-filter"),
-        pytest.param({"bool": {"should": [{"term": {"agent_id": "a.b"}}, {"term": {"tenant_id": "12"}}],
-                               "minimum_should_match": 2}}, {"0"}, id="minimum-should-match"),
+        pytest.param(
+            {"bool": {"filter": [{"term": {"tenant_id": "12"}}], "must_not": [{"term": {"agent_id": "c"}}]}},
+            {"0"},
+            id="bool-filter-must-not",
+        ),
+        pytest.param(
+            {"bool": {"should": [{"term": {"agent_id": "c"}}, {"term": {"agent_id": "d"}}]}},
+            {"2", "3"},
+            id="bool-should",
+        ),
+        pytest.param(
+            {"bool": {"filter": [{"term": {"tenant_id": "12"}}], "should": [{"term": {"agent_id": "zz"}}]}},
+            {"0", "2"},
+            id="should-optional-with-filter",
+        ),
+        pytest.param(
+            {
+                "bool": {
+                    "should": [{"term": {"agent_id": "a.b"}}, {"term": {"tenant_id": "12"}}],
+                    "minimum_should_match": 2,
+                }
+            },
+            {"0"},
+            id="minimum-should-match",
+        ),
         pytest.param({"term": {"unmapped": "x"}}, set(), id="unmapped-matches-nothing"),
     ],
 )
 def test_queries(es: Elasticsearch, index: str, query: dict[str, Any], expected: set[str]) -> None:
-    _load(es, index, [
-        {"tenant_id": "12", "agent_id": "a.b", "@timestamp": "2025-01-01T00:00:00Z", "n": 0},
-        {"tenant_id": "123", "agent_id": "a.b", "@timestamp": "2025-01-02T00:00:00Z", "n": 1},
-        {"tenant_id": "12", "agent_id": "c", "@timestamp": "2025-01-03T12:00:00+08:00", "n": 2},
-        {"tenant_id": "1", "agent_id": ["d", "e"], "@timestamp": "2025-01-05", "n": 3},
-    ])
+    _load(
+        es,
+        index,
+        [
+            {"tenant_id": "12", "agent_id": "a.b", "@timestamp": "2025-01-01T00:00:00Z", "n": 0},
+            {"tenant_id": "123", "agent_id": "a.b", "@timestamp": "2025-01-02T00:00:00Z", "n": 1},
+            {"tenant_id": "12", "agent_id": "c", "@timestamp": "2025-01-03T12:00:00+08:00", "n": 2},
+            {"tenant_id": "1", "agent_id": ["d", "e"], "@timestamp": "2025-01-05", "n": 3},
+        ],
+    )
     hits = es.search(index=index, query=query, size=100)["hits"]["hits"]
     assert {h["_id"] for h in hits} == expected
     assert es.count(index=index, query=query)["count"] == len(expected)
@@ -266,13 +327,19 @@ def test_search_sorts_pages_and_caps_totals(es: Elasticsearch, index: str) -> No
 
 
 def test_bulk_items(es: Elasticsearch, index: str) -> None:
-    resp = es.bulk(operations=[
-        {"create": {"_index": index, "_id": "1"}}, {"agent_id": "a"},
-        {"create": {"_index": index, "_id": "1"}}, {"agent_id": "a"},
-        {"delete": {"_index": index, "_id": "nope"}},
-        {"update": {"_index": index, "_id": "1"}}, {"doc": {"agent_id": "b"}},
-        {"index": {"_index": index}}, {"n": "not a number"},
-    ])
+    resp = es.bulk(
+        operations=[
+            {"create": {"_index": index, "_id": "1"}},
+            {"agent_id": "a"},
+            {"create": {"_index": index, "_id": "1"}},
+            {"agent_id": "a"},
+            {"delete": {"_index": index, "_id": "nope"}},
+            {"update": {"_index": index, "_id": "1"}},
+            {"doc": {"agent_id": "b"}},
+            {"index": {"_index": index}},
+            {"n": "not a number"},
+        ]
+    )
     statuses = [next(iter(item.values()))["status"] for item in resp["items"]]
     assert resp["errors"] and statuses == [201, 409, 404, 400, 400]
 
@@ -284,8 +351,14 @@ def test_delete_by_query_sync_and_as_a_task(es: Elasticsearch, index: str) -> No
     _load(es, index, [{"agent_id": "x" if i % 2 else "y", "tenant_id": "7"} for i in range(10)])
     resp = es.delete_by_query(index=index, query={"term": {"agent_id": "x"}}, refresh=True, scroll_size=2)
     assert (resp["deleted"], resp["batches"], resp["failures"]) == (5, 3, [])
-    task = es.delete_by_query(index=index, query={"match_all": {}}, conflicts="proceed", slices="auto",
-                              wait_for_completion=False, refresh=True)["task"]
+    task = es.delete_by_query(
+        index=index,
+        query={"match_all": {}},
+        conflicts="proceed",
+        slices="auto",
+        wait_for_completion=False,
+        refresh=True,
+    )["task"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         done = es.tasks.get(task_id=task, wait_for_completion=True, timeout="5s")
@@ -307,8 +380,13 @@ def test_delete_by_query_version_conflicts(es: Elasticsearch, index: str) -> Non
         es.indices.refresh(index=index)
         with srv.CLUSTER.lock:
             srv.CLUSTER.faults.append(srv.Fault(status=0, count=1, stage="delete_by_query_delay", delay=0.4))
-        task = es.delete_by_query(index=index, query={"term": {"agent_id": "x"}}, conflicts=conflicts,
-                                  scroll_size=scroll_size, wait_for_completion=False)["task"]
+        task = es.delete_by_query(
+            index=index,
+            query={"term": {"agent_id": "x"}},
+            conflicts=conflicts,
+            scroll_size=scroll_size,
+            wait_for_completion=False,
+        )["task"]
         time.sleep(0.15)
         es.index(index=index, id="0", document={"agent_id": "x"})  # changed while the task waits
         with warnings.catch_warnings():
@@ -334,8 +412,13 @@ def test_delete_by_query_item_failures_abort(es: Elasticsearch, index: str) -> N
 
 
 def test_http_faults_hit_matching_requests_only(es: Elasticsearch, index: str, server: str) -> None:
-    status, _, _ = _raw(server, "POST", "/_standin/faults", {"Content-Type": "application/json"},
-                        json.dumps({"status": 429, "count": 2, "paths": f"/{index}/_count"}).encode())
+    status, _, _ = _raw(
+        server,
+        "POST",
+        "/_standin/faults",
+        {"Content-Type": "application/json"},
+        json.dumps({"status": 429, "count": 2, "paths": f"/{index}/_count"}).encode(),
+    )
     assert status == 200
     assert es.info()["tagline"]  # another path: untouched
     for _ in range(2):

@@ -92,6 +92,17 @@ class _Plan:
     unrecognised: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class _TaskOutcome:
+    """What delete-by-query tasks did, added up."""
+
+    deleted: int
+    batches: int
+    conflicts: int
+    tasks: tuple[str, ...]
+    seconds: float  # the tasks' own "took"
+
+
 def _chunks(names: list[str], max_chars: int, max_names: int) -> Iterator[list[str]]:
     """Split index names into comma-joined groups no longer than ``max_chars``."""
     chunk: list[str] = []
@@ -190,7 +201,6 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
         self.max_url_chars = max_url_chars
         self.request_timeout = request_timeout
         self._es: Elasticsearch | None = None
-        self._task_millis = 0
         self._parsed: dict[tuple[str, str | None, str], dict[str, object] | None] = {}
 
     # ------------------------------------------------------------------ client
@@ -263,7 +273,9 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
             raise UnsupportedSelection(f"{target.qualified_name} has no index template")
         return target.index
 
-    def _bounds(self, target: ElasticsearchTarget, values: Mapping[str, object]) -> tuple[datetime | None, datetime | None]:
+    def _bounds(
+        self, target: ElasticsearchTarget, values: Mapping[str, object]
+    ) -> tuple[datetime | None, datetime | None]:
         placeholder = self._template(target).date_placeholder
         if placeholder is None:
             return None, None
@@ -302,7 +314,9 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
             start, end = self._bounds(target, values)
             created_ms = row.get("creation.date")
             created = (
-                datetime.fromtimestamp(int(created_ms) / 1000, tz=timezone.utc) if created_ms not in (None, "") else None
+                datetime.fromtimestamp(int(created_ms) / 1000, tz=timezone.utc)
+                if created_ms not in (None, "")
+                else None
             )
             docs = row.get("docs.count")
             found.append(
@@ -320,13 +334,18 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
         if unrecognised:
             log.warning(
                 "%d index(es) under %s* do not parse as %s and are left alone: %s",
-                len(unrecognised), prefix, template.text, ", ".join(sorted(unrecognised)[:SHOWN_NAMES]),
+                len(unrecognised),
+                prefix,
+                template.text,
+                ", ".join(sorted(unrecognised)[:SHOWN_NAMES]),
             )
         for info in found:
             if info.created is not None and info.start is not None and info.created < info.start:
                 log.warning(
                     "Index %s was created %s, before its period began (%s): check what writes into it",
-                    info.name, info.created.isoformat(), info.start.isoformat(),
+                    info.name,
+                    info.created.isoformat(),
+                    info.start.isoformat(),
                 )
         return found, unrecognised
 
@@ -400,7 +419,9 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
         for info in refused:
             log.error(
                 "Refusing to drop %s: its name dates it before %s but it was created %s",
-                info.name, sel.before.isoformat(), info.created.isoformat() if info.created else "?",
+                info.name,
+                sel.before.isoformat(),
+                info.created.isoformat() if info.created else "?",
             )
         candidates = [i for i in candidates if i not in refused]
 
@@ -430,11 +451,18 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
         thin = [i for i in candidates if i.tenant in thin_query and i.name not in kept_names]
         drop = [i for i in candidates if i.tenant not in thin_query and i.name not in kept_names]
         if kept:
-            log.warning("Keeping %d expired index(es) whole: a held subject there has no field in %s",
-                        len(kept), target.qualified_name)
+            log.warning(
+                "Keeping %d expired index(es) whole: a held subject there has no field in %s",
+                len(kept),
+                target.qualified_name,
+            )
         return _Plan(
-            drop=tuple(drop), thin=tuple(thin), thin_query=thin_query, refused=tuple(refused),
-            kept_for_hold=tuple(kept), unrecognised=tuple(unrecognised),
+            drop=tuple(drop),
+            thin=tuple(thin),
+            thin_query=thin_query,
+            refused=tuple(refused),
+            kept_for_hold=tuple(kept),
+            unrecognised=tuple(unrecognised),
         )
 
     def _plan(self, target: ElasticsearchTarget, selection: Selection) -> _Plan:
@@ -468,7 +496,9 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
                 by_tenant.setdefault(info.tenant, []).append(info.name)
         for tenant, names in by_tenant.items():
             for chunk in self._chunked(names):
-                resp = self._call("count", self.client.count, index=chunk, query=queries[tenant], ignore_unavailable=True)
+                resp = self._call(
+                    "count", self.client.count, index=chunk, query=queries[tenant], ignore_unavailable=True
+                )
                 total += int(resp["count"])
         return total
 
@@ -519,9 +549,9 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
 
     def _delete_by_query(
         self, target: ElasticsearchTarget, names: list[str], query: dict[str, Any], deleted_before: int
-    ) -> tuple[int, int, int, list[str]]:
-        """Run delete-by-query tasks over ``names``; (deleted, batches, version conflicts, task ids)."""
-        deleted = batches = conflicts = 0
+    ) -> _TaskOutcome:
+        """Run delete-by-query tasks over ``names`` (one per chunk of names) and add up their results."""
+        deleted = batches = conflicts = took = 0
         tasks: list[str] = []
         for chunk in self._chunked(names):
             try:
@@ -543,7 +573,7 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
             tasks.append(task_id)
             result = self._wait_for_task(target, task_id, deleted_before + deleted)
             deleted += int(result.get("deleted", 0))
-            self._task_millis += int(result.get("took", 0))
+            took += int(result.get("took", 0))
             batches += int(result.get("batches", 0))
             conflicts += int(result.get("version_conflicts", 0))
             failures = result.get("failures") or []
@@ -558,7 +588,7 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
                     deleted_before + deleted,
                     f"delete-by-query task {task_id} reported {len(failures)} failure(s): {summary}",
                 )
-        return deleted, batches, conflicts, tasks
+        return _TaskOutcome(deleted, batches, conflicts, tuple(tasks), took / 1000)
 
     def _wait_for_task(self, target: ElasticsearchTarget, task_id: str, deleted_before: int) -> dict[str, Any]:
         """Poll a delete-by-query task until it completes (bounded), then drop its stored result.
@@ -604,7 +634,8 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
         if resp.get("error"):
             error = resp["error"]
             raise PartialPurgeError(
-                target.qualified_name, deleted_before,
+                target.qualified_name,
+                deleted_before,
                 f"delete-by-query task {task_id} failed: {error.get('type', 'error')}",
             )
         self._forget_task(task_id)
@@ -668,10 +699,19 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
             details["unrecognised_indices"] = list(plan.unrecognised)[:SHOWN_NAMES]
         method = "delete_index" + ("+delete_by_query" if plan.thin else "")
         if dry_run:
-            log.info("Dry run: would drop %d index(es) (%d documents) of %s", len(plan.drop), planned,
-                     target.qualified_name)
-            return PurgeResult(target.qualified_name, self.store, method, planned, 0, dry_run=True,
-                               seconds=time.monotonic() - started, details=details)
+            log.info(
+                "Dry run: would drop %d index(es) (%d documents) of %s", len(plan.drop), planned, target.qualified_name
+            )
+            return PurgeResult(
+                target.qualified_name,
+                self.store,
+                method,
+                planned,
+                0,
+                dry_run=True,
+                seconds=time.monotonic() - started,
+                details=details,
+            )
 
         deleted, batches = 0, 0
         docs_of = {i.name: i.docs or 0 for i in plan.drop}
@@ -694,7 +734,8 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
             if still:
                 deleted -= sum(docs_of[n] for n in still)
                 raise PartialPurgeError(
-                    target.qualified_name, deleted,
+                    target.qualified_name,
+                    deleted,
                     f"{len(still)} index(es) still present after the delete: {', '.join(still[:10])}",
                 )
 
@@ -705,14 +746,29 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
                 if not info.closed:
                     by_tenant.setdefault(info.tenant, []).append(info.name)
             for tenant, names in by_tenant.items():
-                n, b, c, _ = self._delete_by_query(target, names, (plan.thin_query or {})[tenant], deleted)
-                deleted, batches, conflicts = deleted + n, batches + b, conflicts + c
+                outcome = self._delete_by_query(target, names, (plan.thin_query or {})[tenant], deleted)
+                deleted += outcome.deleted
+                batches += outcome.batches
+                conflicts += outcome.conflicts
         if conflicts:
             details["version_conflicts"] = conflicts
-        log.info("Purged %s: %d documents in %d index(es) dropped%s", target.qualified_name, deleted,
-                 len(plan.drop), f", {len(plan.thin)} thinned" if plan.thin else "")
-        return PurgeResult(target.qualified_name, self.store, method, planned, deleted, batches=batches,
-                           seconds=time.monotonic() - started, details=details)
+        log.info(
+            "Purged %s: %d documents in %d index(es) dropped%s",
+            target.qualified_name,
+            deleted,
+            len(plan.drop),
+            f", {len(plan.thin)} thinned" if plan.thin else "",
+        )
+        return PurgeResult(
+            target.qualified_name,
+            self.store,
+            method,
+            planned,
+            deleted,
+            batches=batches,
+            seconds=time.monotonic() - started,
+            details=details,
+        )
 
     def _purge_subject(
         self, target: ElasticsearchTarget, sel: SubjectSelection, *, dry_run: bool, started: float
@@ -723,26 +779,48 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
         if names:
             self._refresh(names)
             for chunk in self._chunked(names):
-                planned += int(self._call("count", self.client.count, index=chunk, query=query,
-                                          ignore_unavailable=True)["count"])
+                planned += int(
+                    self._call("count", self.client.count, index=chunk, query=query, ignore_unavailable=True)["count"]
+                )
         if dry_run or not names or planned == 0:
-            return PurgeResult(target.qualified_name, self.store, "delete_by_query", planned, 0, dry_run=dry_run,
-                               seconds=time.monotonic() - started, details=details)
+            return PurgeResult(
+                target.qualified_name,
+                self.store,
+                "delete_by_query",
+                planned,
+                0,
+                dry_run=dry_run,
+                seconds=time.monotonic() - started,
+                details=details,
+            )
         deleted = batches = conflicts = 0
         tasks: list[str] = []
-        self._task_millis = 0
+        task_seconds = 0.0
         # Documents changed while the task ran are skipped as version conflicts: go again for them.
         for _pass in range(3):
-            n, b, c, t = self._delete_by_query(target, names, query, deleted)
-            deleted, batches, conflicts, tasks = deleted + n, batches + b, c, tasks + t
-            if c == 0:
+            outcome = self._delete_by_query(target, names, query, deleted)
+            deleted += outcome.deleted
+            batches += outcome.batches
+            conflicts = outcome.conflicts
+            tasks += outcome.tasks
+            task_seconds += outcome.seconds
+            if not conflicts:
                 break
-            log.warning("delete-by-query on %s met %d version conflict(s); running it again", target.qualified_name, c)
+            log.warning(
+                "delete-by-query on %s met %d version conflict(s); running it again", target.qualified_name, conflicts
+            )
         details["tasks"] = tasks
-        details["task_seconds"] = round(self._task_millis / 1000, 3)  # the cluster's own time ("took")
+        details["task_seconds"] = round(task_seconds, 3)  # the cluster's own time ("took")
         if conflicts:
             details["version_conflicts"] = conflicts
-        log.info("Deleted %d documents of one subject of tenant %s from %s", deleted, sel.tenant,
-                 target.qualified_name)
-        return PurgeResult(target.qualified_name, self.store, "delete_by_query", planned, deleted, batches=batches,
-                           seconds=time.monotonic() - started, details=details)
+        log.info("Deleted %d documents of one subject of tenant %s from %s", deleted, sel.tenant, target.qualified_name)
+        return PurgeResult(
+            target.qualified_name,
+            self.store,
+            "delete_by_query",
+            planned,
+            deleted,
+            batches=batches,
+            seconds=time.monotonic() - started,
+            details=details,
+        )
