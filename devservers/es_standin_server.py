@@ -1,7 +1,8 @@
 """A small wire-compatible Elasticsearch 8 stand-in, for tests and the demo on machines where no
 Elasticsearch can be installed.
 
-Run it in its own process: ``python -m devservers.es_standin_server --port 19200``.
+Run it in its own process: ``python -m devservers.es_standin_server --port 19200`` (add
+``--user name:password`` to require HTTP basic auth, as a secured cluster does).
 
 The official ``elasticsearch`` 8.x Python client talks to it over plain HTTP. It keeps indices
 and documents in memory, and implements the part of the REST API the retention package and its
@@ -2273,6 +2274,23 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "es-standin"
     sys_version = ""
 
+    #: "user:password" to require HTTP basic auth (``--user``), as a secured cluster does.
+    basic_auth: str | None = None
+
+    def _authenticate(self, path: str) -> None:
+        expected = "Basic " + base64.b64encode((self.basic_auth or "").encode()).decode()
+        given = self.headers.get("Authorization")
+        if given == expected:
+            return
+        reason = (
+            f"missing authentication credentials for REST request [{path}]"
+            if not given
+            else f"unable to authenticate user for REST request [{path}]"
+        )
+        raise EsError(
+            401, "security_exception", reason, header={"WWW-Authenticate": ['Basic realm="security" charset="UTF-8"']}
+        )
+
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks = []
@@ -2298,6 +2316,8 @@ class Handler(BaseHTTPRequestHandler):
         compat: str | None = None
         headers: dict[str, str] = {}
         try:
+            if self.basic_auth and not path.startswith("/_standin/"):
+                self._authenticate(path)
             compat = check_media_types(self.headers, bool(body))
             if not path.startswith("/_standin/"):
                 fault = CLUSTER.take_fault("http", self.command, path)
@@ -2307,6 +2327,8 @@ class Handler(BaseHTTPRequestHandler):
             status, payload, headers = ROUTER.dispatch(req)
         except EsError as exc:
             status, payload = exc.status, exc.body()
+            if status == 401:
+                headers = {"WWW-Authenticate": 'Basic realm="security" charset="UTF-8"'}
         except Exception as exc:  # noqa: BLE001 - answer like ES would, and keep serving
             status, payload = 500, EsError(500, "exception", f"{type(exc).__name__}: {exc}").body()
         if any(p.startswith(".tasks") for p in path.split("/")[1:2]):
@@ -2351,8 +2373,9 @@ class Handler(BaseHTTPRequestHandler):
         pass  # the request log is at GET /_standin/requests
 
 
-def serve(host: str, port: int) -> None:
-    server = ThreadingHTTPServer((host, port), Handler)
+def serve(host: str, port: int, basic_auth: str | None = None) -> None:
+    handler = type("Handler", (Handler,), {"basic_auth": basic_auth}) if basic_auth else Handler
+    server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     print(f"es-standin {ES_VERSION} listening on http://{host}:{port} (pid {os.getpid()})", flush=True)
     try:
@@ -2367,8 +2390,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="es_standin_server", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("RETENTION_ES_PORT", "19200")))
+    parser.add_argument("--user", help="require HTTP basic auth as user:password")
     args = parser.parse_args(argv)
-    serve(args.host, args.port)
+    serve(args.host, args.port, args.user)
     return 0
 
 

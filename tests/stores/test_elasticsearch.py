@@ -88,6 +88,53 @@ def test_compatible_with_9_is_refused(
         store.count(es_target, TenantSelection(tenants["tenant"]))
 
 
+def test_credentials_reach_every_request(
+    es_target: ElasticsearchTarget, policy: Policy, tenants: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against a stand-in that requires basic auth, as a secured cluster does (in-process, port 0)."""
+    import json
+    import threading
+    import urllib.request
+    from http.server import ThreadingHTTPServer
+    from urllib.parse import quote
+
+    from elasticsearch import AuthenticationException, Elasticsearch, NotFoundError
+
+    from devservers import es_standin_server as srv
+
+    user, password = "retention", "s3cr:et@x"
+    handler = type("AuthHandler", (srv.Handler,), {"basic_auth": f"{user}:{password}"})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_RETENTION_ES_AUTH",
+            f"elasticsearch://{user}:{quote(password, safe='')}@127.0.0.1:{httpd.server_address[1]}/http",
+        )
+        client = Elasticsearch(base, basic_auth=(user, password))
+        with pytest.raises(AuthenticationException):
+            Elasticsearch(base).info()
+        helper = LogIndices(client, es_target, policy.timezone)
+        helper.create(tenants["tenant"], YEAR[:2], docs=DOCS)
+        seq = json.loads(urllib.request.urlopen(base + "/_standin/requests?since=999999999999").read())["last"]
+
+        store = ElasticsearchStore(elasticsearch_conn_id="retention_es_auth", timezone=policy.timezone)
+        result = store.purge(es_target, _subject(tenants["tenant"]))
+        assert result.deleted == 4
+        assert store.purge(es_target, TenantSelection(tenants["tenant"])).deleted == 6
+
+        log = json.loads(urllib.request.urlopen(f"{base}/_standin/requests?since={seq}").read())["requests"]
+        assert [r for r in log if r["status"] == 401] == []
+        assert any(r["method"] == "DELETE" and r["path"].startswith("/.tasks/") and r["status"] == 200 for r in log)
+        with pytest.raises(NotFoundError):
+            client.perform_request("GET", f"/_tasks/{quote(result.details['tasks'][0], safe='')}")  # type: ignore[index]
+        client.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 def test_standin_refuses_wildcard_deletes(es_client: Any, log_indices: LogIndices, tenants: dict[str, str]) -> None:
     from elasticsearch import BadRequestError
 
