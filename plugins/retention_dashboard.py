@@ -1,7 +1,7 @@
 """Airflow plugin: the data-retention operator dashboard (read-only).
 
 Mounts the FastAPI app of ``include/retention/dashboard_app.py`` at ``/retention`` in the
-api-server and adds "Data retention" to the UI's navigation (an external view, shown in
+api-server and adds "Retention" to the UI's navigation (an external view, shown in
 the UI at ``/plugin/retention``). It only reads the ledger and Airflow's metadata; it never
 deletes or changes anything. Routes, auth and screenshots: ``docs/DASHBOARD.md``.
 """
@@ -20,7 +20,7 @@ class RetentionDashboardPlugin(AirflowPlugin):
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Data retention dashboard"}]
     external_views = [
         {
-            "name": "Data retention",
+            "name": "Retention",
             "href": f"{URL_PREFIX}/",
             "url_route": "retention",
             "destination": "nav",

@@ -308,8 +308,10 @@ def render_purge_svg(volumes: dash.PurgeVolumes, *, width: int = 960, height: in
                 f'data-deleted="{count}"><title>{day.isoformat()} {escape(category)}: {count:,} deleted'
                 f'</title></rect>'
             )
-        if i % 15 == 0 or i == len(volumes.days) - 1:
-            out.append(f'<text x="{x + bar_w / 2:.1f}" y="{height - bottom + 16}" text-anchor="middle" '
+        last = i == len(volumes.days) - 1
+        if (i % 15 == 0 and len(volumes.days) - i > 7) or last:  # a label every 15 days, and today's
+            anchor, lx = ("end", x + bar_w) if last else ("middle", x + bar_w / 2)
+            out.append(f'<text x="{lx:.1f}" y="{height - bottom + 16}" text-anchor="{anchor}" '
                        f'font-size="11" fill="#5f6368">{day.strftime("%d %b")}</text>')
     out.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#9aa0a6"/>')
     if volumes.peak == 0:
