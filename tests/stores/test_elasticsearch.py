@@ -544,3 +544,17 @@ def _no_personal_data_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None
     for record in caplog.records:
         text = record.getMessage()
         assert AGENT_X not in text and PHONE_X not in text
+
+
+def test_client_is_built_from_the_airflow_connection(monkeypatch: pytest.MonkeyPatch, policy: Policy) -> None:
+    """URL and credentials come from the connection (the path is the scheme); building connects to nothing."""
+    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_ES_TLS", "elasticsearch://ops:p%40ss@es.example.internal:9243/https")
+    store = ElasticsearchStore(elasticsearch_conn_id="retention_es_tls", timezone=policy.timezone)
+    client = store.client
+    node = client.transport.node_pool.get()
+    assert node.base_url == "https://es.example.internal:9243"
+    assert store._auth_headers == {"authorization": "Basic b3BzOnBAc3M="}  # ops:p@ss
+    assert (client._max_retries, client._retry_on_status) == (0, ())  # retries are the store's, with back-off
+    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_ES_FTP", "elasticsearch://es.example.internal:9243/ftp")
+    with pytest.raises(ValueError, match="must be http or https"):
+        _ = ElasticsearchStore(elasticsearch_conn_id="retention_es_ftp", timezone=policy.timezone).client

@@ -431,3 +431,23 @@ def test_http_faults_hit_matching_requests_only(es: Elasticsearch, index: str, s
     with pytest.raises(ConflictError):
         es.create(index=index, id="1", document={})
         es.create(index=index, id="1", document={})
+
+
+# ------------------------------------------------------------------ ensure()
+
+
+def test_elasticsearch_url_means_a_real_cluster_and_nothing_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    from devservers import connections, es_standin
+
+    monkeypatch.setenv("ELASTICSEARCH_URL", "https://ret%40ops:p%3Aw%2Fd@es.example.internal:9243")
+    endpoint = es_standin.ensure()
+    assert (endpoint.host, endpoint.port, endpoint.owned) == ("es.example.internal", 9243, False)
+    assert (endpoint.login, endpoint.password) == ("ret@ops", "p:w/d")
+    assert endpoint.extra == {"kind": "real cluster", "scheme": "https"}
+    conn = connections.airflow_connections({"elasticsearch": endpoint}, connections.TEST)
+    assert conn["AIRFLOW_CONN_RETENTION_ELASTICSEARCH"] == (
+        "elasticsearch://ret%40ops:p%3Aw%2Fd@es.example.internal:9243/https"
+    )
+    monkeypatch.setenv("ELASTICSEARCH_URL", "ftp://es.example.internal")
+    with pytest.raises(ValueError, match="ELASTICSEARCH_URL"):
+        es_standin.ensure()
