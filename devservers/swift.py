@@ -19,6 +19,8 @@ server they can stop (a failure half-way through a purge).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import getpass
 import hashlib
 import json
@@ -29,6 +31,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 from devservers.procs import (
     RUN_DIR,
@@ -391,8 +394,25 @@ def _start_moto(reason: str) -> Endpoint:
                     extra={"kind": KIND_MOTO})
 
 
+@contextlib.contextmanager
+def _start_lock() -> Iterator[None]:
+    """One starter at a time: test sessions of several helpers may call ensure() at once."""
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    with open(RUN_DIR / "swift.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure() -> Endpoint:
     """The S3 endpoint: our running Swift (or fallback moto), else a Swift started now."""
+    with _start_lock():
+        return _ensure()
+
+
+def _ensure() -> Endpoint:
     if DEFAULT_NODE.running() and port_open(PORT) and _answers_s3(PORT):
         return DEFAULT_NODE.endpoint()
     if owned_pid(MOTO_NAME) and port_open(PORT):
