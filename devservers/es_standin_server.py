@@ -29,9 +29,10 @@ pretending. Queries: match_all, match_none, term, terms, range, exists, ids, boo
 Test hooks (not Elasticsearch APIs), under ``/_standin``:
 
 - ``POST /_standin/faults`` ``{"status": 429|503, "count": N, "paths": "/prefix", "methods": [..]}``:
-  the next N matching requests fail with that status and an ES error body; with
-  ``"stage": "delete_by_query"`` the next N document deletes inside delete-by-query tasks fail
-  (``status``) or each of the next N tasks' batches is slowed (``"delay": seconds``);
+  the next N matching requests fail with that status and an ES error body. With
+  ``"stage": "delete_by_query"`` the next N document deletes inside delete-by-query fail with
+  that status (reported in the task's ``failures``, as ES reports bulk rejections), or, given
+  ``"delay": seconds`` instead of a status, the next N delete-by-query batches wait that long;
   ``DELETE /_standin/faults`` clears them, ``GET`` lists them;
 - ``GET /_standin/requests?since=SEQ``: the request log (method, path with query, status);
 - ``GET /_standin/info``: pid and the sha256 of this file (so ``ensure()`` can spot a stale server).

@@ -340,6 +340,22 @@ def test_expired_index_created_after_the_cutoff_is_refused(
     assert es_store.verify(es_target, selection) == 1  # the refused index still counts
 
 
+def test_index_created_before_its_month_is_reported_once(
+    es_store: ElasticsearchStore,
+    es_target: ElasticsearchTarget,
+    log_indices: LogIndices,
+    tenants: dict[str, str],
+    policy: Policy,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    early = datetime(2025, 1, 1, tzinfo=policy.timezone) - timedelta(days=40)
+    (name,) = log_indices.create(tenants["tenant"], YEAR[:1], docs=DOCS[:1], created_at=early)
+    with caplog.at_level("WARNING", logger="include.retention.stores.elasticsearch"):
+        assert es_store.purge(es_target, TenantSelection(tenants["tenant"])).deleted == 1
+    warnings = [r.getMessage() for r in caplog.records if "before its period began" in r.getMessage()]
+    assert len(warnings) == 1 and name in warnings[0]
+
+
 def test_expired_indices_of_a_held_subject_are_thinned_not_dropped(
     es_store: ElasticsearchStore,
     es_target: ElasticsearchTarget,

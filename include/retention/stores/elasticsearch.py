@@ -202,6 +202,7 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
         self.max_url_chars = max_url_chars
         self.request_timeout = request_timeout
         self._es: Elasticsearch | None = None
+        self._warned: set[str] = set()
         self._auth_headers: dict[str, str] = {}  # for the one request sent through the transport
         self._parsed: dict[tuple[str, str | None, str], dict[str, object] | None] = {}
 
@@ -348,12 +349,14 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
                 ", ".join(sorted(unrecognised)[:SHOWN_NAMES]),
             )
         for info in found:
-            if info.created is not None and info.start is not None and info.created < info.start:
+            early = info.created is not None and info.start is not None and info.created < info.start
+            if early and info.name not in self._warned:
+                self._warned.add(info.name)  # once per index, though a purge lists it up to three times
                 log.warning(
                     "Index %s was created %s, before its period began (%s): check what writes into it",
                     info.name,
-                    info.created.isoformat(),
-                    info.start.isoformat(),
+                    info.created.isoformat() if info.created else "?",
+                    info.start.isoformat() if info.start else "?",
                 )
         return found, unrecognised
 
