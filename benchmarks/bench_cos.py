@@ -157,7 +157,8 @@ def awscli() -> tuple[Path | None, str]:
 
 def aws_rm(aws: Path, endpoint_url: str, login: str, password: str, bucket: str, prefix: str) -> tuple[float, str]:
     env = {**os.environ, "AWS_ACCESS_KEY_ID": login, "AWS_SECRET_ACCESS_KEY": password,
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/dev/null",
+           "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
     started = time.perf_counter()
     out = subprocess.run([str(aws), "s3", "rm", f"s3://{bucket}/{prefix}", "--recursive", "--only-show-errors",
                           "--endpoint-url", endpoint_url], env=env, capture_output=True, text=True)

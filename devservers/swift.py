@@ -56,11 +56,11 @@ SERVERS = ("proxy", "account", "container", "object")
 RING_SERVERS = ("account", "container", "object")
 HASH_PATH_PREFIX = HASH_PATH_SUFFIX = "retention-dev"  # swift.conf [swift-hash]; dev only
 ACCOUNT = "AUTH_test"  # tempauth's account for LOGIN
-PART_POWER = 6
+PART_POWER = 6  # 64 partitions: plenty for one device
 # Keys of one DeleteObjects that s3api deletes at once (its default is 2). Each key is a HEAD
 # and a DELETE through the object and container servers; with 2 in flight those processes
 # mostly wait on each other. Tencent COS runs a batch delete in parallel on its side too.
-MULTI_DELETE_CONCURRENCY = int(os.environ.get("RETENTION_SWIFT_MULTI_DELETE_CONCURRENCY", "8"))  # 64 partitions: plenty for one device, and the rings build in a blink
+MULTI_DELETE_CONCURRENCY = int(os.environ.get("RETENTION_SWIFT_MULTI_DELETE_CONCURRENCY", "8"))
 MOTO_NAME = "s3-moto"
 MEMCACHED = "memcached"  # Swift's tempauth and container-info cache; the node runs without it if absent
 
@@ -282,8 +282,7 @@ class SwiftNode:
             # without memcached the filter still has to be there (tempauth asks for it); it
             # then logs a connection error per request, so point it at our own or say so
             + (f"memcache_servers = 127.0.0.1:{memcache_port}\n\n" if memcache_port else "\n")
-            + 
-            "[filter:catch_errors]\nuse = egg:swift#catch_errors\n\n"
+            + "[filter:catch_errors]\nuse = egg:swift#catch_errors\n\n"
             "[filter:gatekeeper]\nuse = egg:swift#gatekeeper\n\n"
             "[filter:healthcheck]\nuse = egg:swift#healthcheck\n\n"
             "[filter:proxy-logging]\nuse = egg:swift#proxy_logging\n\n"

@@ -18,6 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from devservers.procs import Endpoint
 from include.retention.naming import IdentifierError, Template
 from include.retention.policy import CosTarget, Policy, Retention
 from include.retention.stores.base import (
@@ -29,7 +30,6 @@ from include.retention.stores.base import (
     UnsupportedSelection,
 )
 from include.retention.stores.cos import CosStore, _KeyParser, _next_version_marker, iso_timestamp
-from devservers.procs import Endpoint
 from tests.fixtures.cos import CosBucket, SeededBucket, connection_env, new_bucket, plain_client
 
 pytestmark = pytest.mark.servers
@@ -120,8 +120,9 @@ def test_key_parser_agrees_with_template_parse(policy: Policy) -> None:
         template = target.prefix
         assert template is not None
         parse = _KeyParser(template)
-        samples = [rec_key("12", DAYS[0], 1), backup_key("123", DAYS[1], "agent_info"), backup_key("1", DAYS[2], "call_data"),
-                   *FOREIGN, "recordings/12/2026/02/30/feb-30.wav", "", "backups/"]
+        samples = [rec_key("12", DAYS[0], 1), backup_key("123", DAYS[1], "agent_info"),
+                   backup_key("1", DAYS[2], "call_data"), *FOREIGN,
+                   "recordings/12/2026/02/30/feb-30.wav", "", "backups/"]
         for key in samples:
             parsed = parse(key)
             expected = template.parse(key)
@@ -445,7 +446,9 @@ def test_delete_objects_needs_content_md5_and_the_store_sends_it(
 
     store = store_for(cos_bucket)
     ours: list[dict[str, str]] = []
-    store.client.meta.events.register("before-send.s3.DeleteObjects", lambda request, **_: ours.append(dict(request.headers)))
+    store.client.meta.events.register(
+        "before-send.s3.DeleteObjects", lambda request, **_: ours.append(dict(request.headers))
+    )
     assert store.purge(recordings(policy), TenantSelection("12")).deleted == 3
     assert "Content-MD5" in ours[0]
     assert not [h for h in ours[0] if h.lower().startswith("x-amz-checksum-")]

@@ -309,7 +309,9 @@ class CosStore(RetentionStore[CosTarget]):
         page_size: int = PAGE_SIZE,
     ) -> None:
         if batch_size > MAX_DELETE_OBJECTS:
-            raise ValueError(f"batch_size must be at most {MAX_DELETE_OBJECTS} (the DeleteObjects limit), got {batch_size}")
+            raise ValueError(
+                f"batch_size must be at most {MAX_DELETE_OBJECTS} (the DeleteObjects limit), got {batch_size}"
+            )
         if not 1 <= page_size <= PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {PAGE_SIZE}, got {page_size}")
         super().__init__(batch_size=batch_size)
@@ -481,7 +483,9 @@ class CosStore(RetentionStore[CosTarget]):
 
             def accept_subject(key: str) -> bool:
                 parsed = parse(key)
-                return parsed is not None and parsed[1].get("tenant") == tenant and parsed[1].get(subject_type) == subject_id
+                if parsed is None:
+                    return False
+                return parsed[1].get("tenant") == tenant and parsed[1].get(subject_type) == subject_id
 
             return _Scan(prefix, (prefix,), False, accept_subject, f"one {subject_type} of tenant {tenant}")
         if isinstance(selection, ExpiredSelection):
@@ -492,13 +496,17 @@ class CosStore(RetentionStore[CosTarget]):
         """One skip-scan per tenant over exactly the selection's units, each unit checked."""
         template = self._template(target)
         if template.date_placeholder is None:
-            raise UnsupportedSelection(f"{target.qualified_name}: {template.text!r} has no date, so nothing expires by age")
+            raise UnsupportedSelection(
+                f"{target.qualified_name}: {template.text!r} has no date, so nothing expires by age"
+            )
         kept = set(selection.exclude_tenants) | {s[0] for s in selection.exclude_subjects}
         by_tenant: dict[str, set[str]] = {}
         for unit in selection.units:
             values = template.parse(unit, whole=True)
             if values is None:
-                raise ValueError(f"{target.qualified_name}: unit {unit!r:.120} is not a prefix rendered by {template.text!r}")
+                raise ValueError(
+                    f"{target.qualified_name}: unit {unit!r:.120} is not a prefix rendered by {template.text!r}"
+                )
             tenant = str(values["tenant"])
             if selection.tenant is not None and tenant != selection.tenant:
                 raise ValueError(f"{target.qualified_name}: unit {unit!r} is not of tenant {selection.tenant}")
@@ -545,7 +553,8 @@ class CosStore(RetentionStore[CosTarget]):
                     f"for tenant {tenant}; nothing was deleted"
                 )
             wanted.add(key)
-        return _Scan(prefix, tuple(sorted(wanted)), True, wanted.__contains__, f"{len(wanted)} key(s) of tenant {tenant}")
+        scope = f"{len(wanted)} key(s) of tenant {tenant}"
+        return _Scan(prefix, tuple(sorted(wanted)), True, wanted.__contains__, scope)
 
     # ------------------------------------------------------------------ verbs
 
@@ -630,8 +639,9 @@ class CosStore(RetentionStore[CosTarget]):
             raise PartialPurgeError(target.qualified_name, progress.deleted, f"{type(exc).__name__}: {exc}") from exc
         seconds = time.monotonic() - started
         log.info("%s %d of %d matched objects of %s (%s) in %d batches, %d listing requests (%.2fs)",
-                 "Dry run: would delete" if dry_run else "Deleted", progress.deleted if not dry_run else progress.matched,
-                 progress.matched, target.qualified_name, scope, progress.batches, progress.requests, seconds)
+                 "Dry run: would delete" if dry_run else "Deleted",
+                 progress.matched if dry_run else progress.deleted, progress.matched, target.qualified_name, scope,
+                 progress.batches, progress.requests, seconds)
         return PurgeResult(
             target=target.qualified_name,
             store=self.store,
