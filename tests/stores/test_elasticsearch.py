@@ -340,6 +340,25 @@ def test_expired_index_created_after_the_cutoff_is_refused(
     assert es_store.verify(es_target, selection) == 1  # the refused index still counts
 
 
+def test_held_subjects_in_text_fields_stop_the_purge(
+    es_store: ElasticsearchStore,
+    es_target: ElasticsearchTarget,
+    log_indices: LogIndices,
+    tenants: dict[str, str],
+    policy: Policy,
+) -> None:
+    # With agent_id analyzed, must_not would not spare the held agent: nothing may go.
+    names = log_indices.create(tenants["tenant"], YEAR[:2], docs=DOCS, mappings={})
+    selection = ExpiredSelection(
+        before=datetime(2025, 3, 1, tzinfo=policy.timezone),
+        tenant=tenants["tenant"],
+        exclude_subjects=frozenset({(tenants["tenant"], "agent", AGENT_Y)}),
+    )
+    with pytest.raises(UnsupportedSelection, match="mapped as text"):
+        es_store.purge(es_target, selection)
+    assert [log_indices.count(n) for n in names] == [5, 5]
+
+
 def test_index_created_before_its_month_is_reported_once(
     es_store: ElasticsearchStore,
     es_target: ElasticsearchTarget,

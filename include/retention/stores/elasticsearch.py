@@ -447,10 +447,11 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
             unaddressable = False
             for subject_type, subject_id in subjects:
                 field = target.subject_fields.get(subject_type)
-                if field is None:
+                fmt = template.fields.get(subject_type)
+                if field is None or fmt is None:
                     unaddressable = True
                     break
-                clauses.append({"term": {field: subject_id}})
+                clauses.append({"term": {field: fmt.validate(subject_id, echo=False)}})
             if unaddressable:
                 # We cannot tell the held subject's documents apart here: keep the indices whole.
                 kept.extend(i for i in candidates if i.tenant == tenant)
@@ -486,6 +487,14 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
     def _count_plan(self, target: ElasticsearchTarget, selection: Selection) -> tuple[_Plan, int, int]:
         """Refresh the planned indices, then count: (plan, documents, closed indices)."""
         plan = self._plan(target, selection)
+        if plan.thin:
+            # The held subjects are spared by exact term queries: their fields must be keyword.
+            fields = {target.tenant_field} | {
+                str(next(iter(clause["term"])))
+                for query in (plan.thin_query or {}).values()
+                for clause in query["bool"]["must_not"]
+            }
+            self._check_mapping([i.name for i in plan.thin if not i.closed], tuple(sorted(fields)))
         names = [i.name for i in plan.drop + plan.thin + plan.refused if not i.closed]
         if names:
             self._refresh(names)
