@@ -23,6 +23,11 @@ tests use, with Elasticsearch 8's semantics where they matter for deleting data 
   ``wait_for_completion=false`` runs as a task whose result is stored in ``.tasks``;
 - a single node: indices with replicas report health ``yellow``, like a one-node cluster.
 
+Approximations, stated rather than hidden: ``compatible-with=7`` is accepted but answered in
+the 8 format; ``_cat`` sizes are the size of the JSON sources (there are no Lucene segments);
+the scheduled refresh is applied when an index is next read; ``routing``, ``timeout`` and
+``wait_for_active_shards`` change nothing on one node with one shard per index.
+
 What it does not implement it refuses with HTTP 400 and a reason that says so, rather than
 pretending. Queries: match_all, match_none, term, terms, range, exists, ids, bool.
 
