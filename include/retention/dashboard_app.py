@@ -435,12 +435,14 @@ PAGE = _ENV.from_string(
 <section id="certificates-section">
 <h2>Certificates</h2>
 {% if view.certificates %}
-<table id="certificates"><thead><tr><th>Certificate</th><th>Reference</th><th>Tenant</th><th>Type</th><th>Issued</th><th>Download</th></tr></thead><tbody>
+<table id="certificates"><thead><tr><th>Certificate</th><th>Reference</th><th>Tenant</th><th>Type</th><th>Issued</th><th>Certificate files</th></tr></thead><tbody>
 {% for c in view.certificates %}
 <tr data-request-id="{{ c.request_id }}"><td><code>{{ c.certificate_id }}</code></td><td><code>{{ c.reference }}</code></td><td>{{ c.tenant_id }}</td><td>{{ c.request_type }}</td><td>{{ c.issued_at|local(zone) }}</td>
- <td>{% for f in c.formats %}<a href="{{ root }}/api/certificates/{{ c.request_id|urlencode }}.{{ f }}?download=1" download>{{ f|upper }}</a>{% if not loop.last %} · {% endif %}{% endfor %}</td></tr>
+ <td class="cert-links">view {% for f in c.formats %}<a class="cert-view" data-format="{{ f }}" href="{{ root }}/api/certificates/{{ c.request_id|urlencode }}.{{ f }}">{{ f|upper }}</a> {% endfor %}
+  · download {% for f in c.formats %}<a class="cert-download" data-format="{{ f }}" href="{{ root }}/api/certificates/{{ c.request_id|urlencode }}.{{ f }}?download=1" download>{{ f|upper }}</a> {% endfor %}</td></tr>
 {% endfor %}
 </tbody></table>
+<p class="muted">The signed JSON is the ledger's copy; COS holds the same three files under <code>certificates/</code>. Inside the Airflow UI the view links open here; downloads need the page opened on its own (<a href="{{ root }}/" target="_blank" rel="noopener">{{ root }}/</a>), since the UI's frame allows no downloads.</p>
 {% else %}<p class="muted" id="no-certificates">No certificates{% if view.filters.tenant %} for this tenant{% endif %} yet.</p>{% endif %}
 </section>
 </main></body></html>

@@ -11,12 +11,12 @@ refused. Screenshots go to ``artifacts/dashboard.png`` (in the UI) and
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote
 
+import httpx
 import pytest
 
 from tests.e2e import dashboard_support as support
@@ -109,7 +109,6 @@ def test_anonymous_browser_is_refused(browser: Any, dashboard: DashboardServer) 
 
 
 def test_dashboard_in_the_airflow_ui(browser: Any, dashboard: DashboardServer) -> None:  # noqa: F811
-    started = time.monotonic()
     log_in(browser, dashboard, "/plugin/retention")
     css(browser, "a[href$='/plugin/retention']")  # the nav link the plugin's external view adds
     frame = css(browser, "iframe[title='Retention']")
@@ -150,7 +149,6 @@ def test_dashboard_in_the_airflow_ui(browser: Any, dashboard: DashboardServer) -
     finally:
         browser.switch_to.default_content()
     save(browser, "dashboard.png")
-    assert time.monotonic() - started < 60
 
 
 def test_filters_work_inside_the_ui_frame(browser: Any, dashboard: DashboardServer) -> None:  # noqa: F811
@@ -170,9 +168,21 @@ def test_filters_work_inside_the_ui_frame(browser: Any, dashboard: DashboardServ
         totals = {r.get_attribute("data-category"): r.find_elements("css selector", "td")[1].text
                   for r in browser.find_elements("css selector", "table#purge-totals tbody tr")}
         assert totals["call_data"] == "34" and totals["agent_info"] == "77"
+        browser.switch_to.default_content()
+        save(browser, "dashboard-filtered.png")
+
+        # A certificate opens inside the frame, and downloads with the browser's own session.
+        browser.switch_to.frame(css(browser, "iframe[title='Retention']"))
+        download = css(browser, "#certificates a.cert-download[data-format='json']").get_attribute("href")
+        css(browser, "#certificates a.cert-view[data-format='html']").click()
+        assert css(browser, "h1").text == "Deletion certificate CERT-req-done"
     finally:
         browser.switch_to.default_content()
-    save(browser, "dashboard-filtered.png")
+    token = browser.get_cookie("_token")
+    assert token is not None
+    response = httpx.get(download, cookies={"_token": token["value"]}, timeout=30)
+    assert response.status_code == 200 and response.headers["content-disposition"].startswith("attachment")
+    assert response.json()["certificate"]["certificate_id"] == "CERT-req-done"
 
 
 def _stale(element: Any) -> bool:
