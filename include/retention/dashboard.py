@@ -47,7 +47,7 @@ STATE_ALL = "all"
 _STATE = re.compile(r"^[a-z][a-z_]{0,31}$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
-Status = Literal["ok", "warning", "breached", "closed"]
+Status = Literal["ok", "warning", "breached", "closed", "preview"]
 
 
 class FilterError(ValueError):
@@ -105,37 +105,40 @@ def valid_request_id(value: str) -> str:
 class Deadline:
     """Where a request stands against its due date."""
 
-    days_left: int  # whole days to due_at (towards zero): 5 for 5.5 days left, -3 for 3.5 days overdue
+    days_left: int  # whole days to due_at, rounded up as the SLA e-mails count them: 5.5 -> 6, -3.5 -> -3
     status: Status
     bar_fraction: float  # share of the request window still left, 0..1 (1 when breached: a full red bar)
 
 
 def deadline(
-    due_at: datetime, now: datetime, *, window_days: int, warning_days: int, closed: bool = False
+    due_at: datetime, now: datetime, *, window_days: int, warning_days: int, closed: bool = False,
+    preview: bool = False,
 ) -> Deadline:
     """Days left to ``due_at`` and the bar colour: green, amber from T-``warning_days``, red at the breach.
 
-    A request is breached from the instant ``now >= due_at``; it turns amber once at most
-    ``warning_days`` whole days are left (fewer than 8 days to go: T-7, when the SLA monitor
-    warns). ``days_left`` counts whole days towards zero, so it is 0 on the last day before
-    the breach and on the first day after it.
+    The same rules as the SLA monitor (``sla.classify``), so the page and the alert e-mails
+    agree: breached from the instant ``now >= due_at``; amber once at most ``warning_days``
+    days are left; days counted as ``requests.days_left`` does (whole days, rounded up).
+    A closed request, or a preview (which deletes nothing and has no SLA), is grey.
     """
     if due_at.tzinfo is None or now.tzinfo is None:
         raise ValueError("due_at and now must be timezone-aware")
-    remaining = (due_at - now).total_seconds() / 86400.0
-    days_left = math.trunc(remaining)
+    remaining = due_at - now
+    days_left = math.ceil(remaining.total_seconds() / 86_400)
     if closed:
         status: Status = "closed"
-    elif remaining <= 0:
+    elif preview:
+        status = "preview"
+    elif remaining <= timedelta(0):
         status = "breached"
-    elif days_left <= warning_days:
+    elif remaining <= timedelta(days=warning_days):
         status = "warning"
     else:
         status = "ok"
-    if status == "breached":
+    if status in ("breached", "closed"):
         fraction = 1.0
     else:
-        fraction = min(1.0, max(0.0, remaining / float(window_days)))
+        fraction = min(1.0, max(0.0, remaining / timedelta(days=window_days)))
     return Deadline(days_left=days_left, status=status, bar_fraction=round(fraction, 4))
 
 
@@ -169,8 +172,8 @@ class RequestRow:
 
 
 def order_requests(rows: Sequence[RequestRow]) -> list[RequestRow]:
-    """Breached first (most overdue first), then open ones by due date, then closed ones."""
-    rank = {"breached": 0, "warning": 1, "ok": 1, "closed": 2}
+    """Breached first (most overdue first), then open ones by due date, then previews, then closed ones."""
+    rank = {"breached": 0, "warning": 1, "ok": 1, "preview": 2, "closed": 3}
     return sorted(rows, key=lambda r: (rank[r.deadline.status], r.due_at, r.reference))
 
 
@@ -223,7 +226,7 @@ def read_requests(
                 completed_at=_aware(r[11]), error=r[12], failed_step=r[13],
                 deadline=deadline(
                     due_at, now, window_days=policy.request_window_days, warning_days=policy.sla_warning_days,
-                    closed=state in CLOSED_STATES,
+                    closed=state in CLOSED_STATES, preview=str(r[7]) != "execute",
                 ),
                 has_certificate=str(r[0]) in certified,
             )
@@ -475,11 +478,10 @@ def airflow_dag_runs(
 
     Runs inside the api-server, whose ORM session is configured; reads only.
     """
-    from sqlalchemy import func, select
-
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
+    from sqlalchemy import func, select
 
     since = now - timedelta(days=FAILURE_WINDOW_DAYS)
     out: dict[str, tuple[DagRunInfo | None, tuple[DagRunInfo, ...], int]] = {}
@@ -493,7 +495,8 @@ def airflow_dag_runs(
     with create_session() as session:
         for dag_id in dag_ids:
             last = session.scalars(
-                select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.run_after.desc(), DagRun.id.desc()).limit(1)
+                select(DagRun).where(DagRun.dag_id == dag_id)
+                .order_by(DagRun.run_after.desc(), DagRun.id.desc()).limit(1)
             ).first()
             failed_filter = (DagRun.dag_id == dag_id, DagRun.state == "failed", DagRun.run_after >= since)
             count = session.scalar(select(func.count()).select_from(DagRun).where(*failed_filter)) or 0

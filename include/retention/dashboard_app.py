@@ -28,15 +28,17 @@ works in the Airflow UI's sandboxed iframe and fetches nothing from outside.
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from jinja2 import Environment, select_autoescape
+from jinja2 import Environment, Template, select_autoescape
 from markupsafe import Markup, escape
 
 from include.retention import dashboard as dash
@@ -48,7 +50,8 @@ log = logging.getLogger(__name__)
 UTC = timezone.utc
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
-STATUS_COLOURS = {"ok": "#2e9e44", "warning": "#e8a317", "breached": "#d93025", "closed": "#9aa0a6"}
+STATUS_COLOURS = {"ok": "#2e9e44", "warning": "#e8a317", "breached": "#d93025", "closed": "#9aa0a6",
+                  "preview": "#c4c7c5"}
 SECURITY_HEADERS = {
     # Nothing is fetched or run from anywhere: no script at all, styles and SVG inline.
     "Content-Security-Policy": (
@@ -328,13 +331,13 @@ def _local(value: datetime | None, zone: ZoneInfo) -> str:
 def _days_text(deadline: dash.Deadline) -> str:
     if deadline.status == "closed":
         return "closed"
+    if deadline.status == "preview":
+        return "preview, no SLA"
     if deadline.status == "breached":
         overdue = -deadline.days_left
         if overdue == 0:
             return "breached today"
         return f"breached, {overdue} day{'s' if overdue != 1 else ''} over"
-    if deadline.days_left == 0:
-        return "due today"
     return f"{deadline.days_left} day{'s' if deadline.days_left != 1 else ''} left"
 
 
@@ -342,117 +345,18 @@ _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string
 _ENV.filters["local"] = _local
 _ENV.filters["days_text"] = _days_text
 
-PAGE = _ENV.from_string(
-    """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Data retention</title>
-<style>
- body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#202124;margin:0;background:#f8f9fa}
- main{max-width:1100px;margin:0 auto;padding:16px 20px 40px}
- h1{font-size:22px;margin:4px 0 2px} h2{font-size:17px;margin:26px 0 8px}
- .muted{color:#5f6368} .err{color:#b3261e;background:#fce8e6;padding:8px 12px;border-radius:6px}
- section{background:#fff;border:1px solid #e3e6ea;border-radius:8px;padding:12px 16px;margin-top:14px}
- table{border-collapse:collapse;width:100%} th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #eef0f2;vertical-align:top}
- th{font-weight:600;color:#3c4043;font-size:13px} td.num{text-align:right;font-variant-numeric:tabular-nums}
- form.filters{display:flex;gap:12px;align-items:end;flex-wrap:wrap}
- form.filters label{display:flex;flex-direction:column;font-size:12px;color:#5f6368}
- input,select,button{font:inherit;padding:4px 8px;border:1px solid #c4c7c5;border-radius:6px;background:#fff}
- button{background:#1a73e8;color:#fff;border-color:#1a73e8;cursor:pointer}
- .chips span{display:inline-block;margin-right:8px;padding:2px 10px;border-radius:12px;background:#eef0f2;font-size:13px}
- .track{width:180px;height:14px;background:#eef0f2;border-radius:7px;overflow:hidden}
- .fill{height:100%;border-radius:7px}
- .deadline{display:flex;align-items:center;gap:8px;white-space:nowrap}
- .state{font-family:ui-monospace,monospace;font-size:12px;padding:1px 6px;border-radius:4px;background:#eef0f2}
- .state-failed{background:#fce8e6;color:#b3261e} .state-success{background:#e6f4ea;color:#137333}
- .legend span{display:inline-flex;align-items:center;gap:4px;margin-right:14px;font-size:13px}
- .legend i{display:inline-block;width:11px;height:11px;border-radius:2px}
- code{font-size:12px}
-</style></head>
-<body><main>
-<h1>Data retention</h1>
-<div class="muted">Generated {{ view.generated_at|local(zone) }} ({{ zone_name }}) · requests are due {{ view.window_days }} days
- after receipt; amber from T-{{ view.warning_days }}, red at the breach · JSON: <a href="{{ root }}/api/summary?{{ query }}">summary</a>,
- <a href="{{ root }}/api">routes</a></div>
-{% if problem %}<p class="err" id="filter-error">{{ problem }}</p>{% endif %}
+TEMPLATE_PATH = Path(__file__).with_name("dashboard.html")
 
-<section>
-<form class="filters" method="get" action="{{ root }}/">
- <label>Tenant <input name="tenant" id="filter-tenant" value="{{ view.filters.tenant or '' }}" placeholder="all tenants" size="16"></label>
- <label>State <select name="state" id="filter-state">
-  {% for s in ['open', 'all'] + view.states|list %}<option value="{{ s }}"{% if s == view.filters.state %} selected{% endif %}>{{ s }}</option>{% endfor %}
- </select></label>
- <button type="submit">Apply</button> <a href="{{ root }}/">clear</a>
-</form>
-</section>
 
-<section id="requests-section">
-<h2>Requests <span class="muted">({{ view.filters.state }}{% if view.filters.tenant %}, tenant {{ view.filters.tenant }}{% endif %})</span></h2>
-<div class="chips"><span id="count-shown">{{ view.counts.shown }} shown</span><span id="count-breached" style="color:{{ colours.breached }}">{{ view.counts.breached }} breached</span><span id="count-warning" style="color:#a56a00">{{ view.counts.warning }} due within {{ view.warning_days }} days</span></div>
-{% if view.requests %}
-<table id="requests"><thead><tr><th>Days left</th><th>State</th><th>Tenant</th><th>Reference</th><th>Type</th><th>Received</th><th>Due</th><th>Certificate</th></tr></thead><tbody>
-{% for r in view.requests %}
-<tr data-reference="{{ r.reference }}" data-status="{{ r.deadline.status }}" data-days-left="{{ r.deadline.days_left }}">
- <td><div class="deadline"><div class="track"><div class="fill" style="width:{{ '%.1f'|format(r.deadline.bar_fraction * 100) }}%;background:{{ colours[r.deadline.status] }}"></div></div><span>{{ r.deadline|days_text }}</span></div></td>
- <td><span class="state">{{ r.state }}</span>{% if r.failed_step %} <span class="muted">at {{ r.failed_step }}</span>{% endif %}{% if r.error %}<div class="muted" title="{{ r.error }}">{{ r.error|truncate(60) }}</div>{% endif %}</td>
- <td>{{ r.tenant_id }}</td><td><code>{{ r.reference }}</code></td>
- <td>{{ r.request_type }}{% if r.subject_type %} ({{ r.subject_type }}){% endif %}{% if r.mode != 'execute' %} <span class="muted">{{ r.mode }}</span>{% endif %}</td>
- <td>{{ r.received_at|local(zone) }}</td><td>{{ r.due_at|local(zone) }}</td>
- <td>{% if r.has_certificate %}<a href="{{ root }}/api/certificates/{{ r.request_id|urlencode }}.html">view</a>{% else %}<span class="muted">—</span>{% endif %}</td>
-</tr>
-{% endfor %}
-</tbody></table>
-{% else %}<p class="muted" id="no-requests">No requests match.</p>{% endif %}
-</section>
-
-<section id="purges-section">
-<h2>Purged, last {{ view.purges.days|length }} days <span class="muted">(rows, keys, objects and documents deleted per day, {{ zone_name }} calendar; dry runs excluded{% if view.filters.tenant %}; tenant {{ view.filters.tenant }} only{% endif %})</span></h2>
-{{ svg }}
-<div class="legend">{% for c in view.purges.categories %}<span><i style="background:{{ cat_colours[c] }}"></i>{{ c }}</span>{% endfor %}</div>
-<table id="purge-totals"><thead><tr><th>Category</th><th class="num">Deleted ({{ view.purges.days|length }} days)</th></tr></thead><tbody>
-{% for c in view.purges.categories %}<tr data-category="{{ c }}"><td>{{ c }}</td><td class="num">{{ '{:,}'.format(view.purges.total(c)) }}</td></tr>{% endfor %}
-</tbody></table>
-{% if view.purges.failed|sum %}<p class="muted">Failed purges in this window: {{ view.purges.failed|sum }}.</p>{% endif %}
-</section>
-
-<section id="dags-section">
-<h2>Daily DAGs</h2>
-<table id="daily-dags"><thead><tr><th>Category</th><th>DAG</th><th>Last run</th><th>State</th><th>Ended</th><th>Failures ({{ failure_days }} days)</th></tr></thead><tbody>
-{% for d in view.dags %}
-<tr data-dag-id="{{ d.dag_id }}" data-last-state="{{ d.last_run.state if d.last_run else '' }}" data-failures="{{ d.failure_count }}">
- <td>{{ d.category }}</td><td><a href="/dags/{{ d.dag_id }}" target="_blank" rel="noopener"><code>{{ d.dag_id }}</code></a></td>
- {% if d.last_run %}<td>{{ d.last_run.run_after|local(zone) }} <span class="muted">{{ d.last_run.run_type }}</span></td>
- <td><span class="state state-{{ d.last_run.state }}">{{ d.last_run.state }}</span></td><td>{{ d.last_run.end_date|local(zone) }}</td>
- {% else %}<td colspan="3" class="muted">{{ d.error or 'never run' }}</td>{% endif %}
- <td>{% if d.failure_count %}<strong style="color:{{ colours.breached }}">{{ d.failure_count }}</strong>
-  {% for f in d.failures %}<div class="muted"><code>{{ f.run_id }}</code>{% if f.failed_tasks %}: {{ f.failed_tasks|join(', ') }}{% endif %}</div>{% endfor %}
- {% else %}0{% endif %}</td>
-</tr>
-{% endfor %}
-</tbody></table>
-</section>
-
-<section id="certificates-section">
-<h2>Certificates</h2>
-{% if view.certificates %}
-<table id="certificates"><thead><tr><th>Certificate</th><th>Reference</th><th>Tenant</th><th>Type</th><th>Issued</th><th>Certificate files</th></tr></thead><tbody>
-{% for c in view.certificates %}
-<tr data-request-id="{{ c.request_id }}"><td><code>{{ c.certificate_id }}</code></td><td><code>{{ c.reference }}</code></td><td>{{ c.tenant_id }}</td><td>{{ c.request_type }}</td><td>{{ c.issued_at|local(zone) }}</td>
- <td class="cert-links">view {% for f in c.formats %}<a class="cert-view" data-format="{{ f }}" href="{{ root }}/api/certificates/{{ c.request_id|urlencode }}.{{ f }}">{{ f|upper }}</a> {% endfor %}
-  · download {% for f in c.formats %}<a class="cert-download" data-format="{{ f }}" href="{{ root }}/api/certificates/{{ c.request_id|urlencode }}.{{ f }}?download=1" download>{{ f|upper }}</a> {% endfor %}</td></tr>
-{% endfor %}
-</tbody></table>
-<p class="muted">The signed JSON is the ledger's copy; COS holds the same three files under <code>certificates/</code>. Inside the Airflow UI the view links open here; downloads need the page opened on its own (<a href="{{ root }}/" target="_blank" rel="noopener">{{ root }}/</a>), since the UI's frame allows no downloads.</p>
-{% else %}<p class="muted" id="no-certificates">No certificates{% if view.filters.tenant %} for this tenant{% endif %} yet.</p>{% endif %}
-</section>
-</main></body></html>
-"""
-)
+@functools.cache
+def _page_template() -> Template:
+    """The page template (``dashboard.html`` beside this module), read on first use, not at import."""
+    return _ENV.from_string(TEMPLATE_PATH.read_text(encoding="utf-8"))
 
 
 def render_page(view: dash.DashboardView, policy: Policy, *, root: str = "", problem: str | None = None) -> str:
     """The dashboard page as HTML; every value is escaped by the template."""
-    return PAGE.render(
+    return _page_template().render(
         view=view,
         zone=policy.timezone,
         zone_name=policy.timezone_name,

@@ -84,24 +84,28 @@ class SeededRequest:
     received_days_ago: float
     subject_type: str | None = None
     error: str | None = None
+    mode: str = "execute"
 
     def received_at(self, now: datetime) -> datetime:
         return now - timedelta(days=self.received_days_ago)
 
 
-#: Half-day offsets keep the whole-day numbers stable while the test runs: due 30 days after receipt.
+#: Half-day offsets keep the whole-day numbers stable while the test runs: due 30 days after receipt,
+#: days left rounded up as the SLA monitor counts them.
 REQUESTS = (
     SeededRequest("TCK-BREACH", "req-breach", "1001", "in_progress", "termination", 33.5),  # 3 days over
-    SeededRequest("TCK-AMBER", "req-amber", "1002", "planned", "deletion", 24.5, "agent"),  # 5 days left
-    SeededRequest("TCK-GREEN", "req-green", "1001", "received", "deletion", 1.5, "phone_number"),  # 28 days left
+    SeededRequest("TCK-AMBER", "req-amber", "1002", "planned", "deletion", 24.5, "agent"),  # 5.5 days left: 6
+    SeededRequest("TCK-GREEN", "req-green", "1001", "received", "deletion", 1.5, "phone_number"),  # 29 days left
     SeededRequest("TCK-FAILED", "req-failed", "1003", "failed", "deletion", 9.5, "agent",
-                  "PartialPurgeError: cos.recordings: 3 of 7 batches failed"),  # 20 days left
+                  "PartialPurgeError: cos.recordings: 3 of 7 batches failed"),  # 21 days left
     SeededRequest("TCK-DONE", "req-done", "1001", "completed", "termination", 12.5),
+    SeededRequest("TCK-PREVIEW", "req-preview", "1002", "planned", "deletion", 40.5, "agent",
+                  mode="preview"),  # past its due date, but a preview deletes nothing and has no SLA
     SeededRequest("TCK-REJECTED", "req-rejected", "1004", "rejected", "deletion", 2.5, "agent",
                   "tenant 1004 is not a known tenant"),
 )
-EXPECTED_DAYS_LEFT = {"TCK-BREACH": -3, "TCK-AMBER": 5, "TCK-GREEN": 28, "TCK-FAILED": 20}
-EXPECTED_OPEN_ORDER = ["TCK-BREACH", "TCK-AMBER", "TCK-FAILED", "TCK-GREEN"]
+EXPECTED_DAYS_LEFT = {"TCK-BREACH": -3, "TCK-AMBER": 6, "TCK-GREEN": 29, "TCK-FAILED": 21}
+EXPECTED_OPEN_ORDER = ["TCK-BREACH", "TCK-AMBER", "TCK-FAILED", "TCK-GREEN", "TCK-PREVIEW"]
 
 
 @dataclass(frozen=True)
@@ -160,7 +164,7 @@ def seed_ledger(uri_env: dict[str, str], db: Any, now: datetime) -> None:
             "subject_hash": ("ab" * 32) if r.subject_type else None,
             "subject_enc": "gAAAA-not-a-real-token" if r.subject_type else None,
             "categories": json.dumps(["call_data", "agent_info"]), "received_at": _naive(received),
-            "due_at": _naive(due), "state": r.state, "requested_by": "ops-team", "mode": "execute",
+            "due_at": _naive(due), "state": r.state, "requested_by": "ops-team", "mode": r.mode,
             "error": r.error, "created_at": _naive(received), "updated_at": _naive(now - timedelta(hours=1)),
             "completed_at": _naive(now - timedelta(days=2)) if done else None,
         })

@@ -115,7 +115,9 @@ def test_every_documented_route_is_a_get(admin: httpx.Client) -> None:
     assert set(spec["paths"]) == documented
 
 
-def test_the_ledger_session_is_read_only(dashboard: DashboardServer, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_the_ledger_session_is_read_only(
+    dashboard: DashboardServer, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
     import MySQLdb
 
     from include.retention import dashboard as dash
@@ -152,6 +154,8 @@ def test_open_requests_breached_first_with_days_left(admin: httpx.Client) -> Non
     assert by_ref["TCK-GREEN"]["status"] == "ok" and by_ref["TCK-FAILED"]["status"] == "ok"
     assert 0.9 < by_ref["TCK-GREEN"]["bar_fraction"] < 0.97
     assert by_ref["TCK-FAILED"]["error"].startswith("PartialPurgeError")
+    assert by_ref["TCK-FAILED"]["failed_step"] == "call_data.recordings"
+    assert by_ref["TCK-PREVIEW"]["status"] == "preview" and by_ref["TCK-PREVIEW"]["mode"] == "preview"
 
 
 def test_requests_never_carry_the_subject(admin: httpx.Client) -> None:
@@ -170,6 +174,7 @@ def test_requests_never_carry_the_subject(admin: httpx.Client) -> None:
         pytest.param({"state": "completed"}, ["TCK-DONE"], id="state-completed"),
         pytest.param({"state": "failed"}, ["TCK-FAILED"], id="state-failed"),
         pytest.param({"state": "all", "tenant": "1001"}, ["TCK-BREACH", "TCK-GREEN", "TCK-DONE"], id="all-of-tenant"),
+        pytest.param({"tenant": "1002"}, ["TCK-AMBER", "TCK-PREVIEW"], id="preview-after-sla-requests"),
         pytest.param({"tenant": "1002", "state": "rejected"}, [], id="nothing"),
     ],
 )
@@ -233,7 +238,7 @@ def test_daily_dags_last_run_and_failures(admin: httpx.Client) -> None:
 
 def test_summary_is_the_page_as_json(admin: httpx.Client) -> None:
     data = get_json(admin, "/retention/api/summary")
-    assert data["counts"] == {"shown": 4, "breached": 1, "warning": 1, "ok": 2}
+    assert data["counts"] == {"shown": 5, "breached": 1, "warning": 1, "ok": 2}
     assert data["window_days"] == 30 and data["warning_days"] == 7
     assert {"requests", "purges", "daily_dags", "certificates"} <= set(data)
 

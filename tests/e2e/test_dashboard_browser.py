@@ -121,8 +121,8 @@ def test_dashboard_in_the_airflow_ui(browser: Any, dashboard: DashboardServer) -
         for reference, days in support.EXPECTED_DAYS_LEFT.items():
             assert by_ref[reference]["days_left"] == str(days)
         assert by_ref["TCK-BREACH"]["colour"] == RED and "breached, 3 days over" in by_ref["TCK-BREACH"]["text"]
-        assert by_ref["TCK-AMBER"]["colour"] == AMBER and "5 days left" in by_ref["TCK-AMBER"]["text"]
-        assert by_ref["TCK-GREEN"]["colour"] == GREEN and "28 days left" in by_ref["TCK-GREEN"]["text"]
+        assert by_ref["TCK-AMBER"]["colour"] == AMBER and "6 days left" in by_ref["TCK-AMBER"]["text"]
+        assert by_ref["TCK-GREEN"]["colour"] == GREEN and "29 days left" in by_ref["TCK-GREEN"]["text"]
         assert float(by_ref["TCK-GREEN"]["bar_px"]) > float(by_ref["TCK-AMBER"]["bar_px"]) > 0
         assert "at call_data.recordings" in by_ref["TCK-FAILED"]["text"]
         assert css(browser, "#count-breached").text == "1 breached"

@@ -26,11 +26,11 @@ ROOT_DIR = __import__("pathlib").Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize(
     "remaining, closed, days_left, status",
     [
-        pytest.param(timedelta(days=28, hours=12), False, 28, "ok", id="fresh"),
-        pytest.param(timedelta(days=8), False, 8, "ok", id="T-8-green"),
-        pytest.param(timedelta(days=7, hours=23), False, 7, "warning", id="T-7-amber"),
-        pytest.param(timedelta(days=5, hours=12), False, 5, "warning", id="T-5"),
-        pytest.param(timedelta(hours=3), False, 0, "warning", id="due-today"),
+        pytest.param(timedelta(days=28, hours=12), False, 29, "ok", id="fresh"),
+        pytest.param(timedelta(days=7, hours=1), False, 8, "ok", id="just-before-T-7"),
+        pytest.param(timedelta(days=7), False, 7, "warning", id="T-7-amber"),
+        pytest.param(timedelta(days=5, hours=12), False, 6, "warning", id="T-5.5"),
+        pytest.param(timedelta(hours=3), False, 1, "warning", id="last-day"),
         pytest.param(timedelta(0), False, 0, "breached", id="at-the-breach"),
         pytest.param(-timedelta(hours=3), False, 0, "breached", id="breached-today"),
         pytest.param(-timedelta(days=3, hours=12), False, -3, "breached", id="three-days-over"),
@@ -45,6 +45,26 @@ def test_deadline(remaining: timedelta, closed: bool, days_left: int, status: st
         assert d.bar_fraction == 1.0  # a full red bar
 
 
+@pytest.mark.parametrize("hours", [-100, -84, -24, -1, 0, 1, 23, 24, 25, 156, 167, 168, 169, 180, 700])
+def test_deadline_agrees_with_the_sla_monitor(hours: int) -> None:
+    """Same days left as requests.days_left, same amber/red as sla.classify's warning/breach."""
+    from include.retention import requests as rq
+
+    due = NOW + timedelta(hours=hours)
+    d = dash.deadline(due, NOW, window_days=30, warning_days=7)
+    assert d.days_left == rq.days_left(due, NOW)
+    remaining = due - NOW
+    expected = "breached" if remaining <= timedelta(0) else "warning" if remaining <= timedelta(days=7) else "ok"
+    assert d.status == expected
+
+
+def test_states_are_the_request_flow_states() -> None:
+    from include.retention import requests as rq
+
+    assert set(dash.KNOWN_STATES) == set(rq.STATES)
+    assert dash.CLOSED_STATES == rq.TERMINAL_STATES
+
+
 def test_deadline_bar_is_the_share_of_the_window_left() -> None:
     assert dash.deadline(NOW + timedelta(days=15), NOW, window_days=30, warning_days=7).bar_fraction == 0.5
     assert dash.deadline(NOW + timedelta(days=45), NOW, window_days=30, warning_days=7).bar_fraction == 1.0
@@ -55,20 +75,23 @@ def test_deadline_needs_aware_times() -> None:
         dash.deadline(NOW.replace(tzinfo=None), NOW, window_days=30, warning_days=7)
 
 
-def _row(reference: str, due_in_days: float, state: str = "planned") -> dash.RequestRow:
+def _row(reference: str, due_in_days: float, state: str = "planned", mode: str = "execute") -> dash.RequestRow:
     due = NOW + timedelta(days=due_in_days)
     return dash.RequestRow(
         request_id=f"req-{reference}", reference=reference, request_type="deletion", tenant_id="1001",
-        subject_type="agent", categories=("call_data",), state=state, mode="execute", received_at=due - timedelta(30),
+        subject_type="agent", categories=("call_data",), state=state, mode=mode, received_at=due - timedelta(30),
         due_at=due, updated_at=NOW, completed_at=None, error=None, failed_step=None,
-        deadline=dash.deadline(due, NOW, window_days=30, warning_days=7, closed=state in dash.CLOSED_STATES),
+        deadline=dash.deadline(due, NOW, window_days=30, warning_days=7, closed=state in dash.CLOSED_STATES,
+                               preview=mode != "execute"),
     )
 
 
 def test_breached_first_most_overdue_first_then_by_due_date_closed_last() -> None:
     rows = [_row("green", 20), _row("done", -10, "completed"), _row("late", -1), _row("amber", 3),
-            _row("later", -6), _row("soon", 10)]
-    assert [r.reference for r in dash.order_requests(rows)] == ["later", "late", "amber", "soon", "green", "done"]
+            _row("later", -6), _row("soon", 10), _row("preview", -12, mode="preview")]
+    assert [r.reference for r in dash.order_requests(rows)] == [
+        "later", "late", "amber", "soon", "green", "preview", "done"]
+    assert _row("preview", -12, mode="preview").deadline.status == "preview"  # no SLA: never red
 
 
 # --------------------------------------------------------------------------- filters
