@@ -25,7 +25,7 @@ from tests.e2e.dashboard_support import DashboardServer, dashboard  # noqa: F401
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 
 CHROMIUM_FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
     "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
     "--window-size=1440,2200", "--hide-scrollbars", "--force-device-scale-factor=1",
 )
