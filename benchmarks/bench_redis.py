@@ -139,24 +139,29 @@ def main() -> int:
         measurements: dict[str, list[dict[str, float]]] = {}
 
         def measure(name: str, selected: int, others: list[tuple[str, int, int]], fn: object) -> None:
-            for _ in range(args.rounds):
-                total = populate(client, selected_agents=selected, other_layout=others)
-                kept = total - selected * 1_000
-                result = fn()  # type: ignore[operator]
-                left = sum(1 for _ in client.scan_iter(match=f"cc:{T_MAIN}:agent:*", count=10_000))
-                if left or client.dbsize() != kept:
-                    raise SystemExit(f"{name}: {left} selected keys left, {client.dbsize()} keys vs {kept} kept")
-                result["total"], result["selected"] = total, selected * 1_000
-                measurements.setdefault(name, []).append(result)
-                print(f"  {name}: {result['seconds']:.2f}s", file=sys.stderr)
+            total = populate(client, selected_agents=selected, other_layout=others)
+            kept = total - selected * 1_000
+            result = fn()  # type: ignore[operator]
+            left = sum(1 for _ in client.scan_iter(match=f"cc:{T_MAIN}:agent:*", count=10_000))
+            if left or client.dbsize() != kept:
+                raise SystemExit(f"{name}: {left} selected keys left, {client.dbsize()} keys vs {kept} kept")
+            result["total"], result["selected"] = total, selected * 1_000
+            measurements.setdefault(name, []).append(result)
+            print(f"  {name}: {result['seconds']:.2f}s", file=sys.stderr)
 
-        measure("store", 500, speed_others, lambda: run_store(server.port, args.scan_count, args.batch_size))
-        measure("store scan_count=10000", 500, speed_others, lambda: run_store(server.port, 10_000, args.batch_size))
-        measure("store no hiredis", 500, speed_others,
-                lambda: run_store(server.port, args.scan_count, args.batch_size, hiredis=False))
-        measure("redis-cli", 500, speed_others, lambda: run_redis_cli(server.port))
-        measure("store 1M", 1_000, memory_others, lambda: run_store(server.port, args.scan_count, args.batch_size))
-        measure("redis-cli 1M", 1_000, memory_others, lambda: run_redis_cli(server.port))
+        load_before = os.getloadavg()[0]
+        # Rounds interleave the methods, so that a busy spell on the machine hits them alike.
+        for _ in range(args.rounds):
+            measure("store", 500, speed_others, lambda: run_store(server.port, args.scan_count, args.batch_size))
+            measure("redis-cli", 500, speed_others, lambda: run_redis_cli(server.port))
+            measure("store scan_count=10000", 500, speed_others,
+                    lambda: run_store(server.port, 10_000, args.batch_size))
+            measure("store no hiredis", 500, speed_others,
+                    lambda: run_store(server.port, args.scan_count, args.batch_size, hiredis=False))
+            measure("store 1M", 1_000, memory_others,
+                    lambda: run_store(server.port, args.scan_count, args.batch_size))
+            measure("redis-cli 1M", 1_000, memory_others, lambda: run_redis_cli(server.port))
+        load_after = os.getloadavg()[0]
 
         def med(name: str, key: str) -> float:
             return statistics.median(m[key] for m in measurements[name])
@@ -164,7 +169,8 @@ def main() -> int:
         base = med("redis-cli", "seconds")
         base_1m = med("redis-cli 1M", "seconds")
         rows.append(f"Redis {version}, private server, {args.rounds} rounds (median); "
-                    f"batch_size={args.batch_size}\n")
+                    f"batch_size={args.batch_size}; 1-min load average {load_before:.1f} before, "
+                    f"{load_after:.1f} after ({os.cpu_count()} cores)\n")
         rows.append("| scenario | method | keys in db | deleted | seconds | keys/s | vs redis-cli "
                     "| peak RSS (MB) | RSS before purge (MB) |")
         rows.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
