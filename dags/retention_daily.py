@@ -31,7 +31,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Asset, CronTriggerTimetable, Param, dag, get_current_context, task
 
-from include.retention.policy import Category, load_policy
+from include.retention.policy import Category, Policy, load_policy
 
 POLICY = load_policy()  # the one file read at parse time: the policy next to the code
 STORE_ORDER = ("mysql", "redis", "cos", "elasticsearch")
@@ -60,15 +60,16 @@ def _context_options() -> tuple[Any, Any]:
     return as_of_from_context(context), options
 
 
-def build_daily_dag(category: Category) -> Any:
+def build_daily_dag(policy: Policy, category: Category) -> Any:
+    """One category's daily DAG; tasks use ``policy`` (tests pass a modified one)."""
     stores = [s for s in STORE_ORDER if any(t.store == s for t in category.targets)]
 
     @dag(
         dag_id=f"retention_{category.name}",
         description=f"Daily purge of {category.name}: {category.retention.describe()}",
         doc_md=__doc__,
-        schedule=CronTriggerTimetable("0 0 * * *", timezone=POLICY.timezone_name),  # midnight, policy zone
-        start_date=pendulum.datetime(2026, 1, 1, tz=POLICY.timezone_name),
+        schedule=CronTriggerTimetable("0 0 * * *", timezone=policy.timezone_name),  # midnight, policy zone
+        start_date=pendulum.datetime(2026, 1, 1, tz=policy.timezone_name),
         catchup=False,
         max_active_runs=1,
         default_args=DEFAULT_ARGS,
@@ -96,7 +97,7 @@ def build_daily_dag(category: Category) -> Any:
             as_of, options = _context_options()
             keys = RetentionKeys.from_connection()
             facts = load_facts(as_of, keys)
-            return d.plan_category(POLICY, category.name, as_of, options, keys=keys, facts=facts)
+            return d.plan_category(policy, category.name, as_of, options, keys=keys, facts=facts)
 
         def batches_task(store: str) -> Any:
             @task(task_id=f"batches_{store}", execution_timeout=timedelta(minutes=5))
@@ -120,7 +121,7 @@ def build_daily_dag(category: Category) -> Any:
                 as_of, options = _context_options()
                 keys = RetentionKeys.from_connection()
                 return d.execute_specs(
-                    POLICY, batch, dry_run=options.dry_run, run=d.RunRef.from_context(get_current_context()),
+                    policy, batch, dry_run=options.dry_run, run=d.RunRef.from_context(get_current_context()),
                     keys=keys, facts=load_facts(as_of, keys), override_reason=the_plan["override_reason"],
                 )
 
@@ -134,7 +135,7 @@ def build_daily_dag(category: Category) -> Any:
 
             as_of, _ = _context_options()
             keys = RetentionKeys.from_connection()
-            return d.verify_plan(POLICY, the_plan, keys=keys, facts=load_facts(as_of, keys))
+            return d.verify_plan(policy, the_plan, keys=keys, facts=load_facts(as_of, keys))
 
         @task(trigger_rule="none_failed", outlets=[Asset(f"retention://{category.name}")])
         def summary(the_plan: dict[str, Any], verified: list[dict[str, Any]]) -> dict[str, Any]:
@@ -159,4 +160,4 @@ def build_daily_dag(category: Category) -> Any:
 
 
 for _category in POLICY.categories.values():
-    globals()[f"retention_{_category.name}"] = build_daily_dag(_category)
+    globals()[f"retention_{_category.name}"] = build_daily_dag(POLICY, _category)

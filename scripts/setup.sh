@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # Prepare this machine for the demo and the tests: Debian packages (when root), the
 # virtualenv with pinned requirements, and a project-local Airflow home (SQLite).
-# Idempotent and quick on a second run. Usage: scripts/setup.sh [--dev]
+# Idempotent and quick on a second run. One environment serves the demo and the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-DEV=0; [[ "${1:-}" == "--dev" ]] && DEV=1
 say() { echo "[setup] $*" >&2; }
 
 # --- Debian packages ------------------------------------------------------------------
@@ -34,7 +33,7 @@ for cand in python3.11 python3; do
   if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))'; then PY=$cand; break; fi
 done
 [[ -n $PY ]] || { say "Python 3.11 or newer is required"; exit 1; }
-req=requirements.txt; [[ $DEV == 1 ]] && req=requirements-dev.txt
+req=requirements-dev.txt  # includes requirements.txt
 stamp=.venv/.installed-$(cat requirements.txt "$req" | sha256sum | cut -c1-16)
 if [[ ! -f $stamp ]]; then
   [[ -x .venv/bin/python ]] || { say "creating .venv with $PY"; "$PY" -m venv .venv; }

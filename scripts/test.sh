@@ -3,7 +3,7 @@
 # whole pytest suite. Extra arguments go to pytest. Usage: scripts/test.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --dev
+scripts/setup.sh
 source scripts/env.sh test
 python -m devservers up
 mkdir -p artifacts

@@ -25,6 +25,7 @@ pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.cos",
     "tests.fixtures.elasticsearch",
+    "tests.fixtures.airflow",
 ]
 
 
