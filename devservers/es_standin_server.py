@@ -2012,8 +2012,11 @@ def search(req: Request, index: str | None = None) -> Response:
             if src in (True, "true"):
                 hit["_source"] = copy.deepcopy(doc.source)
             elif src not in (False, "false"):
-                wanted = src if isinstance(src, list) else str(src).split(",")
-                hit["_source"] = {k: copy.deepcopy(v) for k, v in doc.source.items() if k in wanted}
+                if isinstance(src, dict):
+                    if set(src) - {"includes"}:
+                        raise unsupported("_source excludes")
+                    src = src["includes"]
+                hit["_source"] = _filter_source(doc.source, src if isinstance(src, list) else str(src).split(","))
             if body.get("seq_no_primary_term"):
                 hit["_seq_no"], hit["_primary_term"] = doc.seq_no, 1
             if body.get("version"):
@@ -2037,6 +2040,28 @@ def search(req: Request, index: str | None = None) -> Response:
             "hits": hits_obj,
         }
     )
+
+
+def _filter_source(source: dict[str, Any], paths: list[Any]) -> dict[str, Any]:
+    """The parts of ``_source`` under the given field paths (dotted paths; no wildcards)."""
+    out: dict[str, Any] = {}
+    for path in paths:
+        if not isinstance(path, str) or "*" in path:
+            raise unsupported(f"_source filtering by [{path}] (give plain field paths)")
+        node: Any = source
+        parts = path.split(".")
+        for part in parts:
+            if not isinstance(node, dict) or part not in node:
+                node = None
+                break
+            node = node[part]
+        if node is None:
+            continue
+        dest = out
+        for part in parts[:-1]:
+            dest = dest.setdefault(part, {})
+        dest[parts[-1]] = copy.deepcopy(node)
+    return out
 
 
 def _safe(conv: Callable[[Any], Any], raw: Any) -> Any:

@@ -326,6 +326,15 @@ def test_search_sorts_pages_and_caps_totals(es: Elasticsearch, index: str) -> No
         es.search(index=index, from_=9_999, size=2)
 
 
+def test_source_filtering(es: Elasticsearch, index: str) -> None:
+    _load(es, index, [{"agent_id": "a", "n": 1, "o": {"k": 1, "j": 2}}])
+    (hit,) = es.search(index=index, source=["agent_id", "o.k", "missing"])["hits"]["hits"]
+    assert hit["_source"] == {"agent_id": "a", "o": {"k": 1}}
+    assert "_source" not in es.search(index=index, source=False)["hits"]["hits"][0]
+    with pytest.raises(BadRequestError, match="does not implement"):
+        es.search(index=index, source=["o.*"])
+
+
 def test_bulk_items(es: Elasticsearch, index: str) -> None:
     resp = es.bulk(
         operations=[
