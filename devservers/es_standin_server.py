@@ -1970,8 +1970,14 @@ def search(req: Request, index: str | None = None) -> Response:
     body = req.json()
     for key in ("size", "from", "track_total_hits", "sort", "_source"):
         value = req.param(key)
-        if value is not None:
-            body[key] = int(value) if key in ("size", "from") else value
+        if value is None:
+            continue
+        if key in ("size", "from"):
+            body[key] = int(value)
+        elif key == "sort":  # ?sort=field:desc,other
+            body[key] = [{f: {"order": o or "asc"}} for f, _, o in (part.partition(":") for part in value.split(","))]
+        else:
+            body[key] = value
     allowed = {"query", "size", "from", "track_total_hits", "sort", "_source", "seq_no_primary_term", "version"}
     extra = set(body) - allowed
     if extra:

@@ -322,6 +322,8 @@ def test_search_sorts_pages_and_caps_totals(es: Elasticsearch, index: str) -> No
     resp = es.search(index=index, sort=[{"n": "desc"}], size=2, track_total_hits=2)
     assert [h["_source"]["n"] for h in resp["hits"]["hits"]] == [3, 2]
     assert resp["hits"]["total"] == {"value": 2, "relation": "gte"}
+    by_param = es.perform_request("GET", f"/{index}/_search", params={"sort": "n:asc", "size": "1"})
+    assert by_param["hits"]["hits"][0]["_source"]["n"] == 1
     with pytest.raises(BadRequestError, match="Result window is too large"):
         es.search(index=index, from_=9_999, size=2)
 
