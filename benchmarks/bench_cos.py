@@ -335,7 +335,7 @@ class Server:
         try:
             self.proc = subprocess.Popen([sys.executable, __file__, mode, "--port", str(port), "--bucket", self.bucket,
                                           "--keys-file", str(keys_file)], stdout=subprocess.PIPE, text=True,
-                                         start_new_session=True)
+                                         stderr=subprocess.DEVNULL, start_new_session=True)
             assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
         finally:
             keys_file.unlink(missing_ok=True)
