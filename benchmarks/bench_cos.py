@@ -350,6 +350,18 @@ class Server:
         ep = Endpoint("s3", "127.0.0.1", port, owned=True, login=self.login, password=self.password)
         return install_content_md5(swift.s3_client(ep, max_pool_connections=16, read_timeout=600))
 
+    def cpu_seconds(self) -> float:
+        """CPU the server's processes have used so far (user + system, from /proc)."""
+        if self.node is not None:
+            pids = [p for p in self.node.pids().values() if p]
+        else:
+            pids = [self.proc.pid] if self.proc else []
+        total = 0.0
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
     def keys(self, prefix: str = "") -> set[str]:
         return {o["Key"] for p in self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
                                                                                            Prefix=prefix)
@@ -389,30 +401,37 @@ def speed(kind: str, args: argparse.Namespace, rows: list[str], notes: list[str]
     server = Server(kind, month + sample_per_object + sample_awscli + neighbours, notes)
     label = {"swift": "Swift s3api", "moto": "moto", "synthetic": "SyntheticS3"}[kind]
     try:
+        cpu = server.cpu_seconds()
         ours = run_store_child(server.url, server.login, server.password, server.bucket, "12", units("12", args.days))
+        ours_cpu = (server.cpu_seconds() - cpu) / max(1, ours["deleted"]) * 1000  # verify's listing included
         assert ours["remaining"] == 0 and ours["deleted"] == len(month), ours
         ours_rate = ours["deleted"] / ours["seconds"]
         rows.append(f"| CosStore.purge (ExpiredSelection, {args.days} day prefixes) | {label} | "
                     f"{ours['deleted']:,} | {ours['seconds']:.1f} | {ours_rate:,.0f} | 1.0x | "
                     f"{ours['batches']} DeleteObjects, {ours['listing_requests']} listings; "
-                    f"peak RSS {ours['rss_peak_mb']:.0f} MB |")
+                    f"peak RSS {ours['rss_peak_mb']:.0f} MB; server CPU {ours_cpu:.1f} ms/object |")
 
+        cpu = server.cpu_seconds()
         n, secs = per_object(server.client(), server.bucket, "recordings/13/")
+        per_cpu = (server.cpu_seconds() - cpu) / max(1, n) * 1000
         assert n == len(sample_per_object), n
         rate = n / secs
         rows.append(f"| list + one DeleteObject per key | {label} | {n:,} | {secs:.1f} | {rate:,.0f} | "
-                    f"{ours_rate / rate:.1f}x | sequential |")
+                    f"{ours_rate / rate:.1f}x | sequential; server CPU {per_cpu:.1f} ms/object |")
 
         aws, version = awscli()
         if aws is None:
             notes.append(version)
         else:
+            cpu = server.cpu_seconds()
             secs, err = aws_rm(aws, server.url, server.login, server.password, server.bucket, "recordings/14/")
+            aws_cpu = server.cpu_seconds() - cpu
             n = len(sample_awscli) - len(server.keys("recordings/14/"))
             rate = n / secs if n else 0.0
             ratio = f"{ours_rate / rate:.1f}x" if rate else "-"
             rows.append(f"| `aws s3 rm --recursive` | {label} | {n:,} | {secs:.1f} | {rate:,.0f} | {ratio} | "
-                        f"{version.split()[0]}, 10 threads{'; ' + err.splitlines()[-1] if err else ''} |")
+                        f"{version.split()[0]}, 10 threads; server CPU {aws_cpu / max(1, n) * 1000:.1f} ms/object"
+                        f"{'; ' + err.splitlines()[-1] if err else ''} |")
         left = server.keys()
         assert left == set(neighbours), f"neighbours changed: {len(left)} left, expected {len(neighbours)}"
         notes.append(f"{kind}: neighbour tenant 123 kept all {len(neighbours)} objects")
