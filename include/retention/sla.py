@@ -1,0 +1,240 @@
+"""The SLA monitor's logic: which open requests get a warning, a breach alert, a re-trigger.
+
+A request is *open* when it was accepted for execution and is not finished (``received``,
+``planned``, ``in_progress``, ``verifying`` or ``failed``). Each daily monitor run, as of its
+own instant:
+
+- **warning** once, when the due date is ``sla_warning_days`` (7) days away or less;
+- **breach** when the due date has passed (T-0), and again every day after, until the
+  request completes;
+- **re-trigger** of a ``failed`` request whose run is over, and of a *stalled* one: a request
+  whose run's lease has ended (the run is gone) but which never reached an end state.
+
+E-mails go through Airflow's ``SmtpNotifier`` on the ``retention_smtp`` connection to the
+address in the ``RETENTION_SLA_EMAIL`` environment variable or the ``retention_sla_email``
+Airflow Variable, read at run time. They carry the request id and the days left, nothing
+else: no tenant, reference, subject or requester.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from typing import Any, Iterable, Mapping, Sequence
+
+from include.retention import ledger
+from include.retention.requests import OPEN_STATES, Request, days_left
+
+log = logging.getLogger(__name__)
+
+UTC = timezone.utc
+SMTP_CONN_ID = "retention_smtp"
+EMAIL_ENV = "RETENTION_SLA_EMAIL"
+EMAIL_VARIABLE = "retention_sla_email"
+FROM_ENV = "RETENTION_SLA_FROM"
+DEFAULT_FROM = "retention-sla@localhost"
+RETRIGGER_BY = "retention_sla_monitor"
+DEFAULT_STALL_AFTER = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One e-mail to send: ``warning`` (T-7) or ``breach`` (T-0 and every day after)."""
+
+    request_id: str
+    kind: str
+    days_left: int
+
+    @property
+    def subject(self) -> str:
+        if self.kind == "breach":
+            late = -self.days_left
+            when = "is due today" if late <= 0 else f"is {late} day(s) overdue"
+            return f"[retention SLA] BREACH: request {self.request_id} {when}"
+        return f"[retention SLA] warning: request {self.request_id} has {self.days_left} day(s) left"
+
+    @property
+    def html(self) -> str:
+        headline = ("The 30-day window of this request has ended and it is not complete."
+                    if self.kind == "breach" else "This request is not complete and its due date is near.")
+        return (
+            f"<p>{headline}</p>"
+            f"<p>Request: <b>{self.request_id}</b><br>Days left: <b>{self.days_left}</b></p>"
+            "<p>Open the deletion_requests DAG runs of this request in Airflow to see its state and failing step.</p>"
+        )
+
+
+@dataclass(frozen=True)
+class Retrigger:
+    """A request to run again: ``failed`` (its run ended) or ``stalled`` (its run is gone)."""
+
+    request_id: str
+    reason: str
+    conf: Mapping[str, Any]
+    trigger_run_id: str
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    alerts: tuple[Alert, ...]
+    retriggers: tuple[Retrigger, ...]
+    open_requests: int
+
+
+def local_day(instant: datetime, tz: tzinfo) -> date:
+    return instant.astimezone(tz).date()
+
+
+def retrigger_conf(request: Request) -> dict[str, Any]:
+    """The conf that resumes a request from the ledger; it carries no subject id."""
+    return {
+        "resume": True,
+        "reference": request.reference,
+        "request_type": request.request_type,
+        "tenant_id": request.tenant_id,
+        "requested_by": RETRIGGER_BY,
+        "mode": "execute",
+    }
+
+
+def is_stalled(request: Request, as_of: datetime, stall_after: timedelta = DEFAULT_STALL_AFTER) -> bool:
+    """Unfinished, and no run holds it any more (its lease ended, or it never had one for long)."""
+    if request.state in ("failed", "completed", "rejected"):
+        return False
+    if request.lease_until is not None:
+        return request.lease_until <= as_of
+    return request.updated_at <= as_of - stall_after
+
+
+def classify(
+    requests: Iterable[Request],
+    as_of: datetime,
+    *,
+    warning_days: int,
+    tz: tzinfo,
+    stall_after: timedelta = DEFAULT_STALL_AFTER,
+) -> SweepPlan:
+    """What the monitor owes each open request as of ``as_of``. Pure: no clock, no I/O."""
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware")
+    alerts: list[Alert] = []
+    retriggers: list[Retrigger] = []
+    count = 0
+    day = local_day(as_of, tz)
+    for request in requests:
+        if request.mode != "execute" or request.state not in OPEN_STATES:
+            continue
+        count += 1
+        left = days_left(request.due_at, as_of)
+        remaining = request.due_at - as_of
+        if remaining <= timedelta(0):
+            alerts.append(Alert(request.request_id, "breach", left))
+        elif remaining <= timedelta(days=warning_days):
+            alerts.append(Alert(request.request_id, "warning", left))
+        reason = None
+        if request.state == "failed" and (request.lease_until is None or request.lease_until <= as_of):
+            reason = "failed"
+        elif is_stalled(request, as_of, stall_after):
+            reason = "stalled"
+        if reason:
+            retriggers.append(Retrigger(request.request_id, reason, retrigger_conf(request),
+                                        f"sla_retrigger__{request.request_id}__{day:%Y%m%d}"))
+    return SweepPlan(tuple(alerts), tuple(retriggers), count)
+
+
+# --------------------------------------------------------------------------- alert ledger
+
+
+def sent_alerts(request_ids: Sequence[str], *, conn_id: str = ledger.LEDGER_CONN_ID) -> set[tuple[str, str, date]]:
+    """(request_id, kind, day) of alerts already sent for these requests."""
+    if not request_ids:
+        return set()
+    with ledger.connect(conn_id) as conn:
+        cur = ledger.plain_cursor(conn)
+        cur.execute(
+            f"SELECT request_id, kind, alert_day FROM request_alerts WHERE request_id IN "
+            f"({', '.join(['%s'] * len(request_ids))})",
+            tuple(request_ids),
+        )
+        return {(str(r), str(k), d) for r, k, d in cur.fetchall()}
+
+
+def due_alerts(alerts: Sequence[Alert], day: date, sent: set[tuple[str, str, date]]) -> list[Alert]:
+    """Alerts not sent yet: a warning once per request, a breach once per request per day."""
+    warned = {r for r, k, _ in sent if k == "warning"}
+    out = []
+    for alert in alerts:
+        if alert.kind == "warning" and alert.request_id in warned:
+            continue
+        if alert.kind == "breach" and (alert.request_id, "breach", day) in sent:
+            continue
+        out.append(alert)
+    return out
+
+
+def record_alert(alert: Alert, day: date, *, run_id: str, conn_id: str = ledger.LEDGER_CONN_ID) -> None:
+    with ledger.connect(conn_id) as conn:
+        ledger.plain_cursor(conn).execute(
+            """INSERT IGNORE INTO request_alerts (request_id, kind, alert_day, days_left, run_id, sent_at)
+               VALUES (%s, %s, %s, %s, %s, %s)""",
+            (alert.request_id, alert.kind, day, alert.days_left, run_id,
+             datetime.now(UTC).replace(tzinfo=None)),
+        )
+
+
+# --------------------------------------------------------------------------- e-mail
+
+
+def recipient() -> str:
+    """The SLA address: ``$RETENTION_SLA_EMAIL``, else the ``retention_sla_email`` Variable."""
+    address = os.environ.get(EMAIL_ENV, "").strip()
+    if not address:
+        from airflow.sdk import Variable
+
+        address = str(Variable.get(EMAIL_VARIABLE, default="") or "").strip()
+    if not address:
+        raise ValueError(f"no SLA address: set the Airflow Variable {EMAIL_VARIABLE} or ${EMAIL_ENV}")
+    return address
+
+
+def send(alert: Alert, context: Mapping[str, Any], *, to: str, smtp_conn_id: str = SMTP_CONN_ID) -> None:
+    """Send one alert through Airflow's SmtpNotifier."""
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    notifier = SmtpNotifier(
+        to=to,
+        from_email=os.environ.get(FROM_ENV) or None,
+        subject=alert.subject,
+        html_content=alert.html,
+        smtp_conn_id=smtp_conn_id,
+    )
+    if notifier.from_email is None and not notifier.hook.from_email:
+        notifier.from_email = DEFAULT_FROM
+    notifier.notify(dict(context))  # type: ignore[arg-type]
+    log.info("Sent SLA %s for request %s (%d day(s) left)", alert.kind, alert.request_id, alert.days_left)
+
+
+async def request_run_overdue(hours: float, context: Mapping[str, Any] | None = None, **_: Any) -> str:
+    """Deadline Alert callback (runs in the triggerer): a request run is still going after
+    ``hours``. The mail names the run, never its conf (which holds the subject id)."""
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    run_id = "?"
+    if context:
+        dag_run = context.get("dag_run") or {}
+        run_id = str(dag_run.get("run_id") if isinstance(dag_run, Mapping) else getattr(dag_run, "run_id", "?"))
+    to = os.environ.get(EMAIL_ENV, "").strip()
+    if not to:
+        log.warning("Request run %s passed its %g h deadline; no %s set, so no e-mail", run_id, hours, EMAIL_ENV)
+        return "no recipient"
+    notifier = SmtpNotifier(
+        to=to,
+        from_email=os.environ.get(FROM_ENV) or DEFAULT_FROM,
+        subject=f"[retention SLA] request run {run_id} still running after {hours:g} h",
+        html_content=f"<p>The deletion_requests run <b>{run_id}</b> has run for more than {hours:g} hours.</p>",
+        smtp_conn_id=SMTP_CONN_ID,
+    )
+    await notifier.async_notify(dict(context or {}))  # type: ignore[arg-type]
+    return "sent"
