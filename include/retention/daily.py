@@ -153,7 +153,7 @@ def plan_category(
         units = store.dated_units(target) if target.is_dated else []
         by_age = plan_expired(target, as_of, tz, units, facts.overrides, facts.holds)
         by_request = plan_requests(category, target, as_of, facts.terminations, facts.deletions, facts.holds)
-        skipped += list(by_age.skipped) + list(by_request.skipped)
+        skipped += [f"{target.qualified_name}: {why}" for why in by_age.skipped + by_request.skipped]
         planned_here = 0
         for purge in by_age.purges + by_request.purges:
             count = store.count(target, purge.selection)

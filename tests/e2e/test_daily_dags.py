@@ -1,0 +1,247 @@
+"""The daily DAGs end to end with ``dag.test()`` over seeded data in all four real stores.
+
+One private world (MySQL database, ledger, bucket, tenants) for the module; every assertion
+compares the stores' state after a run with the state the policy demands as of that run.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+from include.retention.partitions import cutoff
+from include.retention.policy import DEFAULT_POLICY_PATH, Policy
+
+pytestmark = pytest.mark.servers
+
+AS_OF = date(2026, 11, 28)
+NORMAL = ("7712", "77123", "7715", "7716")  # the first two share a prefix on purpose
+EXTENDED = "7713"  # bought 12 months of call data and analytics
+HELD = "7714"  # whole tenant on legal hold
+TENANTS = (*NORMAL, EXTENDED, HELD)
+
+
+@pytest.fixture(scope="module")
+def world(servers, airflow_db) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Seed a small world and point the retention connections at it."""
+    from devservers import connections
+    from include.contact_center.seed import SeedConfig, seed_all
+    from include.retention import ledger
+
+    suffix = uuid.uuid4().hex[:8]
+    ns = connections.Namespace(f"cc_e2e_{suffix}", f"ledger_e2e_{suffix}", connections.TEST.redis_db, f"cc-e2e-{suffix}")
+    env = connections.airflow_connections(servers, ns)
+    config = SeedConfig(
+        seed=11, tenant_ids=TENANTS, agents_per_tenant=3, admins_per_tenant=1, calls_per_day_per_tenant=4,
+        months=9, as_of=AS_OF, recording_share=0.2, service_record_share=0.5, terminated_tenants=0,
+        customers_per_tenant=20, backup_days=35, sessions_per_agent=1,
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        seed_all(config, mysql_database=ns.mysql_database, reset_mysql=True, cos_bucket=ns.bucket,
+                 stores=("mysql", "cos"))
+        ledger.migrate()
+        ledger.set_override(EXTENDED, "call_data", 12, reason="bought extended storage", set_by="e2e")
+        ledger.set_override(EXTENDED, "call_analytics", 12, reason="bought extended storage", set_by="e2e")
+        ledger.place_hold(HELD, reason="litigation", placed_by="e2e")
+        yield {"ns": ns, "config": config}
+        _drop_world(ns)
+
+
+def _drop_world(ns: Any) -> None:
+    import MySQLdb
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    db = MySQLdb.connect(host="127.0.0.1", user="root")
+    try:
+        for name in (ns.mysql_database, ns.ledger_database):
+            db.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        db.close()
+    from include.retention.policy import CosTarget, load_policy
+    from include.retention.stores.base import TenantSelection
+    from include.retention.stores.cos import CosStore
+
+    policy = load_policy()
+    store = CosStore(bucket=ns.bucket, timezone=policy.timezone)
+    for target in policy.targets:
+        if isinstance(target, CosTarget):
+            for tenant in TENANTS:
+                store.purge(target, TenantSelection(tenant))
+    assert cos_keys(ns, "") == [], "the world's bucket should be empty now"
+    S3Hook(aws_conn_id="retention_cos").get_conn().delete_bucket(Bucket=ns.bucket)
+
+
+# --------------------------------------------------------------------------- state
+
+
+def mysql_rows(ns: Any, table: str, column: str) -> list[tuple[str, datetime]]:
+    import MySQLdb
+
+    db = MySQLdb.connect(host="127.0.0.1", user="root", db=ns.mysql_database)
+    try:
+        cur = db.cursor()
+        cur.execute(f"SELECT tenant_id, {column} FROM {table}")
+        return [(str(t), ts) for t, ts in cur.fetchall()]
+    finally:
+        db.close()
+
+
+def cos_keys(ns: Any, prefix: str) -> list[str]:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    client = S3Hook(aws_conn_id="retention_cos").get_conn()
+    keys: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=ns.bucket, Prefix=prefix):
+        keys += [o["Key"] for o in page.get("Contents", [])]
+    return keys
+
+
+def snapshot(policy: Policy, ns: Any) -> dict[str, Counter[tuple[str, str]]]:
+    """Per target, a multiset of (tenant, day) of every record: the whole observable state."""
+    tz = policy.timezone
+    out: dict[str, Counter[tuple[str, str]]] = {}
+    for name, (table, column) in {
+        "call_data.call_records": ("call_records", "started_at"),
+        "call_analytics.call_metrics": ("call_metrics", "metric_date"),
+        "call_analytics.service_records": ("service_records", "created_at"),
+    }.items():
+        out[name] = Counter(
+            (t, ts.replace(tzinfo=timezone.utc).astimezone(tz).date().isoformat()) for t, ts in mysql_rows(ns, table, column)
+        )
+    for name in ("call_data.recordings", "call_data.call_data_backups", "call_analytics.call_analytics_backups",
+                 "agent_info.agent_info_backups"):
+        target = policy.target(name)
+        first_literal = target.prefix.text.split("{")[0]
+        counter: Counter[tuple[str, str]] = Counter()
+        for key in cos_keys(ns, first_literal):
+            parsed = target.prefix.parse(key)
+            if parsed:
+                counter[(str(parsed["tenant"]), parsed["date"].isoformat())] += 1  # type: ignore[union-attr]
+        out[name] = counter
+    return out
+
+
+def expected_after(policy: Policy, before: dict[str, Counter[tuple[str, str]]], as_of_day: date) -> dict[str, Counter[tuple[str, str]]]:
+    """The policy's verdict, computed independently of the planner: keep a (tenant, day) when
+    the day is on or after the tenant's cut-off day, or the tenant is held."""
+    tz = policy.timezone
+    as_of = datetime.combine(as_of_day, time.min, tzinfo=tz)
+    out = {}
+    for name, counter in before.items():
+        target = policy.target(name)
+        kept: Counter[tuple[str, str]] = Counter()
+        for (tenant, day), n in counter.items():
+            months = 12 if tenant == EXTENDED and target.retention.extendable else None
+            cut = cutoff(as_of, target.retention, tz, months=months)
+            assert cut is not None
+            if tenant == HELD or date.fromisoformat(day) >= cut.astimezone(tz).date():
+                kept[(tenant, day)] = n
+        out[name] = kept
+    return out
+
+
+def run(category: str, as_of_day: date, conf: dict[str, Any] | None = None) -> Any:
+    """Run one category's DAG as scheduled for ``as_of_day`` (midnight, policy zone)."""
+    from devservers.airflow_local import load_dags, run_dag
+    from include.retention.policy import load_policy
+
+    policy = load_policy()
+    logical = datetime.combine(as_of_day, time.min, tzinfo=policy.timezone)
+    return run_dag(load_dags()[f"retention_{category}"], logical_date=logical, conf=conf)
+
+
+def audit_rows(run_id: str) -> list[dict[str, Any]]:
+    from include.retention import ledger
+
+    with ledger.connect() as conn:
+        cur = ledger.plain_cursor(conn)
+        cur.execute("SELECT target, selection_kind, planned, deleted, dry_run, outcome, override_reason "
+                    "FROM purge_audit WHERE run_id = %s", (run_id,))
+        cols = ["target", "kind", "planned", "deleted", "dry_run", "outcome", "override_reason"]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+CATEGORIES = ("call_data", "call_analytics", "agent_info")
+
+
+# --------------------------------------------------------------------------- tests (in order)
+
+
+def test_circuit_breaker_stops_a_policy_mistake_before_anything_is_deleted(world, policy, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from devservers.airflow_local import load_dags, run_dag
+
+    bad = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+    bad["categories"]["call_data"]["retention"] = {"months": 1, "extendable": True}  # typo: 1 instead of 6
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    monkeypatch.setenv("RETENTION_POLICY_PATH", str(path))  # the DAG file reads it when parsed
+    dag = load_dags()["retention_call_data"]
+    assert "1 calendar months" in dag.description
+    before = snapshot(policy, world["ns"])
+    dag_run = run_dag(dag, logical_date=datetime.combine(AS_OF, time.min, tzinfo=policy.timezone))
+    assert str(dag_run.state) == "failed"
+    assert snapshot(policy, world["ns"]) == before
+    assert audit_rows(dag_run.run_id) == []
+
+
+def test_dry_run_counts_and_deletes_nothing(world, policy) -> None:  # type: ignore[no-untyped-def]
+    before = snapshot(policy, world["ns"])
+    dag_run = run("call_data", AS_OF, conf={"dry_run": True})
+    assert str(dag_run.state) == "success"
+    assert snapshot(policy, world["ns"]) == before
+    rows = audit_rows(dag_run.run_id)
+    assert rows and all(r["dry_run"] for r in rows)
+    expected = expected_after(policy, before, AS_OF)
+    would = sum(sum(before[n].values()) - sum(expected[n].values()) for n in before if n.startswith("call_data."))
+    assert sum(r["planned"] for r in rows) == would > 0
+
+
+def test_backfill_in_any_order_ends_exactly_at_the_policy_state(world, policy) -> None:  # type: ignore[no-untyped-def]
+    """Runs for D-10 .. D in shuffled order: each leaves exactly the state its own date demands
+    when it is the latest so far, and the end state is exactly that of one run for D."""
+    initial = snapshot(policy, world["ns"])
+    days = [AS_OF - timedelta(days=n) for n in (10, 3, 7, 0, 1)]
+    random.Random(5).shuffle(days)
+    latest = date.min
+    for day in days:
+        for category in CATEGORIES:
+            dag_run = run(category, day, conf={"allow_large_purge": True, "override_reason": "first run over backlog"})
+            assert str(dag_run.state) == "success", (category, day)
+        latest = max(latest, day)
+        assert snapshot(policy, world["ns"]) == expected_after(policy, initial, latest), f"after the run for {day}"
+    assert latest == AS_OF
+    final = snapshot(policy, world["ns"])
+    # Held and extended tenants kept everything; normal tenants lost their expired days only.
+    for name in ("call_data.call_records", "call_data.recordings"):
+        assert {k: v for k, v in final[name].items() if k[0] in (HELD, EXTENDED)} == {
+            k: v for k, v in initial[name].items() if k[0] in (HELD, EXTENDED)
+        }
+        assert sum(v for k, v in final[name].items() if k[0] in NORMAL) < sum(
+            v for k, v in initial[name].items() if k[0] in NORMAL
+        )
+
+
+def test_rerun_deletes_nothing(world, policy) -> None:  # type: ignore[no-untyped-def]
+    before = snapshot(policy, world["ns"])
+    dag_run = run("call_data", AS_OF)
+    assert str(dag_run.state) == "success"
+    assert snapshot(policy, world["ns"]) == before
+    assert all(r["deleted"] == 0 for r in audit_rows(dag_run.run_id))
+
+
+def test_override_of_the_breaker_is_recorded_in_the_audit(world, policy) -> None:  # type: ignore[no-untyped-def]
+    from include.retention import ledger
+
+    with ledger.connect() as conn:
+        cur = ledger.plain_cursor(conn)
+        cur.execute("SELECT COUNT(*) FROM purge_audit WHERE override_reason = %s AND deleted > 0",
+                    ("first run over backlog",))
+        assert cur.fetchone()[0] > 0
