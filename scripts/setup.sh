@@ -14,14 +14,16 @@ need=()
 dpkg -s pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 dpkg -s default-libmysqlclient-dev >/dev/null 2>&1 || need+=(default-libmysqlclient-dev)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
-for p in swift swift-proxy swift-account swift-container swift-object; do
+# chromium + chromium-driver: the dashboard's browser test drives a real headless Chromium.
+for p in swift swift-proxy swift-account swift-container swift-object chromium chromium-driver; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if ((${#need[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     say "installing Debian packages: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "${need[@]}"; }
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"; }
   else
     say "missing Debian packages; run: sudo apt-get install -y ${need[*]}"; exit 1
   fi
