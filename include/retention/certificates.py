@@ -115,6 +115,8 @@ def verify_document(document: Mapping[str, Any], keys: RetentionKeys) -> Verific
     total = sum(int(d.get("deleted") or 0) for d in deletions)
     if (body.get("outcome") or {}).get("records_deleted") != total:
         problems.append("records_deleted is not the sum of the steps")
+    if (body.get("backups") or {}).get("expire_before_due") is False:
+        problems.append("backups outlive the due date: the request is not complete")
     if "subject_id" in json.dumps(body):
         problems.append("the certificate carries a subject_id field")
     return Verification(not problems, tuple(problems), cert_id)

@@ -203,15 +203,16 @@ def send(alert: Alert, context: Mapping[str, Any], *, to: str, smtp_conn_id: str
     """Send one alert through Airflow's SmtpNotifier."""
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
+    from airflow.sdk import BaseHook
+
+    sender = os.environ.get(FROM_ENV) or BaseHook.get_connection(smtp_conn_id).extra_dejson.get("from_email")
     notifier = SmtpNotifier(
         to=to,
-        from_email=os.environ.get(FROM_ENV) or None,
+        from_email=sender or DEFAULT_FROM,
         subject=alert.subject,
         html_content=alert.html,
         smtp_conn_id=smtp_conn_id,
     )
-    if notifier.from_email is None and not notifier.hook.from_email:
-        notifier.from_email = DEFAULT_FROM
     notifier.notify(dict(context))  # type: ignore[arg-type]
     log.info("Sent SLA %s for request %s (%d day(s) left)", alert.kind, alert.request_id, alert.days_left)
 

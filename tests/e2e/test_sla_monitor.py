@@ -1,0 +1,187 @@
+"""The SLA monitor end to end: ``dag.test()`` of ``retention_sla_monitor`` against the ledger,
+sending through ``SmtpNotifier`` to a real SMTP server the test starts (aiosmtpd)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import socket
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator
+
+import pytest
+
+from tests.e2e.conftest import Stores, load_dag, task_states
+
+pytestmark = [pytest.mark.servers, pytest.mark.slow]
+
+UTC = timezone.utc
+RECIPIENT = "dpo-sla@example.test"
+PHONE = "+6581239999"
+
+
+class Inbox:
+    """An SMTP server on a spare port that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.messages: list[email.message.EmailMessage] = []
+        self.recipients: list[list[str]] = []
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))  # type: ignore[arg-type]
+        self.recipients.append(list(envelope.rcpt_tos))
+        return "250 OK"
+
+    def about(self, request_id: str) -> list[tuple[str, str]]:
+        """(subject, body text) of the messages that name this request."""
+        out = []
+        for message in self.messages:
+            body = message.get_body(preferencelist=("html", "plain"))
+            text = body.get_content() if body is not None else ""
+            if request_id in message["Subject"] or request_id in text:
+                out.append((str(message["Subject"]), text))
+        return out
+
+
+@pytest.fixture
+def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
+    box = Inbox()
+    box.controller.start()
+    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_SMTP", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": box.port,
+        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "retention@example.test",
+                  "retry_limit": 0, "timeout": 10},
+    }))
+    monkeypatch.setenv("RETENTION_SLA_EMAIL", RECIPIENT)
+    try:
+        yield box
+    finally:
+        box.controller.stop()
+
+
+@pytest.fixture(scope="module")
+def monitor(airflow_db: Any) -> Any:
+    return load_dag("retention_sla_monitor", "retention_sla_monitor")
+
+
+def open_request(stores: Stores, *, received_days_ago: float, as_of: datetime, state: str = "received") -> Any:
+    """An accepted deletion request received that long before ``as_of`` (never run)."""
+    from include.retention import requests as rq
+    from include.retention.keys import RetentionKeys
+    from include.retention.policy import load_policy
+
+    tenant = stores.new_tenant()
+    stores.query("INSERT INTO tenants (tenant_id, name, region, created_at) VALUES (%s, 'SLA test', 'sg', %s)",
+                 (tenant, datetime(2025, 1, 1)))
+    received = as_of - timedelta(days=received_days_ago)
+    conf = {"request_type": "deletion", "tenant_id": tenant, "subject_type": "phone_number", "subject_id": PHONE,
+            "reference": f"SLA-{tenant}", "requested_by": "dpo@example.test", "mode": "execute",
+            "received_at": received.isoformat()}
+    submission = rq.submit(load_policy(), conf, run_after=as_of, run_id="manual__sla_test",
+                           keys=RetentionKeys.from_connection())
+    assert submission.outcome == "new"
+    request = submission.request
+    if state == "failed":
+        request = rq.transition(request.request_id, "failed", run_id="manual__sla_test", error="S3 unreachable",
+                                failed_step="call_data.recordings", release=True)
+    return request
+
+
+def test_warning_at_t_minus_7_and_breach_at_t_0_arrive_by_mail(
+    monitor: Any, stores: Stores, inbox: Inbox
+) -> None:
+    from include.retention.policy import load_policy
+
+    tz = load_policy().timezone  # the monitor's days are the policy's calendar days
+    as_of = (datetime.now(tz).replace(hour=9, minute=0, second=0, microsecond=0) - timedelta(days=2)).astimezone(UTC)
+    warned = open_request(stores, received_days_ago=23, as_of=as_of)
+    breached = open_request(stores, received_days_ago=30, as_of=as_of)
+    quiet = open_request(stores, received_days_ago=10, as_of=as_of)
+
+    dag_run = monitor.test(logical_date=as_of)
+
+    assert str(dag_run.state) == "success", task_states(dag_run)
+    (w_subject, w_body), = inbox.about(warned.request_id)
+    assert "warning" in w_subject and "7 day(s) left" in w_subject and "Days left: <b>7</b>" in w_body
+    (b_subject, b_body), = inbox.about(breached.request_id)
+    assert "BREACH" in b_subject and "due today" in b_subject and "Days left: <b>0</b>" in b_body
+    assert inbox.about(quiet.request_id) == []
+    assert all(r == [RECIPIENT] for r in inbox.recipients)
+    for request in (warned, breached):
+        for subject, body in inbox.about(request.request_id):
+            text = subject + body
+            assert PHONE not in text and request.tenant_id not in text and request.reference not in text
+            assert "dpo@example.test" not in text
+
+    # the same day again: nothing is sent twice
+    before = len(inbox.messages)
+    again = monitor.test(logical_date=as_of + timedelta(hours=1))
+    assert str(again.state) == "success", task_states(again)
+    assert len(inbox.messages) == before
+
+    # the next day: the breach is repeated, the warning is not
+    next_day = monitor.test(logical_date=as_of + timedelta(days=1))
+    assert str(next_day.state) == "success", task_states(next_day)
+    assert len(inbox.about(warned.request_id)) == 1
+    repeated = inbox.about(breached.request_id)
+    assert len(repeated) == 2 and "1 day(s) overdue" in repeated[1][0]
+    sent = stores.ledger("SELECT kind, days_left FROM request_alerts WHERE request_id = %s ORDER BY alert_day",
+                         (breached.request_id,))
+    assert sent == [("breach", 0), ("breach", -1)]
+
+
+def test_failed_requests_are_retriggered_without_their_subject(monitor: Any, stores: Stores, inbox: Inbox) -> None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    as_of = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    failed = open_request(stores, received_days_ago=3, as_of=as_of, state="failed")
+
+    dag_run = monitor.test(logical_date=as_of)
+
+    assert str(dag_run.state) == "success", task_states(dag_run)
+    run_id = f"sla_retrigger__{failed.request_id}__{as_of.astimezone(UTC):%Y%m%d}"
+    with create_session() as session:
+        triggered = session.query(DagRun).filter(DagRun.dag_id == "deletion_requests", DagRun.run_id.in_(
+            [run_id, f"sla_retrigger__{failed.request_id}__{(as_of + timedelta(hours=8)).astimezone(UTC):%Y%m%d}"]
+        )).all()
+        assert len(triggered) == 1
+        conf = dict(triggered[0].conf)
+    assert conf["resume"] is True and conf["reference"] == failed.reference and conf["mode"] == "execute"
+    assert "subject_id" not in conf and PHONE not in json.dumps(conf)
+    # a second sweep the same day does not trigger it again
+    again = monitor.test(logical_date=as_of + timedelta(minutes=5))
+    assert str(again.state) == "success", task_states(again)
+    with create_session() as session:
+        count = session.query(DagRun).filter(DagRun.dag_id == "deletion_requests",
+                                             DagRun.run_id.like(f"sla_retrigger__{failed.request_id}__%")).count()
+    assert count == 1
+
+
+def test_request_runs_carry_a_deadline_alert_that_mails_without_personal_data(inbox: Inbox) -> None:
+    import asyncio
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from include.retention import sla
+    from tests.e2e.conftest import ROOT
+
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "deletion_requests.py")).dags["deletion_requests"]
+    alerts = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
+    (alert,) = alerts
+    assert alert.callback.path == "include.retention.sla.request_run_overdue"
+    assert alert.interval == timedelta(hours=2)
+    try:
+        result = asyncio.run(sla.request_run_overdue(2.0, context={"dag_run": {"run_id": "manual__late"}}))
+    except Exception as exc:  # the async SMTP hook may need a task context outside the triggerer
+        pytest.skip(f"the async notifier needs the triggerer's context here: {type(exc).__name__}: {exc}")
+    assert result == "sent"
+    (subject, body), = inbox.about("manual__late")
+    assert "still running after 2 h" in subject
