@@ -2,19 +2,22 @@
 
 Swift is what Tencent COS most resembles among the S3 servers that install from Debian: a
 real object store behind an S3 gateway that insists on ``Content-MD5`` for DeleteObjects.
-It runs as one node under ``.run/swift`` (configs written here, rings built with
-``swift-ring-builder``, one device on a directory), four processes we own: the proxy with
-``s3api`` + ``tempauth`` (user ``test:tester``, key ``testing``) on 127.0.0.1:18080
-(``RETENTION_S3_PORT`` overrides; Swift's own default, 8080, is Airflow's), and the account,
-container and object servers on free local ports. Object versioning is on, so a versioned
-bucket can be tested.
+It runs as one node, configured under ``.run/swift`` (configs written here; rings built with
+Swift's ``RingBuilder``, the class behind ``swift-ring-builder``, in one process; one device
+on a directory, on tmpfs where there is one: see ``_devices_dir``), as processes we own:
+the proxy with ``s3api`` + ``tempauth`` (user ``test:tester``, key ``testing``) on
+127.0.0.1:18080 (``RETENTION_S3_PORT`` overrides; Swift's own default, 8080, is Airflow's),
+the account, container and object servers on free local ports, all ``workers = 0``, and a
+memcached for tempauth and Swift's info cache (Debian ``memcached``; without it the node still
+runs). Object versioning (``versioned_writes`` with ``allow_object_versioning`` + ``symlink``)
+is on, so s3api's bucket versioning works and a versioned bucket can be tested.
 
 Only where Swift cannot be installed or started does ``ensure()`` fall back to ``moto_server``
-on the same port, and says so: its Endpoint's ``extra["kind"]`` reads
+on the same port, and says so: a WARNING line, and the Endpoint's ``extra["kind"]`` reads
 ``"moto (fallback: Swift unavailable)"``.
 
-``SwiftNode`` is the same node with another home and port, for tests that need a private
-server they can stop (a failure half-way through a purge).
+``SwiftNode`` is the same node with another home and port, for tests and benchmarks that need
+a private server they can stop or damage (a failure half-way through a purge).
 """
 
 from __future__ import annotations
