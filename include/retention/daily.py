@@ -16,7 +16,7 @@ from include.retention import audit
 from include.retention.facts import LedgerFacts
 from include.retention.keys import RetentionKeys
 from include.retention.partitions import LegalHold, plan_expired, plan_requests
-from include.retention.policy import Policy, Target
+from include.retention.policy import CosTarget, MySqlTarget, Policy, Target
 from include.retention.stores import store_for
 from include.retention.stores.base import (
     ExpiredSelection,
@@ -131,6 +131,24 @@ def _target_total(store: RetentionStore, target: Target, units: Sequence[Any]) -
     return store.count(target, ExpiredSelection(before=FAR_FUTURE, units=tuple(u.name for u in units)))
 
 
+def subject_object_keys(
+    policy: Policy, target: CosTarget, selection: SubjectSelection, mysql: RetentionStore  # type: ignore[type-arg]
+) -> list[str]:
+    """The object keys a subject's rows point at (its recordings), read before the rows go.
+
+    Object keys hold a tenant, a date and a call id: no personal data, so they may travel in XCom.
+    """
+    assert target.subject_keys_from is not None
+    source = policy.category(target.category).target(target.subject_keys_from.target)
+    assert isinstance(source, MySqlTarget)
+    keys = set()
+    for value in mysql.fetch_column(source, selection, target.subject_keys_from.column):  # type: ignore[attr-defined]
+        key = value.decode() if isinstance(value, bytes) else str(value)
+        if key:
+            keys.add(key)
+    return sorted(keys)
+
+
 def plan_category(
     policy: Policy,
     category_name: str,
@@ -156,19 +174,24 @@ def plan_category(
         skipped += [f"{target.qualified_name}: {why}" for why in by_age.skipped + by_request.skipped]
         planned_here = 0
         for purge in by_age.purges + by_request.purges:
-            count = store.count(target, purge.selection)
+            spec: dict[str, Any] = {
+                "target": target.qualified_name,
+                "store": target.store,
+                "selection": selection_to_doc(purge.selection, keys),
+                "reason": purge.reason,
+            }
+            if isinstance(purge.selection, SubjectSelection) and isinstance(target, CosTarget) and target.subject_keys_from:
+                # Recordings carry no subject: take the keys the subject's call records point at.
+                mysql = stores.setdefault("mysql", store_for("mysql", tz))
+                spec["keys"] = subject_object_keys(policy, target, purge.selection, mysql)
+                count = store.count_keys(target, purge.selection.tenant, spec["keys"]) if spec["keys"] else 0  # type: ignore[attr-defined]
+            else:
+                count = store.count(target, purge.selection)
             if count == 0 and not isinstance(purge.selection, ExpiredSelection):
                 continue  # a request sweep with nothing new to delete
             planned_here += count
-            specs.append(
-                {
-                    "target": target.qualified_name,
-                    "store": target.store,
-                    "selection": selection_to_doc(purge.selection, keys),
-                    "reason": purge.reason,
-                    "planned": count,
-                }
-            )
+            spec["planned"] = count
+            specs.append(spec)
         total = _target_total(store, target, units) if planned_here else None
         share = (planned_here / total) if total else 0.0
         breaker.append({"target": target.qualified_name, "planned": planned_here, "total": total, "share": round(share, 4)})
@@ -242,7 +265,10 @@ def execute_specs(
             "selection": selection, "started_at": started, "override_reason": override_reason or None,
         }
         try:
-            result = store.purge(target, selection, dry_run=dry_run)
+            if "keys" in spec:
+                result = store.purge_keys(target, selection.tenant, spec["keys"], dry_run=dry_run)  # type: ignore[attr-defined, union-attr]
+            else:
+                result = store.purge(target, selection, dry_run=dry_run)
         except Exception as exc:
             audit.record_purge(error=exc, dry_run=dry_run, finished_at=datetime.now(timezone.utc), **audit_args)
             raise
@@ -262,7 +288,11 @@ def verify_plan(
     for spec in plan["specs"]:
         target = policy.target(spec["target"])
         store = store_for(target.store, policy.timezone)
-        remaining = store.verify(target, selection_from_doc(spec["selection"], subjects))
+        selection = selection_from_doc(spec["selection"], subjects)
+        if "keys" in spec:
+            remaining = store.count_keys(target, selection.tenant, spec["keys"])  # type: ignore[attr-defined, union-attr]
+        else:
+            remaining = store.verify(target, selection)
         row = {"target": spec["target"], "kind": spec["selection"]["kind"], "planned": spec["planned"], "remaining": remaining}
         checked.append(row)
         if not plan["dry_run"] and remaining:
