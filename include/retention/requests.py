@@ -780,6 +780,8 @@ def submit(
         ):
             raise RequestConflict(f"resume: reference {existing.reference} names request {existing.request_id} "
                                   "of another tenant or type")
+        if existing.state == "rejected":
+            return Submission(existing, "rejected", f"request {existing.request_id} was rejected; nothing to resume")
         record_event(existing.request_id, "resubmitted", run_id=run_id, message="resumed", conn_id=conn_id)
         return Submission(existing, "duplicate", f"resuming request {existing.request_id} ({existing.state})")
     if existing is not None:

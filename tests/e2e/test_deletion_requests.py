@@ -6,6 +6,9 @@ small tenant of its own.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -168,8 +171,14 @@ def test_deletion_certificate_is_signed_and_holds_no_subject_id(deleted_agent: d
     path.write_text(json.dumps(document))
     try:
         assert certificates.main(["verify", str(path)]) == 0
+        script = [sys.executable, str(ROOT / "scripts" / "verify_certificate.py"), str(path), "--key-env", "CERT_KEY"]
+        env = {**os.environ, "CERT_KEY": keys().certificate_key.decode()}
+        checked = subprocess.run(script, env=env, capture_output=True, text=True, timeout=120)
+        assert checked.returncode == 0 and checked.stdout.startswith("OK: CERT-"), checked.stdout + checked.stderr
         path.write_text(json.dumps(forged))
         assert certificates.main(["verify", str(path)]) == 1
+        checked = subprocess.run(script, env=env, capture_output=True, text=True, timeout=120)
+        assert checked.returncode == 1 and "INVALID" in checked.stdout
     finally:
         path.unlink()
 
@@ -223,10 +232,12 @@ def test_preview_counts_and_deletes_nothing(requests_dag: Any, world: World, sto
     conf = base_conf(request_type="termination", tenant_id=world.tenant, reference=f"TKT-{world.tenant}-PV",
                      mode="preview")
     objects, keys_before = world.objects(), world.redis_keys()
+    from include.retention.requests import run_request_via_dag_test
 
-    dag_run = run(requests_dag, conf)
+    outcome = run_request_via_dag_test(conf)  # what the demo calls
 
-    assert str(dag_run.state) == "success", task_states(dag_run)
+    assert outcome["dag_run_state"] == "success", outcome
+    assert outcome["request"]["state"] == "planned" and outcome["certificate"] is None
     request = request_of(conf["reference"])
     assert request.state == "planned" and request.mode == "preview"
     assert world.rows("agents") == 2 and world.rows("call_records") == 4 and world.log_docs() == 5
@@ -234,7 +245,7 @@ def test_preview_counts_and_deletes_nothing(requests_dag: Any, world: World, sto
     planned = {n: s.planned for n, s in steps_of(request.request_id).items()}
     assert planned["agent_info.agents"] == 2 and planned["call_data.recordings"] == 3
     assert planned["log_data.cc_logs"] == 5 and planned["agent_info.agent_info_backups"] == 3
-    assert audit_rows(stores, dag_run.run_id) == []
+    assert audit_rows(stores, outcome["run_id"]) == []
     assert stores.ledger("SELECT COUNT(*) FROM certificates WHERE request_id = %s", (request.request_id,))[0][0] == 0
     # the same reference with mode execute carries the previewed request out
     executed = run(requests_dag, {**conf, "mode": "execute"})

@@ -141,8 +141,14 @@ def test_failed_requests_are_retriggered_without_their_subject(monitor: Any, sto
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
+    from include.retention import requests as rq
+
     as_of = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     failed = open_request(stores, received_days_ago=3, as_of=as_of, state="failed")
+    closed = open_request(stores, received_days_ago=40, as_of=as_of)  # completed, window closed 10 days ago
+    for state in ("planned", "in_progress", "verifying", "completed"):
+        rq.transition(closed.request_id, state, run_id="manual__sla_test", completed_at=as_of - timedelta(days=35))
+    assert rq.get_request(closed.request_id).subject_enc  # type: ignore[union-attr]
 
     dag_run = monitor.test(logical_date=as_of)
 
@@ -156,6 +162,10 @@ def test_failed_requests_are_retriggered_without_their_subject(monitor: Any, sto
         conf = dict(triggered[0].conf)
     assert conf["resume"] is True and conf["reference"] == failed.reference and conf["mode"] == "execute"
     assert "subject_id" not in conf and PHONE not in json.dumps(conf)
+    closed_now = rq.get_request(closed.request_id)
+    assert closed_now is not None and closed_now.subject_enc is None and closed_now.subject_hash  # forgotten, hash kept
+    with create_session() as session:
+        assert session.query(DagRun).filter(DagRun.run_id.like(f"sla_retrigger__{closed.request_id}__%")).count() == 0
     # a second sweep the same day does not trigger it again
     again = monitor.test(logical_date=as_of + timedelta(minutes=5))
     assert str(again.state) == "success", task_states(again)
