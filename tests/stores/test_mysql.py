@@ -610,7 +610,7 @@ def test_batch_queries_read_an_index_range_without_sorting_the_selection(
     t = target(policy, name)
     info = store.table_info(t)
     plan = store._walk_plan(t, selection, info)
-    after = [datetime(2026, 2, 1) if c in (t.time_column,) else ("x" if c == t.tenant_column else 5)
+    after = ["2026-02-01 00:00:00" if c == t.time_column else ("x" if c == t.tenant_column else 5)
              for c in plan.order]
     for position in (None, after):
         sql, params, plan, _ = store.walk_sql(t, selection, info, limit=100, after=position)
