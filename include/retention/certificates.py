@@ -46,6 +46,7 @@ CERTIFICATE_VERSION = 1
 COS_PREFIX = "certificates/"
 COS_CONN_ID = "retention_cos"
 ALGORITHM = "HMAC-SHA256"
+_WORK_EVENTS = frozenset({"submitted", "claimed", "state", "step_failed", "verified"})
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def _runs(request_id: str, events: Sequence[rq.Event], conn_id: str) -> tuple[li
     """The runs that worked on the request (from its history) and the audit rows they wrote."""
     seen: dict[str, dict[str, Any]] = {}
     for e in events:
-        if not e.run_id:
+        if not e.run_id or e.event not in _WORK_EVENTS:  # a duplicate submission that did nothing is no run of it
             continue
         run = seen.setdefault(e.run_id, {"run_id": e.run_id, "dag_id": rq.DAG_ID, "first_at": _iso(e.at), "events": 0})
         run["last_at"] = _iso(e.at)

@@ -178,7 +178,7 @@ class Request:
         return days_left(self.due_at, as_of)
 
     def summary(self) -> dict[str, Any]:
-        """JSON without personal data (the subject appears as a shortened hash)."""
+        """JSON without personal data (the subject appears as its keyed hash)."""
         return {
             "request_id": self.request_id,
             "reference": self.reference,
@@ -965,7 +965,7 @@ def tenant_in_contact_center(tenant_id: str, *, mysql_conn_id: str = MYSQL_CONN_
 
 def _location(target: Target, tenant: str, subject_type: str | None) -> str:
     """Where a step deletes, for people: rendered with the tenant, never with a subject id."""
-    subject = f"the {subject_type}" if subject_type else None
+    subject = "the subject" if subject_type else None
     if isinstance(target, MySqlTarget):
         where = f"{target.tenant_column} = {tenant}"
         if subject_type:
@@ -1326,7 +1326,8 @@ class Runner:
                 "do not expire; the request completes once the hold is released"
             )
         expire_by, _units, days = self._expiry_units(request, target)
-        details: dict[str, Any] = {"backups_expire_by": expire_by.isoformat(), "due_at": request.due_at.isoformat(),
+        details: dict[str, Any] = {"backups_expire_by": expire_by.astimezone(UTC).isoformat(),
+                                   "due_at": request.due_at.astimezone(UTC).isoformat(),
                                    "retention_days": target.retention.days}
         selection = self._late_backups(request, target, days)
         if selection is None:
@@ -1518,14 +1519,19 @@ def run_request_via_dag_test(
 ) -> dict[str, Any]:
     """Process one request in-process with ``dag.test()`` and return its ledger outcome.
 
-    Needs a migrated Airflow metadata DB (``airflow db migrate``), the store connections as
-    usual, and the pools ``retention_<store>``. Returns the request's summary, its steps, the
+    Needs a migrated Airflow metadata DB (``airflow db migrate``) and the store connections
+    as usual; the pools ``retention_<store>`` are created when missing. Returns the request's summary, its steps, the
     DAG run's state, and its certificate (signed JSON and Markdown) when it completed.
     """
     from pathlib import Path
 
     from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.pool import Pool
 
+    for store in STORE_ORDER:  # dag.test() waits forever on a task whose pool does not exist
+        if Pool.get_pool(f"retention_{store}") is None:
+            Pool.create_or_update_pool(f"retention_{store}", slots=4, description=f"retention purges in {store}",
+                                       include_deferred=False)
     folder = dags_folder or str(Path(__file__).resolve().parents[2] / "dags" / "deletion_requests.py")
     bag = DagBag(dag_folder=folder)
     if DAG_ID not in bag.dags:
