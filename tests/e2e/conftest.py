@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import os
@@ -29,11 +30,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_TEST_HOME = Path(os.environ.get("AIRFLOW_HOME", str(ROOT / ".run" / "airflow-test")))
 _PRIVATE_DB = AIRFLOW_TEST_HOME / f"e2e-{os.getpid()}-{secrets.token_hex(3)}.db"
+AIRFLOW_TEST_HOME.mkdir(parents=True, exist_ok=True)
+
+
+def _remove_private_db() -> None:
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        Path(f"{_PRIVATE_DB}{suffix}").unlink(missing_ok=True)
+
 
 # Airflow builds its engine when first imported: point it at this session's own file now.
 if "airflow" not in sys.modules:
     os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_PRIVATE_DB}"
     _OWN_DB = True
+    atexit.register(_remove_private_db)  # also when no test asked for it (SQLite creates it on connect)
 else:  # pragma: no cover - a test module imported airflow before this conftest
     _OWN_DB = False
 
@@ -91,8 +100,7 @@ def airflow_db() -> Iterator[Path]:
         yield _PRIVATE_DB
     finally:
         if _OWN_DB:
-            for suffix in ("", "-journal", "-wal", "-shm"):
-                Path(f"{_PRIVATE_DB}{suffix}").unlink(missing_ok=True)
+            _remove_private_db()
 
 
 def load_dag(name: str, dag_id: str, *, retries: int | None = 0) -> Any:
