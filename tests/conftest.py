@@ -25,7 +25,6 @@ pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.cos",
     "tests.fixtures.elasticsearch",
-    "tests.fixtures.airflow",
 ]
 
 
