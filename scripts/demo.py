@@ -95,9 +95,41 @@ def main(argv: list[str] | None = None) -> int:
         say(f"ran {dag_id} as of {logical.isoformat()}: {run.state} in {time.monotonic() - t0:.1f}s")
 
     print_summary()
+    results.update(run_sample_requests(config, policy, logical))
     failed = [c for c, (state, _) in results.items() if state != "success"]
     say(f"done in {time.monotonic() - started:.0f}s" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
+
+
+def run_sample_requests(config, policy, as_of: datetime) -> dict[str, tuple[str, float]]:  # type: ignore[no-untyped-def]
+    """One termination and one deletion request through the deletion_requests DAG; print their certificates."""
+    from include.contact_center.seed import build_world
+    from include.retention.requests import run_request_via_dag_test
+
+    world = build_world(config, policy)
+    leaving, staying = world[-1], world[0]
+    customer = staying.customers[0]  # personal data: goes in the request, never in the output
+    requests = {
+        "termination": {"request_type": "termination", "tenant_id": leaving.tenant_id, "subject_type": None,
+                        "subject_id": None, "reference": f"DEMO-TERM-{leaving.tenant_id}"},
+        "deletion": {"request_type": "deletion", "tenant_id": staying.tenant_id, "subject_type": "phone_number",
+                     "subject_id": customer, "reference": f"DEMO-DEL-{staying.tenant_id}-1"},
+    }
+    out: dict[str, tuple[str, float]] = {}
+    for kind, conf in requests.items():
+        t0 = time.monotonic()
+        conf = {**conf, "categories": [], "received_at": None, "requested_by": "demo", "mode": "execute",
+                "resume": False}
+        outcome = run_request_via_dag_test(conf, run_after=as_of)
+        request_state = (outcome.get("request") or {}).get("state")
+        state = "success" if request_state == "completed" else f"request {request_state}"
+        say(f"{kind} request {conf['reference']}: run {outcome['dag_run_state']}, request {request_state} "
+            f"in {time.monotonic() - t0:.1f}s")
+        if outcome.get("markdown"):
+            print()
+            print(outcome["markdown"])
+        out[f"request:{kind}"] = (state, time.monotonic() - t0)
+    return out
 
 
 def print_summary() -> None:
