@@ -29,7 +29,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 from include.retention.policy import MySqlTarget
 from include.retention.stores.base import (
@@ -225,6 +225,10 @@ class MySqlStore(RetentionStore[MySqlTarget]):
     :param max_replica_lag_seconds: highest acceptable ``Seconds_Behind_Master``.
     :param replica_wait_timeout_seconds: how long to wait for the replica to catch up
         before failing the purge (PartialPurgeError; a rerun continues).
+    :param partition_row_counts: how the rows of a partition about to be dropped are
+        counted for the result and the audit: ``exact`` (COUNT(*), about 0.2 s per million
+        rows) or ``estimate`` (InnoDB's TABLE_ROWS statistic, instant but often 10-40% off;
+        the result's details say which).
     """
 
     store = "mysql"
@@ -238,6 +242,7 @@ class MySqlStore(RetentionStore[MySqlTarget]):
         replica_conn_id: str | None = None,
         max_replica_lag_seconds: float | None = None,
         replica_wait_timeout_seconds: float = 600.0,
+        partition_row_counts: Literal["exact", "estimate"] = "exact",
     ) -> None:
         super().__init__(batch_size=batch_size)
         if sleep_between_batches < 0:
@@ -246,6 +251,9 @@ class MySqlStore(RetentionStore[MySqlTarget]):
             raise ValueError("give replica_conn_id and max_replica_lag_seconds together")
         if max_replica_lag_seconds is not None and max_replica_lag_seconds < 0:
             raise ValueError("max_replica_lag_seconds must not be negative")
+        if partition_row_counts not in ("exact", "estimate"):
+            raise ValueError("partition_row_counts must be 'exact' or 'estimate'")
+        self.partition_row_counts = partition_row_counts
         self.mysql_conn_id = mysql_conn_id
         self.sleep_between_batches = sleep_between_batches
         self.replica_conn_id = replica_conn_id
@@ -606,9 +614,18 @@ class MySqlStore(RetentionStore[MySqlTarget]):
         return out
 
     def _partition_rows(self, target: MySqlTarget, partitions: Sequence[Partition]) -> dict[str, int]:
-        """Exact row count of each partition (for the audit), in one statement."""
+        """Row count of each partition (for the audit), in one statement."""
         if not partitions:
             return {}
+        if self.partition_row_counts == "estimate":
+            names = [p.name for p in partitions]
+            rows = self._query(
+                "SELECT PARTITION_NAME, SUM(TABLE_ROWS) FROM information_schema.PARTITIONS"
+                " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
+                f" AND PARTITION_NAME IN ({', '.join(['%s'] * len(names))}) GROUP BY PARTITION_NAME",
+                (self._schema(), target.table, *names),
+            )
+            return {str(name): int(n or 0) for name, n in rows}
         table = quote_identifier(target.table)
         sql = " UNION ALL ".join(
             f"SELECT %s, COUNT(*) FROM {table} PARTITION ({quote_identifier(p.name)})" for p in partitions
@@ -647,6 +664,7 @@ class MySqlStore(RetentionStore[MySqlTarget]):
                 )
                 deleted += sum(partition_rows.values())
                 details["partition_rows"] = deleted
+                details["partition_rows_counted"] = self.partition_row_counts
                 log.info("Dropped %d partitions of %s holding %d rows", len(drops), target.qualified_name, deleted)
             for n in self._delete_batches(target, selection, info, lambda: deleted):
                 deleted += n
