@@ -153,6 +153,8 @@ def test_expired_drops_whole_partitions_and_deletes_straddling_rows(
     result = purge_and_rerun(store, t, selection)
 
     assert cc_mysql.ids("call_records") == survivors(rows, expired())
+    at_cutoff = {r.id for r in rows if r.at == CUTOFF.replace(tzinfo=None)}
+    assert len(at_cutoff) == 3 and at_cutoff <= cc_mysql.ids("call_records")
     assert [p for p in cc_mysql.partitions("call_records") if p in EXPIRED_PARTITIONS] == []
     assert "p202604" in cc_mysql.partitions("call_records") and "pmax" in cc_mysql.partitions("call_records")
     assert result.method == "drop_partition+keyset_delete"
@@ -160,6 +162,19 @@ def test_expired_drops_whole_partitions_and_deletes_straddling_rows(
     assert result.details["partition_rows"] == 3 * 3 * 3
     straddling = [r for r in rows if datetime(2026, 4, 1) <= r.at < CUTOFF.replace(tzinfo=None)]
     assert result.deleted == 27 + len(straddling) and result.batches == 1
+
+
+def test_estimated_partition_counts_drop_the_same_partitions(cc_mysql: MySqlDatabase, policy: Policy) -> None:
+    t = target(policy, "call_data.call_records")
+    rows = seed_rows()
+    insert_calls(cc_mysql, rows)
+    store = MySqlStore(partition_row_counts="estimate")
+    result = store.purge(t, ExpiredSelection(before=CUTOFF, units=EXPIRED_PARTITIONS))
+    assert store.verify(t, ExpiredSelection(before=CUTOFF)) == 0
+    store.close()
+    assert cc_mysql.ids("call_records") == survivors(rows, expired())
+    assert result.details["partitions"] == list(EXPIRED_PARTITIONS)
+    assert result.details["partition_rows_counted"] == "estimate"
 
 
 def test_expired_without_units_deletes_rows_and_keeps_partitions(
