@@ -429,13 +429,62 @@ def test_batches_are_bounded(
             deletes.append(n)
         return n
 
+    walks: list[str] = []
+    query = store._query
+
+    def spy_query(sql: str, params: Any = ()) -> Any:
+        if "FORCE INDEX" in sql:
+            walks.append(sql)
+        return query(sql, params)
+
     store._execute = spy  # type: ignore[method-assign]
+    store._query = spy_query  # type: ignore[method-assign]
     result = store.purge(t, selection)
     store.close()
 
     assert result.deleted == 1_050 and result.batches == 11
     assert deletes == [100] * 10 + [50]
     assert cc_mysql.ids("service_records") == {r.id for r in rows if r.tenant == "123"}
+    # Consecutive keys: after the first batch, key windows are deleted without reading
+    # their keys first (then one read finds nothing left); with key lists, one read a batch.
+    assert len(walks) == (2 if range_deletes else 11)
+
+
+@pytest.mark.parametrize("layout", ["time-order", "reverse-time-order", "blocks-with-gaps"])
+def test_key_windows_delete_only_selected_rows_and_never_more_than_a_batch(
+    cc_mysql: MySqlDatabase, policy: Policy, layout: str
+) -> None:
+    t = target(policy, "call_analytics.service_records")
+    start = datetime(2026, 1, 1)
+    n = 1_200
+    rows = []
+    for i in range(n):
+        minutes = 53 * (i if layout != "reverse-time-order" else n - i)
+        tenant = "12" if layout != "blocks-with-gaps" or (i // 150) % 4 else "123"
+        if layout == "blocks-with-gaps" and i % 97 == 0:
+            continue  # holes in the key sequence
+        rows.append(Row(i + 1, start + timedelta(minutes=minutes), tenant, "bob", PHONE_A))
+    insert_service(cc_mysql, rows)
+    store = MySqlStore(batch_size=100)
+    deletes: list[int] = []
+    execute = store._execute
+
+    def spy(sql: str, params: Any = ()) -> int:
+        count = execute(sql, params)
+        if sql.startswith("DELETE"):
+            deletes.append(count)
+        return count
+
+    store._execute = spy  # type: ignore[method-assign]
+    cutoff = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=53 * 900)
+    selection = ExpiredSelection(before=cutoff, exclude_tenants=frozenset({"123"}))
+    result = store.purge(t, selection)
+    assert store.purge(t, selection).deleted == 0
+    store.close()
+
+    naive = cutoff.replace(tzinfo=None)
+    assert cc_mysql.ids("service_records") == survivors(rows, lambda r: r.at < naive and r.tenant != "123")
+    assert result.deleted == sum(deletes) and max(deletes) <= 100
 
 
 @pytest.mark.parametrize("range_deletes", [pytest.param(True, id="key-ranges"), pytest.param(False, id="key-lists")])
