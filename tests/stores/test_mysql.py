@@ -686,3 +686,38 @@ def test_batch_queries_read_an_index_range_without_sorting_the_selection(
             assert key == "ix_tenant_customer", row
         else:
             assert "filesort" not in extra, row
+
+
+# --------------------------------------------------------------------------- least privilege
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        pytest.param("DROP TABLE `service_records`", id="drop-a-listed-unpartitioned-table"),
+        pytest.param("ALTER TABLE `service_records` ADD COLUMN `x` INT", id="alter-an-unpartitioned-table"),
+        pytest.param("DELETE FROM `tenants`", id="delete-from-a-read-only-table"),
+        pytest.param("UPDATE `call_records` SET `duration_s` = 0", id="update-a-listed-table"),
+        pytest.param("INSERT INTO `keywords` (`tenant_id`, `keyword`, `updated_at`) VALUES ('12', 'k', NOW())",
+                     id="insert-into-a-listed-table"),
+        pytest.param("CREATE TABLE `intruder` (`id` INT)", id="create-a-table"),
+        pytest.param("SELECT COUNT(*) FROM `mysql`.`user`", id="read-a-table-not-listed"),
+    ],
+)
+def test_the_store_user_is_refused_outside_its_grants(cc_mysql: MySqlDatabase, statement: str) -> None:
+    """The store connects as the session's least-privilege user (tests/fixtures/mysql.py)."""
+    import MySQLdb
+    from airflow.providers.mysql.hooks.mysql import MySqlHook
+
+    conn = MySqlHook(mysql_conn_id="retention_mysql").get_conn()
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT CURRENT_USER()")
+        assert not str(cur.fetchone()[0]).startswith("root@")
+        with pytest.raises(MySQLdb.Error) as refused:
+            cur.execute(statement)
+        assert refused.value.args[0] in (1142, 1044), refused.value  # table / database access denied
+    finally:
+        conn.close()
+    assert {"service_records", "tenants", "call_records"} <= {r[0] for r in cc_mysql.query("SHOW TABLES")}
+    assert "x" not in {r[0] for r in cc_mysql.query("SHOW COLUMNS FROM `service_records`")}
