@@ -16,8 +16,17 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 from include.retention.policy import Policy, load_policy  # noqa: E402
+
+# Property-based tests: the default profile for every run, `long` for the documented deep
+# run (HYPOTHESIS_PROFILE=long ./scripts/test.sh ...). Tests on real servers take fewer
+# examples under `default` (their own @settings) and the profile's count under any other.
+LONG_EXAMPLES = 1000
+settings.register_profile("default", max_examples=150, deadline=None)
+settings.register_profile("long", max_examples=LONG_EXAMPLES, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 pytest_plugins = [
     "tests.fixtures.servers",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -29,10 +28,6 @@ from include.retention.stores.base import DatedUnit, ExpiredSelection, SubjectSe
 SGT = ZoneInfo("Asia/Singapore")
 UTC = timezone.utc
 SIX_MONTHS = Retention(months=6, extendable=True)
-
-settings.register_profile("default", max_examples=150, deadline=None)
-settings.register_profile("long", max_examples=1000, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def sgt(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
