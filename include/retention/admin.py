@@ -9,7 +9,8 @@
     python -m include.retention.admin hold list [--tenant T] [--all]
 
 The ledger is the ``retention_ledger`` connection (``AIRFLOW_CONN_RETENTION_LEDGER``). Every
-id is validated against the policy first; a subject id is stored only as its keyed hash and
+id is validated against the policy first, and ``set`` and ``place`` check the tenant exists in
+the contact center (``retention_mysql``); a subject id is stored only as its keyed hash and
 an encrypted token, and is never printed.
 """
 
@@ -20,7 +21,18 @@ import sys
 from typing import Sequence
 
 from include.retention import ledger
-from include.retention.policy import load_policy
+from include.retention.policy import Policy, load_policy
+
+
+def _existing_tenant(policy: Policy, value: str) -> str:
+    """A well-formed tenant id that the contact center knows: an override or hold on a
+    mistyped id would protect nothing, silently."""
+    from include.retention.requests import tenant_in_contact_center
+
+    tenant = policy.validate_tenant_id(value)
+    if not tenant_in_contact_center(tenant):
+        raise SystemExit(f"unknown tenant {tenant}: it is not in the contact center's tenants table; check the id")
+    return tenant
 
 
 def _override(args: argparse.Namespace) -> int:
@@ -38,6 +50,7 @@ def _override(args: argparse.Namespace) -> int:
         raise SystemExit(f"{category.name} is kept {category.retention.describe()}: it cannot be extended")
     if args.months <= category.retention.months:
         raise SystemExit(f"extended retention must be longer than the policy's {category.retention.months} months")
+    tenant = _existing_tenant(policy, tenant)
     ledger.set_override(tenant, category.name, args.months, reason=args.reason, set_by=args.by)
     print(f"tenant {tenant} keeps {category.name} for {args.months} months")
     return 0
@@ -59,8 +72,12 @@ def _hold(args: argparse.Namespace) -> int:
     if args.subject_type or args.subject_id:
         from include.retention.keys import RetentionKeys
 
+        if not (args.subject_type and args.subject_id):
+            raise SystemExit("give --subject-type and --subject-id together, or neither for a whole-tenant hold")
+
         policy.validate_subject(args.subject_type, args.subject_id)
         keys = RetentionKeys.from_connection()
+    tenant = _existing_tenant(policy, tenant)
     hold_id = ledger.place_hold(tenant, reason=args.reason, placed_by=args.by, subject_type=args.subject_type,
                                 subject_id=args.subject_id, keys=keys)
     print(f"hold #{hold_id} placed on tenant {tenant}{' (one subject)' if keys else ''}")

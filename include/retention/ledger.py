@@ -336,6 +336,8 @@ def _text(value: object, what: str, limit: int) -> str:
         raise ValueError(f"{what} must be a non-empty string")
     if len(value) > limit:
         raise ValueError(f"{what} is longer than {limit} characters")
+    if not value.isprintable():  # NUL, escape sequences and line breaks would garble listings and logs
+        raise ValueError(f"{what} contains a control character; write it on one line of printable text")
     return value.strip()
 
 

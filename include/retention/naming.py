@@ -133,6 +133,9 @@ class IdentifierFormat:
 
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+#: What the literal parts of a template may hold. Everything else could act as a pattern in
+#: some store (Redis glob ``* ? [ ]``, Elasticsearch ``*`` and ``,`` lists, a stray ``{``).
+_TEMPLATE_LITERAL = re.compile(r"[A-Za-z0-9._:/-]*")
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,13 @@ class Template:
             unknown = set(re.findall(r"%.", self.date_format)) - set(_DATE_DIRECTIVES)
             if unknown:
                 raise ValueError(f"date format {self.date_format!r} may only use %Y, %m and %d")
+        for literal in _PLACEHOLDER.split(self.text)[::2]:
+            if not _TEMPLATE_LITERAL.fullmatch(literal):
+                bad = "".join(sorted({c for c in literal if not _TEMPLATE_LITERAL.fullmatch(c)}))
+                raise ValueError(
+                    f"template {self.text!r} holds {bad!r} outside its placeholders; its literal parts may hold "
+                    "only letters, digits and . _ : / -, so that no wildcard or list widens it to other tenants"
+                )
         for name in placeholders:
             if name not in ("date", "month") and name not in self.fields:
                 raise ValueError(f"template {self.text!r} has unknown placeholder {{{name}}}")

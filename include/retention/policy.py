@@ -26,6 +26,7 @@ STORES = ("mysql", "redis", "cos", "elasticsearch")
 REQUEST_TYPES = ("termination", "deletion")
 SQL_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 TARGET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+FIELD_NAME = re.compile(r"^[A-Za-z@_][A-Za-z0-9_.]{0,63}$")  # an Elasticsearch field: never a pattern
 MAX_MONTHS = 120  # ten years: anything longer is a typo, not a retention period
 MAX_DAYS = 3660
 
@@ -313,7 +314,7 @@ class _Parser:
             raise self.fail("identifiers.tenant", str(exc), "give an anchored regex of explicit characters, e.g. '^[1-9][0-9]{0,19}$'") from None
         subjects: dict[str, IdentifierFormat] = {}
         for kind, pattern in self.mapping(doc.get("subjects"), "identifiers.subjects").items():
-            if not TARGET_NAME.match(str(kind)) or kind in ("tenant", "date", "month"):
+            if not TARGET_NAME.fullmatch(str(kind)) or kind in ("tenant", "date", "month"):
                 raise self.fail(f"identifiers.subjects.{kind}", "not a usable subject type name", "use lower-case letters and _")
             try:
                 subjects[str(kind)] = IdentifierFormat(str(kind), str(pattern))
@@ -350,7 +351,7 @@ class _Parser:
         subject_formats: dict[str, IdentifierFormat],
     ) -> Category:
         rule = f"categories.{name}"
-        if not TARGET_NAME.match(name):
+        if not TARGET_NAME.fullmatch(name):
             raise self.fail(rule, "not a usable category name", "use lower-case letters, digits and _")
         doc = self.mapping(raw, rule)
         self.only(doc, rule, {"description", "retention", "requests", "targets"})
@@ -378,15 +379,21 @@ class _Parser:
         )
 
     def sql_identifier(self, value: Any, rule: str, what: str) -> str:
-        if not isinstance(value, str) or not SQL_IDENTIFIER.match(value):
+        if not isinstance(value, str) or not SQL_IDENTIFIER.fullmatch(value):  # match() lets "name\n" through
             raise self.fail(rule, f"{what} {value!r:.60} is not a plain SQL identifier", "use letters, digits and _ only, starting with a letter")
+        return value
+
+    def field_name(self, value: Any, rule: str, what: str) -> str:
+        if not isinstance(value, str) or not FIELD_NAME.fullmatch(value):
+            raise self.fail(rule, f"{what} {value!r:.60} is not a plain field name", "use letters, digits, _, . and @ only")
         return value
 
     def template(self, raw: Any, rule: str, fields: dict[str, IdentifierFormat], date_format: str | None) -> Template:
         try:
             return Template(str(raw), MappingProxyType(fields), date_format)
         except ValueError as exc:
-            raise self.fail(rule, str(exc), "make each placeholder end at a delimiter its ids cannot contain") from None
+            raise self.fail(rule, str(exc), "start with {tenant}, end each placeholder at a delimiter its ids cannot "
+                            "contain, and keep the literal parts to letters, digits and . _ : / -") from None
 
     def target(
         self,
@@ -400,7 +407,7 @@ class _Parser:
         rule = f"categories.{category}.targets[{index}]"
         doc = self.mapping(raw, rule)
         name = doc.get("name")
-        if not isinstance(name, str) or not TARGET_NAME.match(name):
+        if not isinstance(name, str) or not TARGET_NAME.fullmatch(name):
             raise self.fail(rule, f"target name {name!r:.40} is missing or unusable", "give name: lower_case_with_underscores")
         rule = f"categories.{category}.targets.{name}"
         store = doc.get("store")
@@ -424,8 +431,8 @@ class _Parser:
                     raise self.fail(f"{rule}.{key}", f"unknown subject type {kind!r}", f"use one of {', '.join(subject_formats)}")
                 if what == "column":
                     self.sql_identifier(column, f"{rule}.{key}.{kind}", "column")
-                elif not isinstance(column, str) or not re.match(r"^[A-Za-z@_][A-Za-z0-9_.]{0,63}$", column):
-                    raise self.fail(f"{rule}.{key}.{kind}", f"field {column!r} is not a plain field name", "use a field name")
+                else:
+                    self.field_name(column, f"{rule}.{key}.{kind}", "field")
             return mapping
 
         if store == "mysql":
@@ -470,8 +477,8 @@ class _Parser:
         return ElasticsearchTarget(
             **common,
             index=index_template,
-            tenant_field=str(doc.get("tenant_field", "tenant_id")),
-            time_field=str(doc.get("time_field", "@timestamp")),
+            tenant_field=self.field_name(doc.get("tenant_field", "tenant_id"), f"{rule}.tenant_field", "tenant field"),
+            time_field=self.field_name(doc.get("time_field", "@timestamp"), f"{rule}.time_field", "time field"),
             subject_fields=MappingProxyType(subject_map("subject_fields", "field")),
         )
 

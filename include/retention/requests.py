@@ -390,7 +390,7 @@ def validate(
     requested_by = conf.get("requested_by")
     if not isinstance(requested_by, str) or not requested_by.strip() or not re.fullmatch(
         REQUESTED_BY_PATTERN, requested_by
-    ):
+    ) or not requested_by.isprintable():  # also C1 controls and bidi overrides, which would disguise a certificate
         problems.append("requested_by (who asked) must be 1-128 printable characters.")
     else:
         fields["requested_by"] = requested_by.strip()
