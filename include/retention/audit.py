@@ -1,18 +1,28 @@
-"""The audit ledger: one row per purge, dry or real, ok or failed. No personal data.
+"""The audit ledger: one row per purge attempt, dry or real, ok or failed. No personal data.
 
 A subject appears only as its keyed hash (``describe_selection``); error messages are
 scrubbed of the subject ids the selection carries, of E.164 numbers and of e-mail
 addresses before they are stored.
+
+A real purge goes through ``audited_purge``, which writes its row as ``running`` before
+anything is deleted. A process killed mid-purge (kill -9, OOM, a lost worker) leaves that
+row behind; the next attempt of the same purge (same run, target and selection: the same
+``attempt_key``) closes it as ``interrupted`` and settles its ``deleted`` from counts:
+the run's cut-off is fixed, so what an attempt deleted is what the selection matched
+when it started minus what it matches when the next attempt starts. The same settling
+corrects a ``failed`` attempt whose last request was applied but never answered.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Any, Callable, Iterator, Literal
 
 from include.retention.ledger import LEDGER_CONN_ID, connect, plain_cursor
 from include.retention.policy import Target
@@ -30,6 +40,8 @@ log = logging.getLogger(__name__)
 UTC = timezone.utc
 Outcome = Literal["ok", "failed", "refused"]
 MAX_ERROR_CHARS = 2000
+#: How long a new attempt waits for an earlier attempt of the same purge that still runs.
+ATTEMPT_LOCK_SECONDS = 30
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
@@ -59,6 +71,13 @@ def _utc(instant: datetime) -> datetime:
     return instant.astimezone(UTC).replace(tzinfo=None)
 
 
+_COLUMNS = (
+    "run_id", "dag_id", "task_id", "category", "target", "store", "selection_kind", "tenant_id", "subject_type",
+    "subject_hash", "cutoff", "units_count", "planned", "deleted", "verified_remaining", "method", "dry_run",
+    "override_reason", "duration_s", "outcome", "error", "details", "started_at", "finished_at",
+)
+
+
 def record_purge(
     ledger_conn_id: str = LEDGER_CONN_ID,
     *,
@@ -74,6 +93,7 @@ def record_purge(
     override_reason: str | None = None,
     outcome: Outcome | None = None,
     dry_run: bool = False,
+    audit_id: int | None = None,
 ) -> int:
     """Write one audit row for one purge of one selection in one target; returns its id.
 
@@ -83,14 +103,13 @@ def record_purge(
     :param outcome: ``refused`` for a purge the package declined to run (give ``error``
         with the reason).
     :param dry_run: for a failed purge, whether it was a dry run (a result says it itself).
+    :param audit_id: complete this ``running`` row of ``audited_purge`` instead of adding
+        one; its ``planned`` (the count when the attempt started) is kept when the error
+        says none.
     """
     if (result is None) == (error is None):
         raise ValueError("give exactly one of result or error")
-    description = describe_selection(selection)
-    serialised = json.dumps(description, sort_keys=True, default=str)
-    if "subject_id" in description or any(s and s in serialised for s in _subject_ids(selection) if len(s) >= 3):
-        raise ValueError("refusing to audit a selection description that carries a subject id")
-
+    description = _checked_description(selection)
     if outcome is None:
         outcome = "ok" if result is not None else "failed"
     planned: int | None = None
@@ -111,31 +130,204 @@ def record_purge(
             deleted = error.deleted
         error_text = scrub(f"{type(error).__name__}: {error}", selection)
 
-    cutoff = _utc(selection.before) if isinstance(selection, ExpiredSelection) else None
-    units = len(selection.units) if isinstance(selection, ExpiredSelection) else 0
-    row = (
-        run_id, dag_id, task_id, target.category, target.name, target.store, selection.kind,
-        description.get("tenant"), description.get("subject_type"), description.get("subject_hash"),
-        cutoff, units, planned, deleted, remaining, method, dry_run,
-        scrub(override_reason, selection) if override_reason else None,
-        max(0.0, (finished_at - started_at).total_seconds()), outcome, error_text,
-        scrub(json.dumps(details, sort_keys=True, default=str), selection),
-        _utc(started_at), _utc(finished_at),
-    )
+    values = _row(run_id, dag_id, task_id, target, selection, description, planned=planned, deleted=deleted,
+                  remaining=remaining, method=method, dry_run=dry_run, override_reason=override_reason,
+                  outcome=outcome, error_text=error_text, details=details, started_at=started_at,
+                  finished_at=finished_at)
     with connect(ledger_conn_id) as conn:
         cur = plain_cursor(conn)
-        cur.execute(
-            """INSERT INTO purge_audit (run_id, dag_id, task_id, category, target, store, selection_kind,
-                 tenant_id, subject_type, subject_hash, cutoff, units_count, planned, deleted, verified_remaining,
-                 method, dry_run, override_reason, duration_s, outcome, error, details, started_at, finished_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                 %s, %s)""",
-            row,
-        )
-        audit_id = int(cur.lastrowid)
+        if audit_id is None:
+            cur.execute(
+                f"INSERT INTO purge_audit ({', '.join(_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_COLUMNS))})",
+                tuple(values[c] for c in _COLUMNS),
+            )
+            audit_id = int(cur.lastrowid)
+        else:
+            assignments = ", ".join(f"{c} = COALESCE(%s, {c})" if c == "planned" else f"{c} = %s" for c in _COLUMNS)
+            cur.execute(f"UPDATE purge_audit SET {assignments} WHERE id = %s AND outcome = 'running'",
+                        (*(values[c] for c in _COLUMNS), audit_id))
+            if cur.rowcount != 1:
+                raise RuntimeError(f"audit row {audit_id} is no longer a running attempt; it was settled meanwhile")
     log.info("Audit %d: %s %s of %s: %s, deleted %d%s", audit_id, "dry run" if dry_run else "purge",
              selection.kind, target.qualified_name, outcome, deleted, f" of {planned}" if planned is not None else "")
     return audit_id
+
+
+def _checked_description(selection: Selection) -> dict[str, object]:
+    description = describe_selection(selection)
+    serialised = json.dumps(description, sort_keys=True, default=str)
+    if "subject_id" in description or any(s and s in serialised for s in _subject_ids(selection) if len(s) >= 3):
+        raise ValueError("refusing to audit a selection description that carries a subject id")
+    return description
+
+
+def _row(
+    run_id: str, dag_id: str, task_id: str, target: Target, selection: Selection, description: dict[str, object], *,
+    planned: int | None, deleted: int, remaining: int | None, method: str, dry_run: bool,
+    override_reason: str | None, outcome: str, error_text: str | None, details: dict[str, object],
+    started_at: datetime, finished_at: datetime,
+) -> dict[str, Any]:
+    """Column values of one audit row."""
+    return {
+        "run_id": run_id, "dag_id": dag_id, "task_id": task_id, "category": target.category,
+        "target": target.name, "store": target.store, "selection_kind": selection.kind,
+        "tenant_id": description.get("tenant"), "subject_type": description.get("subject_type"),
+        "subject_hash": description.get("subject_hash"),
+        "cutoff": _utc(selection.before) if isinstance(selection, ExpiredSelection) else None,
+        "units_count": len(selection.units) if isinstance(selection, ExpiredSelection) else 0,
+        "planned": planned, "deleted": deleted, "verified_remaining": remaining, "method": method,
+        "dry_run": dry_run, "override_reason": scrub(override_reason, selection) if override_reason else None,
+        "duration_s": max(0.0, (finished_at - started_at).total_seconds()), "outcome": outcome,
+        "error": error_text, "details": scrub(json.dumps(details, sort_keys=True, default=str), selection),
+        "started_at": _utc(started_at), "finished_at": _utc(finished_at),
+    }
+
+
+# --------------------------------------------------------------------------- crash-safe attempts
+
+
+class AttemptInProgress(RuntimeError):
+    """Another attempt of the same purge still runs (it holds the attempt's lock)."""
+
+
+def attempt_key(run_id: str, target: Target, selection: Selection, extra: str = "") -> str:
+    """Names one purge of one run: the same run, target and selection give the same key.
+
+    :param extra: what else tells two purges of the run apart (an explicit key list's name).
+    """
+    doc = json.dumps([run_id, target.qualified_name, describe_selection(selection), extra], sort_keys=True,
+                     default=str)
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+@contextmanager
+def _attempt_lock(ledger_conn_id: str, key: str) -> Iterator[None]:
+    """Hold the attempt's named lock on the ledger server for the whole purge.
+
+    The server releases it when the holding connection ends, also when its process is
+    killed, so an attempt that finds it free knows every earlier attempt is dead.
+    """
+    name = f"retention_purge_{key[:40]}"  # lock names are at most 64 characters
+    with connect(ledger_conn_id) as conn:
+        cur = plain_cursor(conn)
+        cur.execute("SELECT GET_LOCK(%s, %s)", (name, ATTEMPT_LOCK_SECONDS))
+        (locked,) = cur.fetchone()
+        if locked != 1:
+            raise AttemptInProgress(
+                f"another attempt of this purge still runs (lock {name} held for {ATTEMPT_LOCK_SECONDS} s); "
+                "nothing was deleted by this one"
+            )
+        try:
+            yield
+        finally:
+            cur.execute("SELECT RELEASE_LOCK(%s)", (name,))
+            cur.fetchall()
+
+
+def settle_attempts(key: str, matched_now: int, settled_by: int, *, ledger_conn_id: str = LEDGER_CONN_ID) -> int:
+    """Settle earlier attempts of one purge that died (``running``) or failed; returns how many.
+
+    Attempts run one after another (``_attempt_lock``), each row's ``planned`` is what the
+    selection matched when it started, and the cut-off is the run's: so an attempt deleted
+    its ``planned`` minus the next attempt's (``matched_now`` for the last). A failed row
+    keeps its own count when that is higher (something put records back meanwhile).
+    """
+    with connect(ledger_conn_id) as conn:
+        cur = plain_cursor(conn)
+        cur.execute(
+            """SELECT id, outcome, planned, deleted, settled_by FROM purge_audit
+               WHERE attempt_key = %s AND id < %s AND dry_run = 0 AND planned IS NOT NULL ORDER BY id""",
+            (key, settled_by),
+        )
+        rows = cur.fetchall()
+        settled = 0
+        for i, (row_id, outcome, planned, deleted, already) in enumerate(rows):
+            if outcome not in ("running", "failed") or already is not None:
+                continue
+            after = int(rows[i + 1][2]) if i + 1 < len(rows) else matched_now
+            counted = max(int(deleted), int(planned) - after)
+            cur.execute(
+                """UPDATE purge_audit SET outcome = IF(outcome = 'running', 'interrupted', outcome), deleted = %s,
+                     verified_remaining = %s, settled_by = %s WHERE id = %s""",
+                (counted, after, settled_by, row_id),
+            )
+            log.warning("Audit %d: %s attempt settled by attempt %d: deleted %d of %d (was %d)", row_id,
+                        "interrupted" if outcome == "running" else "failed", settled_by, counted, planned, deleted)
+            settled += 1
+    return settled
+
+
+def audited_purge(
+    purge: Callable[[], PurgeResult],
+    *,
+    matched: Callable[[], int],
+    dry_run: bool,
+    run_id: str,
+    dag_id: str,
+    task_id: str,
+    target: Target,
+    selection: Selection,
+    override_reason: str | None = None,
+    key_extra: str = "",
+    ledger_conn_id: str = LEDGER_CONN_ID,
+) -> PurgeResult:
+    """Run one purge and audit it so that a crash at any point leaves the ledger exact.
+
+    A real purge: take the attempt's lock, count what the selection matches now, write a
+    ``running`` row with that count, settle earlier attempts that died or failed, purge,
+    then complete the row (``ok`` or ``failed``). A dry run writes one row afterwards.
+
+    :param purge: deletes the selection (or counts it, for a dry run) and returns the result.
+    :param matched: counts what the selection matches now (the store's ``count``).
+    """
+    who: dict[str, Any] = {"run_id": run_id, "dag_id": dag_id, "task_id": task_id, "target": target,
+                           "selection": selection, "override_reason": override_reason}
+    # Wall-clock times are for the audit only; they never choose what is deleted.
+    started = datetime.now(UTC)
+    if dry_run:
+        try:
+            result = purge()
+        except Exception as exc:
+            record_purge(ledger_conn_id, error=exc, dry_run=True, started_at=started, finished_at=datetime.now(UTC),
+                         **who)
+            raise
+        record_purge(ledger_conn_id, result=result, started_at=started, finished_at=datetime.now(UTC), **who)
+        return result
+    key = attempt_key(run_id, target, selection, key_extra)
+    with _attempt_lock(ledger_conn_id, key):
+        try:
+            count = matched()
+        except Exception as exc:
+            record_purge(ledger_conn_id, error=exc, started_at=started, finished_at=datetime.now(UTC), **who)
+            raise
+        audit_id = _open_attempt(ledger_conn_id, key, count, started, who)
+        settle_attempts(key, count, audit_id, ledger_conn_id=ledger_conn_id)
+        try:
+            result = purge()
+        except Exception as exc:
+            record_purge(ledger_conn_id, error=exc, started_at=started, finished_at=datetime.now(UTC),
+                         audit_id=audit_id, **who)
+            raise
+        record_purge(ledger_conn_id, result=result, started_at=started, finished_at=datetime.now(UTC),
+                     audit_id=audit_id, **who)
+    return result
+
+
+def _open_attempt(ledger_conn_id: str, key: str, planned: int, started: datetime, who: dict[str, Any]) -> int:
+    """The ``running`` row of a purge about to start; returns its id."""
+    selection: Selection = who["selection"]
+    description = _checked_description(selection)
+    values = _row(who["run_id"], who["dag_id"], who["task_id"], who["target"], selection, description,
+                  planned=planned, deleted=0, remaining=None, method="n/a", dry_run=False,
+                  override_reason=who["override_reason"], outcome="running", error_text=None,
+                  details={"selection": description}, started_at=started, finished_at=started)
+    values["attempt_key"] = key
+    columns = list(values)
+    with connect(ledger_conn_id) as conn:
+        cur = plain_cursor(conn)
+        cur.execute(f"INSERT INTO purge_audit ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
+                    tuple(values[c] for c in columns))
+        return int(cur.lastrowid)
 
 
 @dataclass(frozen=True)
@@ -151,6 +343,7 @@ class AuditSummary:
     refused: int
     planned: int
     deleted: int
+    interrupted: int = 0
 
 
 def summary(run_id: str, *, ledger_conn_id: str = LEDGER_CONN_ID) -> list[AuditSummary]:
@@ -158,13 +351,16 @@ def summary(run_id: str, *, ledger_conn_id: str = LEDGER_CONN_ID) -> list[AuditS
     with connect(ledger_conn_id) as conn:
         cur = plain_cursor(conn)
         cur.execute(
+            # planned: of the attempts that finished ok (an interrupted attempt's planned
+            # overlaps the rerun's); deleted: of every real attempt (they never overlap).
             """SELECT store, category, target, COUNT(*), SUM(dry_run), SUM(outcome = 'failed'),
-                 SUM(outcome = 'refused'), COALESCE(SUM(planned), 0), COALESCE(SUM(CASE WHEN dry_run THEN 0 ELSE deleted END), 0)
+                 SUM(outcome = 'refused'), COALESCE(SUM(CASE WHEN outcome = 'ok' THEN planned END), 0),
+                 COALESCE(SUM(CASE WHEN dry_run THEN 0 ELSE deleted END), 0), SUM(outcome = 'interrupted')
                FROM purge_audit WHERE run_id = %s GROUP BY store, category, target ORDER BY store, category, target""",
             (run_id,),
         )
         rows = cur.fetchall()
     return [
-        AuditSummary(str(s), str(c), str(t), int(n), int(d or 0), int(f or 0), int(r or 0), int(p), int(x))
-        for s, c, t, n, d, f, r, p, x in rows
+        AuditSummary(str(s), str(c), str(t), int(n), int(d or 0), int(f or 0), int(r or 0), int(p), int(x), int(i or 0))
+        for s, c, t, n, d, f, r, p, x, i in rows
     ]

@@ -154,7 +154,7 @@ def _runs(request_id: str, events: Sequence[rq.Event], conn_id: str) -> tuple[li
             cur = ledger.plain_cursor(conn)
             cur.execute(
                 f"""SELECT COUNT(*), COALESCE(SUM(CASE WHEN dry_run THEN 0 ELSE deleted END), 0),
-                      COALESCE(SUM(outcome = 'failed'), 0)
+                      COALESCE(SUM(outcome IN ('failed', 'interrupted')), 0)
                     FROM purge_audit WHERE dag_id = %s AND run_id IN ({', '.join(['%s'] * len(ids))})""",
                 (rq.DAG_ID, *ids),
             )

@@ -20,6 +20,7 @@ from include.retention.policy import CosTarget, MySqlTarget, Policy, Target
 from include.retention.stores import store_for
 from include.retention.stores.base import (
     ExpiredSelection,
+    PurgeResult,
     RetentionStore,
     Selection,
     SubjectSelection,
@@ -250,29 +251,41 @@ def execute_specs(
     keys: RetentionKeys,
     facts: LedgerFacts,
     override_reason: str = "",
+    stores: Mapping[str, RetentionStore] | None = None,  # type: ignore[type-arg]
 ) -> list[dict[str, Any]]:
-    """Purge each spec, audit each one (also on failure), and return JSON results."""
+    """Purge each spec, audit each attempt (also a failed or killed one), and return JSON results.
+
+    :param stores: store back ends by store name, instead of each store's defaults.
+    """
     subjects = subject_lookup(facts, keys)
+    stores = dict(stores or {})
     results = []
     for spec in specs:
         target = policy.target(spec["target"])
-        store = store_for(target.store, policy.timezone)
+        store = stores.setdefault(target.store, store_for(target.store, policy.timezone))
         selection = selection_from_doc(spec["selection"], subjects)
-        # Wall-clock times are for the audit only; they never choose what is deleted.
-        started = datetime.now(timezone.utc)
-        audit_args: dict[str, Any] = {
-            "run_id": run.run_id, "dag_id": run.dag_id, "task_id": run.task_id, "target": target,
-            "selection": selection, "started_at": started, "override_reason": override_reason or None,
-        }
-        try:
-            if "keys" in spec:
-                result = store.purge_keys(target, selection.tenant, spec["keys"], dry_run=dry_run)  # type: ignore[attr-defined, union-attr]
-            else:
-                result = store.purge(target, selection, dry_run=dry_run)
-        except Exception as exc:
-            audit.record_purge(error=exc, dry_run=dry_run, finished_at=datetime.now(timezone.utc), **audit_args)
-            raise
-        audit.record_purge(result=result, finished_at=datetime.now(timezone.utc), **audit_args)
+        if "keys" in spec:
+            cos: Any = store  # only the COS store purges explicit keys (a subject's recordings)
+            tenant, object_keys = selection.tenant, spec["keys"]  # type: ignore[union-attr]
+
+            def purge() -> PurgeResult:
+                return cos.purge_keys(target, tenant, object_keys, dry_run=dry_run)  # type: ignore[no-any-return]
+
+            def matched() -> int:
+                return int(cos.count_keys(target, tenant, object_keys))
+        else:
+
+            def purge() -> PurgeResult:
+                return store.purge(target, selection, dry_run=dry_run)
+
+            def matched() -> int:
+                return store.count(target, selection)
+
+        result = audit.audited_purge(
+            purge, matched=matched, dry_run=dry_run, run_id=run.run_id, dag_id=run.dag_id, task_id=run.task_id,
+            target=target, selection=selection, override_reason=override_reason or None,
+            key_extra="keys" if "keys" in spec else "",
+        )
         log.info("%s %s: %d of %d planned (%s)", "Would delete" if dry_run else "Deleted", target.qualified_name,
                  result.deleted, spec["planned"], result.method)
         results.append({"spec": dict(spec), **result.as_dict()})

@@ -325,7 +325,7 @@ def read_purge_volumes(
     end = datetime.combine(window[-1] + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
     sql = (
         "SELECT category, DATE_FORMAT(finished_at, '%%Y-%%m-%%d %%H:00:00') AS hour, SUM(deleted),"
-        " SUM(outcome = 'failed') FROM purge_audit"
+        " SUM(outcome IN ('failed', 'interrupted')) FROM purge_audit"
         " WHERE dry_run = 0 AND finished_at >= %s AND finished_at < %s"
     )
     params: list[Any] = [start, end]

@@ -3,7 +3,7 @@
 The ledger (connection ``retention_ledger``) records what the package did and the few
 decisions operators take by hand:
 
-- ``purge_audit``: one row per purge, dry or real (written by ``audit.py``);
+- ``purge_audit``: one row per purge attempt, dry or real (written by ``audit.py``);
 - ``tenant_overrides``: a tenant that bought extended storage keeps a category longer;
 - ``legal_holds``: a tenant, or one subject of a tenant, whose data must not be purged;
 - ``requests`` / ``request_steps``: termination and deletion requests and their progress.
@@ -207,6 +207,20 @@ MIGRATIONS: tuple[Migration, ...] = (
               document       MEDIUMTEXT   NOT NULL COMMENT 'the signed JSON certificate',
               UNIQUE KEY ux_certificate (certificate_id)
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+        ),
+    ),
+    Migration(
+        5,
+        "purge_audit_attempts",
+        (
+            # A real purge writes its row as 'running' before it deletes anything, so that a
+            # process killed mid-purge still leaves a trace; the next attempt of the same
+            # purge (same attempt_key) closes it as 'interrupted' and settles its count.
+            """ALTER TABLE purge_audit
+              MODIFY COLUMN outcome ENUM('ok', 'failed', 'refused', 'running', 'interrupted') NOT NULL,
+              ADD COLUMN IF NOT EXISTS attempt_key CHAR(64) NULL COMMENT 'sha256 of run, target and selection',
+              ADD COLUMN IF NOT EXISTS settled_by  BIGINT   NULL COMMENT 'id of the attempt that settled this count',
+              ADD INDEX IF NOT EXISTS ix_attempt (attempt_key)""",
         ),
     ),
 )

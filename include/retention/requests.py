@@ -1333,7 +1333,8 @@ class Runner:
         if selection is None:
             return 0, 0, "expires_by_date", details
         store = self.store("cos")
-        result = self._audited_purge(target, selection, lambda: store.purge(target, selection))
+        result = self._audited_purge(target, selection, lambda: store.purge(target, selection),
+                                     lambda: store.count(target, selection))
         remaining = store.verify(target, selection)
         details.update({"purged_backup_days": [days[0].isoformat(), days[-1].isoformat()],
                         "why": "these backups would have outlived the due date"})
@@ -1341,19 +1342,14 @@ class Runner:
 
     # ------------------------------------------------------------------ purge
 
-    def _audited_purge(self, target: Target, selection: Selection, purge: Callable[[], Any]) -> Any:
+    def _audited_purge(
+        self, target: Target, selection: Selection, purge: Callable[[], Any], matched: Callable[[], int]
+    ) -> Any:
         from include.retention import audit
 
-        started = _wall_clock()
-        args: dict[str, Any] = {"run_id": self.run.run_id, "dag_id": self.run.dag_id, "task_id": self.run.task_id,
-                                "target": target, "selection": selection, "started_at": started}
-        try:
-            result = purge()
-        except Exception as exc:
-            audit.record_purge(self.conn_id, error=exc, finished_at=_wall_clock(), **args)
-            raise
-        audit.record_purge(self.conn_id, result=result, finished_at=_wall_clock(), **args)
-        return result
+        return audit.audited_purge(purge, matched=matched, dry_run=False, run_id=self.run.run_id,
+                                   dag_id=self.run.dag_id, task_id=self.run.task_id, target=target,
+                                   selection=selection, ledger_conn_id=self.conn_id)
 
     def _run_step(self, request: Request, step: Step, selection: Selection) -> tuple[int, int, str, dict[str, Any]]:
         """Purge one step and re-count it at once: (deleted, remaining, method, details)."""
@@ -1367,11 +1363,13 @@ class Runner:
                 return stored_keys(request.request_id, step.qualified_name, conn_id=self.conn_id)
 
             result = self._audited_purge(target, selection,
-                                         lambda: cos.purge_keys(target, request.tenant_id, keys()))  # type: ignore[attr-defined]
+                                         lambda: cos.purge_keys(target, request.tenant_id, keys()),  # type: ignore[attr-defined]
+                                         lambda: cos.count_keys(target, request.tenant_id, keys()))  # type: ignore[attr-defined]
             remaining = cos.count_keys(target, request.tenant_id, keys())  # type: ignore[attr-defined]
             return result.deleted, remaining, result.method, {"keys": sum(1 for _ in keys())}
         store = self.store(step.store)
-        result = self._audited_purge(target, selection, lambda: store.purge(target, selection))
+        result = self._audited_purge(target, selection, lambda: store.purge(target, selection),
+                                     lambda: store.count(target, selection))
         remaining = store.verify(target, selection)
         details = {k: v for k, v in (result.details or {}).items() if k in ("indices", "partitions", "versioned")}
         return result.deleted, remaining, result.method, details
