@@ -18,7 +18,11 @@ Keys carry no date, so there are no dated units and an ``ExpiredSelection`` is r
 Failures: redis-py retries a lost connection itself (10 attempts, back-off capped at 1 s). An
 error that outlives those raises :class:`PartialPurgeError` carrying the number of keys whose
 ``UNLINK`` was acknowledged; a rerun scans afresh and finishes (UNLINK of a missing key is a
-no-op, so nothing is counted twice).
+no-op, so nothing is counted twice). A server that restarts between two round trips is
+reconnected to by those retries, but a SCAN cursor from before the restart walks a different
+hash table (the hash seed is random per start) and would skip keys while the purge reported
+success: every scan therefore compares the server's ``run_id`` before and after, and scans
+again from the start when it changed (at most ``MAX_SCAN_PASSES`` times, then it raises).
 
 Redis Cluster: keys live on many primaries and ``SCAN`` only walks the node it is sent to.
 When the hook returns a :class:`redis.cluster.RedisCluster` (connection extra
@@ -61,6 +65,8 @@ log = logging.getLogger(__name__)
 DEFAULT_REDIS_CONN_ID = "retention_redis"
 DEFAULT_SCAN_COUNT = 1_000
 DEFAULT_REDIS_BATCH_SIZE = 1_000
+#: Scans of a keyspace that a server restart cut short are redone, this many in all at most.
+MAX_SCAN_PASSES = 3
 
 # Redis glob metacharacters (stringmatchlen): * ? [ ] and the escape character itself.
 _GLOB_SPECIAL = frozenset("*?[]\\")
@@ -221,7 +227,17 @@ class RedisStore(RetentionStore[RedisTarget]):
     def count(self, target: RedisTarget, selection: Selection) -> int:
         """Keys the selection matches now (a SCAN of every node, each key re-checked)."""
         match = self._match(target, selection)
-        return sum(1 for node in self._scan_nodes() for _ in self._scan(node, match))
+        for _ in range(MAX_SCAN_PASSES):
+            runs = self._server_runs()
+            n = sum(1 for node in self._scan_nodes() for _ in self._scan(node, match))
+            if self._server_runs() == runs:
+                return n
+            log.warning("Redis restarted during the count of %s; counting again", target.qualified_name)
+        raise RuntimeError(f"Redis restarted during each of {MAX_SCAN_PASSES} counts of {target.qualified_name}")
+
+    def _server_runs(self) -> tuple[str, ...]:
+        """The ``run_id`` of every scanned node: a new one means that server restarted."""
+        return tuple(str(node.info("server")["run_id"]) for node in self._scan_nodes())
 
     def purge(self, target: RedisTarget, selection: Selection, *, dry_run: bool = False) -> PurgeResult:
         """Unlink the selection's keys in batches as SCAN streams them in; a dry run only counts."""
@@ -244,11 +260,21 @@ class RedisStore(RetentionStore[RedisTarget]):
 
         progress = _Progress()
         try:
-            if self._is_cluster():
-                for node in self._scan_nodes():
-                    self._purge_cluster_node(node, match, progress)
+            for _ in range(MAX_SCAN_PASSES):
+                runs = self._server_runs()
+                if self._is_cluster():
+                    for node in self._scan_nodes():
+                        self._purge_cluster_node(node, match, progress)
+                else:
+                    self._purge_single(self.client, match, progress)
+                if self._server_runs() == runs:
+                    break
+                # Every key matched so far is unlinked; a fresh scan finds only the rest.
+                log.warning("Redis restarted during the purge of %s after %d keys; scanning again from the start",
+                            target.qualified_name, progress.deleted)
             else:
-                self._purge_single(self.client, match, progress)
+                raise PartialPurgeError(target.qualified_name, progress.deleted,
+                                        f"Redis restarted during each of {MAX_SCAN_PASSES} scans")
         except (redis.RedisError, OSError) as exc:
             log.error(
                 "Purge of %s for %s failed after unlinking %d keys in %d batches: %s",

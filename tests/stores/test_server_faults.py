@@ -1,0 +1,172 @@
+"""Server faults that the store tests do not already cover: retried with backoff, or failed
+clearly, and never reported as a success.
+
+- Redis restarted mid-purge (a private redis-server, stopped and started again by pid).
+- S3 answering 500/503: Swift cannot be told to, so the store talks to it through a small
+  fault-injecting HTTP proxy (``tests/fixtures/faulty_http.py``) with botocore's own retry
+  logic (``standard`` mode, 3 attempts in all: botocore's ``max_attempts`` counts retries only,
+  ``total_max_attempts`` counts the first attempt too).
+
+The other faults are tested next to their store: see docs/RELIABILITY.md, "Server faults".
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any, Callable, Iterator
+from zoneinfo import ZoneInfo
+
+import pytest
+from redis.client import Pipeline
+
+from devservers.procs import Endpoint
+from include.retention import audit
+from include.retention.policy import Policy, RedisTarget
+from include.retention.stores.base import PartialPurgeError, TenantSelection
+from include.retention.stores.cos import CosStore
+from include.retention.stores.redis import RedisStore
+from tests.fixtures.cos import CosBucket
+from tests.fixtures.faulty_http import FaultyProxy, is_delete_objects
+from tests.fixtures.mysql import MySqlDatabase
+from tests.fixtures.redis import PrivateRedis
+from tests.stores.crash_driver import run_spec
+from tests.stores.test_audit import audit_rows
+
+pytestmark = pytest.mark.servers
+
+TZ = ZoneInfo("Asia/Singapore")
+FAULTY_COS = "retention_cos_faulty"
+S3_ATTEMPTS = 3
+
+
+# --------------------------------------------------------------------------- Redis restarted
+
+
+def test_redis_restarted_mid_purge_is_rescanned_not_reported_done(
+    private_redis: PrivateRedis, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_REDIS_RESTART", private_redis.conn_uri(db=0))
+    client = private_redis.client()
+    pipe = client.pipeline(transaction=False)
+    for i in range(5_000):
+        pipe.set(f"cc:920012:agent:a{i % 50}:k{i}", b"x")
+        pipe.set(f"cc:9200123:agent:a{i % 50}:k{i}", b"x")  # the neighbour that must survive
+    pipe.execute()
+    run_before = client.info("server")["run_id"]
+    store = RedisStore(redis_conn_id="retention_redis_restart", batch_size=250, scan_count=250)
+    target = policy.target("agent_info.agent_state")
+    assert isinstance(target, RedisTarget)
+    calls = {"n": 0}
+    original = Pipeline.execute
+
+    def restart_before_fourth_round_trip(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            private_redis.stop()  # a clean restart: the append-only file keeps every acknowledged UNLINK
+            private_redis.start()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Pipeline, "execute", restart_before_fourth_round_trip)
+    result = store.purge(target, TenantSelection("920012"))
+    monkeypatch.setattr(Pipeline, "execute", original)
+
+    assert client.info("server")["run_id"] != run_before  # it did restart
+    # Without the rescan, the cursor from before the restart skips keys and the purge says "done".
+    # (planned may count a key twice: one SCAN across the restart can return it again.)
+    assert result.deleted == 5_000 <= result.planned
+    assert store.verify(target, TenantSelection("920012")) == 0
+    assert store.count(target, TenantSelection("9200123")) == 5_000
+
+
+# --------------------------------------------------------------------------- S3 answering 500/503
+
+
+@pytest.fixture
+def s3_proxy(cos_endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultyProxy]:
+    """The shared S3 server behind a fault-injecting proxy, as ``retention_cos_faulty``."""
+    proxy = FaultyProxy(cos_endpoint.port).start()
+    monkeypatch.setenv(f"AIRFLOW_CONN_{FAULTY_COS.upper()}", json.dumps({
+        "conn_type": "aws", "login": cos_endpoint.login, "password": cos_endpoint.password,
+        "extra": {"endpoint_url": f"http://127.0.0.1:{proxy.port}", "region_name": "us-east-1",
+                  "config_kwargs": {"retries": {"mode": "standard", "total_max_attempts": S3_ATTEMPTS},
+                                    "connect_timeout": 2, "read_timeout": 60}},
+    }))
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+def recordings_of(bucket: CosBucket, tenant: str, n: int) -> set[str]:
+    keys = {f"recordings/{tenant}/2026/03/{1 + i % 3:02d}/call-{i:05d}.wav" for i in range(n)}
+    bucket.put(keys)
+    return keys
+
+
+def faulty_store(bucket: CosBucket) -> CosStore:
+    return CosStore(timezone=TZ, aws_conn_id=FAULTY_COS, bucket=bucket.name, batch_size=10)
+
+
+@pytest.mark.parametrize("status", [pytest.param(500, id="500"), pytest.param(503, id="503")])
+def test_s3_error_is_retried_with_backoff_then_succeeds(
+    policy: Policy, cos_bucket: CosBucket, s3_proxy: FaultyProxy, status: int
+) -> None:
+    doomed, kept = recordings_of(cos_bucket, "12", 30), recordings_of(cos_bucket, "123", 3)
+    s3_proxy.fail(is_delete_objects, status, times=S3_ATTEMPTS - 1)  # the last attempt gets through
+    target = policy.target("call_data.recordings")
+
+    result = faulty_store(cos_bucket).purge(target, TenantSelection("12"))  # type: ignore[arg-type]
+
+    assert (result.deleted, result.planned, result.batches) == (30, 30, 3)
+    assert s3_proxy.count(is_delete_objects, status) == S3_ATTEMPTS - 1
+    assert s3_proxy.count(is_delete_objects, 200) == 3
+    assert cos_bucket.keys() == kept and not (cos_bucket.keys() & doomed)
+
+
+def test_s3_500_after_the_delete_was_applied_is_retried_and_counted_once(
+    policy: Policy, cos_bucket: CosBucket, s3_proxy: FaultyProxy
+) -> None:
+    recordings_of(cos_bucket, "12", 30)
+    kept = recordings_of(cos_bucket, "123", 3)
+    s3_proxy.fail(is_delete_objects, 500, times=1, before=False)  # applied, but the reply is lost
+    target = policy.target("call_data.recordings")
+
+    result = faulty_store(cos_bucket).purge(target, TenantSelection("12"))  # type: ignore[arg-type]
+
+    # The retry deletes keys already gone, which S3 reports as deleted: each counted once.
+    assert (result.deleted, result.batches) == (30, 3)
+    assert s3_proxy.count(is_delete_objects) == 4
+    assert cos_bucket.keys() == kept
+
+
+def test_s3_persistent_500_fails_clearly_and_the_rerun_settles_the_ledger(
+    ledger_db: MySqlDatabase, cos_bucket: CosBucket, s3_proxy: FaultyProxy
+) -> None:
+    recordings_of(cos_bucket, "12", 30)
+    kept = recordings_of(cos_bucket, "123", 3)
+    after_first: Callable[[str, str], bool] = lambda m, p: is_delete_objects(m, p) and s3_proxy.count(is_delete_objects) >= 1
+    # From the second batch on, the server applies every DeleteObjects but the client hears 500.
+    s3_proxy.fail(after_first, 500, before=False)
+    run_id = f"manual__2026-11-28T00:00:00+00:00__{secrets.token_hex(4)}"
+    job = {"run_id": run_id, "batch_size": 10, "options": {"bucket": cos_bucket.name, "aws_conn_id": FAULTY_COS},
+           "spec": {"target": "call_data.recordings", "store": "cos", "selection": {"kind": "tenant", "tenant": "12"},
+                    "reason": "fault test", "planned": 30}}
+
+    with pytest.raises(PartialPurgeError, match="after deleting 10") as failed:
+        run_spec(job, pause=0)
+    assert "InternalError" in str(failed.value)
+    assert s3_proxy.count(is_delete_objects, 500) == S3_ATTEMPTS  # retried, then failed clearly
+    assert len(cos_bucket.keys() - kept) == 10  # the failed batch went, unacknowledged
+    (row,) = audit_rows(ledger_db, run_id)
+    assert (row["outcome"], row["planned"], row["deleted"]) == ("failed", 30, 10)
+
+    s3_proxy.clear()
+    run_spec(job, pause=0)  # the rerun, with the server healthy again
+
+    assert cos_bucket.keys() == kept
+    failed_row, rerun = audit_rows(ledger_db, run_id)
+    assert (failed_row["outcome"], failed_row["deleted"], failed_row["settled_by"]) == ("failed", 20, rerun["id"])
+    assert (rerun["outcome"], rerun["planned"], rerun["deleted"]) == ("ok", 10, 10)
+    assert audit.summary(run_id)[0].deleted == 30  # exactly what disappeared
+
