@@ -1,6 +1,7 @@
 """Server faults that the store tests do not already cover: retried with backoff, or failed
 clearly, and never reported as a success.
 
+- A MySQL connection killed while its DELETE runs (the store tests kill it between chunks).
 - Redis restarted mid-purge (a private redis-server, stopped and started again by pid).
 - S3 answering 500/503: Swift cannot be told to, so the store talks to it through a small
   fault-injecting HTTP proxy (``tests/fixtures/faulty_http.py``) with botocore's own retry
@@ -14,6 +15,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
+import time
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 from zoneinfo import ZoneInfo
 
@@ -22,9 +26,10 @@ from redis.client import Pipeline
 
 from devservers.procs import Endpoint
 from include.retention import audit
-from include.retention.policy import Policy, RedisTarget
-from include.retention.stores.base import PartialPurgeError, TenantSelection
+from include.retention.policy import MySqlTarget, Policy, RedisTarget
+from include.retention.stores.base import ExpiredSelection, PartialPurgeError, TenantSelection
 from include.retention.stores.cos import CosStore
+from include.retention.stores.mysql import MySqlStore
 from include.retention.stores.redis import RedisStore
 from tests.fixtures.cos import CosBucket
 from tests.fixtures.faulty_http import FaultyProxy, is_delete_objects
@@ -38,6 +43,59 @@ pytestmark = pytest.mark.servers
 TZ = ZoneInfo("Asia/Singapore")
 FAULTY_COS = "retention_cos_faulty"
 S3_ATTEMPTS = 3
+
+
+# --------------------------------------------------------------------------- MySQL KILL mid-statement
+
+
+def test_mysql_connection_killed_while_its_delete_runs(cc_mysql: MySqlDatabase, policy: Policy) -> None:
+    target = policy.target("call_analytics.call_metrics")
+    assert isinstance(target, MySqlTarget)
+    cutoff = datetime(2026, 4, 15, tzinfo=timezone.utc)
+    edge = cutoff.replace(tzinfo=None)
+    cc_mysql.insert("call_metrics", [
+        {"id": i, "metric_date": edge - timedelta(minutes=1001 - i) if i <= 1000 else edge, "tenant_id": "12",
+         "agent_id": "a1", "calls": 1, "answered": 1, "avg_handle_s": 60}
+        for i in range(1, 1011)
+    ])
+    selection = ExpiredSelection(before=cutoff)
+    store = MySqlStore(batch_size=100)
+    # A second session holds a lock on row 250, so the third chunk (rows 201-300) waits on it.
+    blocker = cc_mysql.connect()
+    blocker.autocommit(False)
+    blocker.cursor().execute("SELECT id FROM call_metrics WHERE id = 250 FOR UPDATE")
+    killed: list[int] = []
+
+    def kill_the_waiting_delete() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            # A DELETE of the table still running after 0.3 s is the one waiting on the lock.
+            rows = cc_mysql.query(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND COMMAND = 'Query'"
+                " AND INFO LIKE 'DELETE FROM `call_metrics`%%' AND TIME_MS > 300", (cc_mysql.name,))
+            if rows:
+                cc_mysql.execute("KILL CONNECTION %s", (rows[0][0],))
+                killed.append(int(rows[0][0]))
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_the_waiting_delete)
+    killer.start()
+    try:
+        with pytest.raises(PartialPurgeError) as failed:
+            store.purge(target, selection)
+    finally:
+        killer.join(35)
+        blocker.rollback()
+        blocker.close()
+    assert killed, "the DELETE never waited on the lock"
+    # The killed statement rolled back whole: exactly the two acknowledged chunks are gone.
+    assert failed.value.deleted == 200
+    assert store.count(target, selection) == 800
+    rerun = store.purge(target, selection)  # a new connection
+    assert (rerun.deleted, store.verify(target, selection)) == (800, 0)
+    assert cc_mysql.ids("call_metrics") == set(range(1001, 1011))
+    store.close()
 
 
 # --------------------------------------------------------------------------- Redis restarted
