@@ -13,6 +13,7 @@ The other faults are tested next to their store: see docs/RELIABILITY.md, "Serve
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import threading
@@ -24,6 +25,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from redis.client import Pipeline
 
+from devservers import connections
 from devservers.procs import Endpoint
 from include.retention import audit
 from include.retention.policy import MySqlTarget, Policy, RedisTarget
@@ -180,6 +182,26 @@ def test_s3_error_is_retried_with_backoff_then_succeeds(
     assert s3_proxy.count(is_delete_objects, status) == S3_ATTEMPTS - 1
     assert s3_proxy.count(is_delete_objects, 200) == 3
     assert cos_bucket.keys() == kept and not (cos_bucket.keys() & doomed)
+
+
+def test_s3_connection_without_retry_settings_gets_botocore_standard_retries(
+    policy: Policy, cos_bucket: CosBucket, s3_proxy: FaultyProxy, cos_endpoint: Endpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a deployment gets from a connection like the one devservers exports (no ``retries``)."""
+    plain = connections.airflow_connections({"s3": dataclasses.replace(cos_endpoint, port=s3_proxy.port)},
+                                            connections.TEST)["AIRFLOW_CONN_RETENTION_COS"]
+    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_COS_PLAIN", plain)
+    recordings_of(cos_bucket, "12", 5)
+    s3_proxy.fail(is_delete_objects, 503)
+    store = CosStore(timezone=TZ, aws_conn_id="retention_cos_plain", bucket=cos_bucket.name)
+
+    with pytest.raises(PartialPurgeError, match="ServiceUnavailable") as failed:
+        store.purge(policy.target("call_data.recordings"), TenantSelection("12"))  # type: ignore[arg-type]
+
+    assert store.client.meta.config.retries["mode"] == "standard"
+    assert s3_proxy.count(is_delete_objects, 503) == 3  # the first attempt and two retries
+    assert failed.value.deleted == 0 and len(cos_bucket.keys()) == 5
 
 
 def test_s3_500_after_the_delete_was_applied_is_retried_and_counted_once(
