@@ -1,4 +1,4 @@
-"""RedisStore against a real Redis: exact selections, batching, dry runs, reruns, crashes.
+"""RedisStore against a real Redis: exact selections, batching, dry runs, reruns, crashes, restarts.
 
 Shared server: TEST namespace db 9, test tenants 92001 / 920012 / 9200123 only (each a
 prefix of the next), cleaned up after every test. Crash and cluster tests run private
@@ -8,7 +8,7 @@ redis-servers on spare ports, started and stopped by pid.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from redis.client import Pipeline
@@ -192,31 +192,40 @@ def test_subject_id_is_never_logged_or_returned(redis_keys: RedisKeys, policy: P
         assert SECRET_AGENT not in text
 
 
-def test_crash_part_way_raises_and_a_rerun_finishes(private_redis: PrivateRedis, policy: Policy,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_REDIS_CRASH", private_redis.conn_uri(db=0))
-    client = private_redis.client()
-    pipe = client.pipeline(transaction=False)
-    for i in range(5_000):
+def seed_private(server: PrivateRedis, monkeypatch: pytest.MonkeyPatch, n: int = 5_000) -> RedisStore:
+    """``n`` agent keys of T_MAIN and of T_LONG (the neighbour that must survive) on ``server``;
+    returns a store on it, 500 keys a batch."""
+    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_REDIS_CRASH", server.conn_uri(db=0))
+    pipe = server.client().pipeline(transaction=False)
+    for i in range(n):
         pipe.set(f"cc:{T_MAIN}:agent:a{i % 50}:k{i}", b"x")
-        pipe.set(f"cc:{T_LONG}:agent:a{i % 50}:k{i}", b"x")  # the neighbour that must survive
+        pipe.set(f"cc:{T_LONG}:agent:a{i % 50}:k{i}", b"x")
     pipe.execute()
-    store = RedisStore(redis_conn_id="retention_redis_crash", batch_size=500)
-    target = agent_state(policy)
+    return RedisStore(redis_conn_id="retention_redis_crash", batch_size=500)
 
+
+def before_round_trip(monkeypatch: pytest.MonkeyPatch, n: int, action: Callable[[], None]) -> None:
+    """Run ``action`` just before the ``n``-th pipeline round trip (until the test ends)."""
     calls = {"n": 0}
     original = Pipeline.execute
 
-    def crash_on_fourth_round_trip(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
+    def execute(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
-        if calls["n"] == 4:
-            private_redis.kill()
+        if calls["n"] == n:
+            action()
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Pipeline, "execute", crash_on_fourth_round_trip)
-    with pytest.raises(PartialPurgeError) as failure:
-        store.purge(target, TenantSelection(T_MAIN))
-    monkeypatch.setattr(Pipeline, "execute", original)
+    monkeypatch.setattr(Pipeline, "execute", execute)
+
+
+def test_crash_part_way_raises_and_a_rerun_finishes(private_redis: PrivateRedis, policy: Policy,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    store = seed_private(private_redis, monkeypatch)
+    target = agent_state(policy)
+    with monkeypatch.context() as patched:
+        before_round_trip(patched, 4, private_redis.kill)
+        with pytest.raises(PartialPurgeError) as failure:
+            store.purge(target, TenantSelection(T_MAIN))
     first = failure.value.deleted
     assert 0 < first < 5_000
     assert failure.value.target == "agent_info.agent_state"
@@ -225,6 +234,28 @@ def test_crash_part_way_raises_and_a_rerun_finishes(private_redis: PrivateRedis,
     assert store.count(target, TenantSelection(T_MAIN)) == 5_000 - first  # acknowledged UNLINKs stayed done
     rerun = store.purge(target, TenantSelection(T_MAIN))  # the same store object reconnects
     assert rerun.deleted == 5_000 - first
+    assert store.verify(target, TenantSelection(T_MAIN)) == 0
+    assert store.count(target, TenantSelection(T_LONG)) == 5_000
+
+
+def test_restart_mid_purge_is_rescanned_not_reported_done(private_redis: PrivateRedis, policy: Policy,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    store = seed_private(private_redis, monkeypatch)
+    target = agent_state(policy)
+    run_before = private_redis.client().info("server")["run_id"]
+
+    def restart() -> None:
+        private_redis.stop()  # a clean restart: the append-only file keeps every acknowledged UNLINK
+        private_redis.start()
+
+    with monkeypatch.context() as patched:
+        before_round_trip(patched, 4, restart)
+        result = store.purge(target, TenantSelection(T_MAIN))  # redis-py reconnects by itself
+
+    assert private_redis.client().info("server")["run_id"] != run_before  # it did restart
+    # Without the rescan, the cursor from before the restart skips keys and the purge says "done".
+    # (planned may count a key twice: one SCAN across the restart can return it again.)
+    assert result.deleted == 5_000 <= result.planned
     assert store.verify(target, TenantSelection(T_MAIN)) == 0
     assert store.count(target, TenantSelection(T_LONG)) == 5_000
 

@@ -2,7 +2,6 @@
 clearly, and never reported as a success.
 
 - A MySQL connection killed while its DELETE runs (the store tests kill it between chunks).
-- Redis restarted mid-purge (a private redis-server, stopped and started again by pid).
 - S3 answering 500/503: Swift cannot be told to, so the store talks to it through a small
   fault-injecting HTTP proxy (``tests/fixtures/faulty_http.py``) with botocore's own retry
   logic (``standard`` mode, 3 attempts in all: botocore's ``max_attempts`` counts retries only,
@@ -19,24 +18,21 @@ import secrets
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 from zoneinfo import ZoneInfo
 
 import pytest
-from redis.client import Pipeline
 
 from devservers import connections
 from devservers.procs import Endpoint
 from include.retention import audit
-from include.retention.policy import MySqlTarget, Policy, RedisTarget
+from include.retention.policy import MySqlTarget, Policy
 from include.retention.stores.base import ExpiredSelection, PartialPurgeError, TenantSelection
 from include.retention.stores.cos import CosStore
 from include.retention.stores.mysql import MySqlStore
-from include.retention.stores.redis import RedisStore
 from tests.fixtures.cos import CosBucket
 from tests.fixtures.faulty_http import FaultyProxy, is_delete_objects
 from tests.fixtures.mysql import MySqlDatabase
-from tests.fixtures.redis import PrivateRedis
 from tests.stores.crash_driver import run_spec
 from tests.stores.test_audit import audit_rows
 
@@ -98,45 +94,6 @@ def test_mysql_connection_killed_while_its_delete_runs(cc_mysql: MySqlDatabase, 
     assert (rerun.deleted, store.verify(target, selection)) == (800, 0)
     assert cc_mysql.ids("call_metrics") == set(range(1001, 1011))
     store.close()
-
-
-# --------------------------------------------------------------------------- Redis restarted
-
-
-def test_redis_restarted_mid_purge_is_rescanned_not_reported_done(
-    private_redis: PrivateRedis, policy: Policy, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_REDIS_RESTART", private_redis.conn_uri(db=0))
-    client = private_redis.client()
-    pipe = client.pipeline(transaction=False)
-    for i in range(5_000):
-        pipe.set(f"cc:920012:agent:a{i % 50}:k{i}", b"x")
-        pipe.set(f"cc:9200123:agent:a{i % 50}:k{i}", b"x")  # the neighbour that must survive
-    pipe.execute()
-    run_before = client.info("server")["run_id"]
-    store = RedisStore(redis_conn_id="retention_redis_restart", batch_size=250, scan_count=250)
-    target = policy.target("agent_info.agent_state")
-    assert isinstance(target, RedisTarget)
-    calls = {"n": 0}
-    original = Pipeline.execute
-
-    def restart_before_fourth_round_trip(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 4:
-            private_redis.stop()  # a clean restart: the append-only file keeps every acknowledged UNLINK
-            private_redis.start()
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Pipeline, "execute", restart_before_fourth_round_trip)
-    result = store.purge(target, TenantSelection("920012"))
-    monkeypatch.setattr(Pipeline, "execute", original)
-
-    assert client.info("server")["run_id"] != run_before  # it did restart
-    # Without the rescan, the cursor from before the restart skips keys and the purge says "done".
-    # (planned may count a key twice: one SCAN across the restart can return it again.)
-    assert result.deleted == 5_000 <= result.planned
-    assert store.verify(target, TenantSelection("920012")) == 0
-    assert store.count(target, TenantSelection("9200123")) == 5_000
 
 
 # --------------------------------------------------------------------------- S3 answering 500/503
