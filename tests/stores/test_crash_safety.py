@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from tests.fixtures.mysql import MySqlDatabase
 from tests.fixtures.redis import RedisKeys
 from tests.stores.crash_driver import RUN, run_spec
 from tests.stores.test_audit import audit_rows
+from tests.stores.test_audit import run_id as new_run_id
 
 pytestmark = pytest.mark.servers
 
@@ -40,10 +40,6 @@ UTC = timezone.utc
 CUTOFF = datetime(2026, 4, 15, tzinfo=UTC)
 #: Wait at most this long for the driver to start deleting (it imports Airflow first).
 START_SECONDS = 60
-
-
-def new_run_id() -> str:
-    return f"scheduled__2026-11-28T00:00:00+00:00__{secrets.token_hex(4)}"
 
 
 def kill_mid_purge(job: dict[str, Any], gone: Callable[[], int], total: int, *, at_least: int) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import secrets
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -35,6 +34,7 @@ from tests.fixtures.faulty_http import FaultyProxy, is_delete_objects
 from tests.fixtures.mysql import MySqlDatabase
 from tests.stores.crash_driver import run_spec
 from tests.stores.test_audit import audit_rows
+from tests.stores.test_audit import run_id as new_run_id
 
 pytestmark = pytest.mark.servers
 
@@ -185,7 +185,7 @@ def test_s3_persistent_500_fails_clearly_and_the_rerun_settles_the_ledger(
     after_first: Callable[[str, str], bool] = lambda m, p: is_delete_objects(m, p) and s3_proxy.count(is_delete_objects) >= 1
     # From the second batch on, the server applies every DeleteObjects but the client hears 500.
     s3_proxy.fail(after_first, 500, before=False)
-    run_id = f"manual__2026-11-28T00:00:00+00:00__{secrets.token_hex(4)}"
+    run_id = new_run_id()
     job = {"run_id": run_id, "batch_size": 10, "options": {"bucket": cos_bucket.name, "aws_conn_id": FAULTY_COS},
            "spec": {"target": "call_data.recordings", "store": "cos", "selection": {"kind": "tenant", "tenant": "12"},
                     "reason": "fault test", "planned": 30}}
