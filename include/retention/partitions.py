@@ -271,6 +271,9 @@ def plan_requests(
     holds = list(holds)
     held_tenants = {h.tenant for h in holds if h.is_tenant_hold}
     held_subjects = {(h.tenant, h.subject_type, h.subject_id) for h in holds if not h.is_tenant_hold}
+    # A termination takes everything of the tenant, so a hold on any of its subjects stops
+    # it as well (requests.validate and Runner.blocking_holds refuse it for the same reason).
+    tenants_with_holds = {h.tenant for h in holds}
     purges: list[PlannedPurge] = []
     skipped: list[str] = []
     for t in terminations:
@@ -278,8 +281,9 @@ def plan_requests(
             continue
         if not (t.received_at <= as_of <= t.due_at):
             continue
-        if t.tenant in held_tenants:
-            skipped.append(f"terminated tenant {t.tenant} is on legal hold")
+        if t.tenant in tenants_with_holds:
+            what = "is on legal hold" if t.tenant in held_tenants else "has a subject on legal hold"
+            skipped.append(f"terminated tenant {t.tenant} {what}")
             continue
         purges.append(
             PlannedPurge(

@@ -218,6 +218,17 @@ def test_request_sweep_covers_open_windows_only_and_respects_holds(policy) -> No
     assert all("+659" not in p.reason for p in plan.purges) and all("+659" not in s for s in plan.skipped)
 
 
+def test_a_subject_hold_stops_the_termination_sweep_of_its_tenant(policy) -> None:  # type: ignore[no-untyped-def]
+    # Found by tests/stores/test_never_over_delete.py: the sweep deleted a held agent's rows.
+    category = policy.category("agent_info")
+    target = policy.target("agent_info.agents")
+    received = sgt(2026, 11, 1)
+    terms = [Termination(t, received, received + timedelta(days=30), frozenset({"agent_info"})) for t in ("12", "123")]
+    plan = plan_requests(category, target, sgt(2026, 11, 20), terms, holds=[LegalHold("12", "agent", "alice")])
+    assert [p.selection for p in plan.purges] == [TenantSelection("123")]
+    assert plan.skipped == ("terminated tenant 12 has a subject on legal hold",)
+
+
 def test_configuration_takes_no_subject_deletion(policy) -> None:  # type: ignore[no-untyped-def]
     category = policy.category("configuration")
     target = policy.target("configuration.blacklist_numbers")

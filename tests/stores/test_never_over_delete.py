@@ -1,0 +1,500 @@
+"""Never over-delete: on the real stores, the daily path deletes exactly what has expired.
+
+Hypothesis draws small worlds: tenants whose ids share prefixes, call rows over about 18
+months, agents and their Redis keys, recordings and backups in COS, extended retention
+per tenant and category, legal holds on tenants and subjects, termination and deletion
+requests with open or closed windows, and the run's as-of instant. Each world is written
+to MariaDB (partitioned and unpartitioned tables), Redis (db 9), a bucket of its own on
+the S3 server and the ledger; then the functions the daily DAGs run (``load_facts``,
+``plan_category``, ``execute_specs``, ``verify_plan``) purge it as the least-privilege
+user. An oracle written here from the published rules (README: the boundary rule, legal
+holds, the daily request sweep) names the records that must go; what survives must be
+exactly everything else, in every table, key space and bucket.
+
+Examples: the default profile runs ``STORE_EXAMPLES`` worlds without objects and
+``COS_EXAMPLES`` with them; ``HYPOTHESIS_PROFILE=long`` runs the profile's count (1,000)
+without objects and a fifth of it (200) with them (Swift takes ~50 PUTs/s here).
+Elasticsearch is not in these worlds (see docs/RELIABILITY.md).
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import random
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from typing import Any, Callable, Iterable, Iterator
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import strategies as st
+
+from devservers.connections import DEV_KEYS
+from devservers.procs import Endpoint
+from include.contact_center import schema
+from include.retention import daily, ledger, requests
+from include.retention.daily import RunOptions, RunRef, execute_specs, plan_category, verify_plan
+from include.retention.facts import load_facts
+from include.retention.keys import RetentionKeys
+from include.retention.policy import Policy
+from include.retention.stores import store_for
+from include.retention.stores.base import RetentionStore
+from tests.fixtures.cos import CosBucket, SeededBucket, connection_env
+from tests.fixtures.mysql import FIRST_MONTH, MONTHS, MySqlDatabase
+from tests.fixtures.redis import RedisKeys
+
+pytestmark = pytest.mark.servers
+
+UTC = timezone.utc
+SGT = ZoneInfo("Asia/Singapore")  # the policy's time zone, as the README publishes it
+STORE_EXAMPLES = 25
+COS_EXAMPLES = 8
+COS_SHARE = 0.2  # of a deeper profile's count: Swift writes ~50 objects/s on two cores
+CATEGORIES = ("call_data", "call_analytics", "agent_info")
+OPTIONS = RunOptions(allow_large_purge=True, override_reason="never-over-delete property test")
+KEYS = RetentionKeys(
+    subject_hash_key=DEV_KEYS["subject_hash_key"].encode(),
+    subject_encryption_key=DEV_KEYS["subject_encryption_key"].encode(),
+    certificate_key=DEV_KEYS["certificate_key"].encode(),
+)
+AGENTS = ("al", "alice", "bob")  # "al" is a prefix of "alice"
+PHONES = ("+6591234567", "+65912345678")  # so is the first number of the second
+SUBJECTS = {"agent": AGENTS, "phone_number": PHONES}
+FIRST_INSTANT = datetime(2025, 7, 1, tzinfo=UTC)
+LAST_INSTANT = datetime(2027, 1, 31, tzinfo=UTC)
+WINDOW = timedelta(days=30)  # request_window_days
+
+
+def examples(default_profile: int, share_of_profile: float = 1.0) -> int:
+    """Worlds per test: ``default_profile`` under the default profile, else that share of the profile's count."""
+    name = settings.get_current_profile_name()
+    if name == "default":
+        return default_profile
+    return max(default_profile, int(settings.get_profile(name).max_examples * share_of_profile))
+
+
+# --------------------------------------------------------------------------- the oracle
+
+
+def months_back(day: date, months: int) -> date:
+    """The same day ``months`` calendar months earlier; the month's last day when it has no such day."""
+    year, month = day.year, day.month - months
+    while month < 1:
+        year, month = year - 1, month + 12
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def sgt_day(instant: datetime) -> date:
+    return instant.astimezone(SGT).date()
+
+
+@dataclass(frozen=True)
+class TableRule:
+    """What the published policy says of one table: its category, how long, which subjects."""
+
+    category: str
+    months: int | None  # None: kept until termination
+    subjects: Callable[[Row], dict[str, str | None]]
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    tenant: str
+    at: datetime  # aware, whole seconds
+    agent: str | None
+    phone: str | None
+
+    @property
+    def recording_key(self) -> str:
+        return f"recordings/{self.tenant}/{sgt_day(self.at):%Y/%m/%d}/{self.id}.mp3"
+
+
+RULES: dict[str, TableRule] = {
+    "call_records": TableRule("call_data", 6, lambda r: {"agent": r.agent, "phone_number": r.phone}),
+    # call_metrics.agent_id is NOT NULL: a row without an agent is written as "carol", no subject here.
+    "call_metrics": TableRule("call_analytics", 6, lambda r: {"agent": r.agent or "carol"}),
+    "service_records": TableRule("call_analytics", 6, lambda r: {"agent": r.agent, "phone_number": r.phone}),
+    "agents": TableRule("agent_info", None, lambda r: {"agent": r.agent}),
+    "administrators": TableRule("agent_info", None, lambda r: {"agent": r.agent}),
+}
+CALL_TABLES = ("call_records", "call_metrics", "service_records")
+FULL_PARTITIONS = [schema.partition_name(m) for m in schema.month_starts(FIRST_MONTH, MONTHS)] + ["pmax"]
+STAFF_TABLES = ("agents", "administrators")
+BACKUP_CATEGORIES = ("agent_info", "call_data", "call_analytics")
+BACKUP_DAYS = 28
+
+
+@dataclass(frozen=True)
+class RequestDraw:
+    kind: str  # termination | deletion
+    tenant: str
+    received_at: datetime
+    subject_type: str | None = None
+    subject_id: str | None = None
+
+    def open_at(self, as_of: datetime) -> bool:
+        return self.received_at <= as_of <= self.received_at + WINDOW
+
+
+@dataclass(frozen=True)
+class World:
+    tenants: tuple[str, ...]
+    as_of: datetime
+    rows: tuple[Row, ...]
+    staff: tuple[Row, ...]  # one per (tenant, agent): agents, administrators and Redis keys
+    backups: tuple[tuple[str, str, date], ...]  # (tenant, category, day)
+    overrides: dict[tuple[str, str], int]  # (tenant, category) -> months
+    held_tenants: frozenset[str]
+    held_subjects: frozenset[tuple[str, str, str]]
+    requests: tuple[RequestDraw, ...]
+    with_objects: bool
+
+    # ------------------------------------------------------------------ who is protected
+
+    def any_hold(self, tenant: str) -> bool:
+        return tenant in self.held_tenants or any(h[0] == tenant for h in self.held_subjects)
+
+    def row_held(self, table: str, row: Row) -> bool:
+        """A held tenant, or a held subject this table names in this row."""
+        if row.tenant in self.held_tenants:
+            return True
+        subjects = RULES[table].subjects(row)
+        return any((row.tenant, kind, value) in self.held_subjects for kind, value in subjects.items())
+
+    def keep_months(self, tenant: str, category: str, months: int) -> int:
+        """Extended retention only ever lengthens the rule."""
+        return max(months, self.overrides.get((tenant, category), 0))
+
+    def terminated(self, tenant: str) -> bool:
+        """An open termination sweeps the tenant, unless any hold is on it: a termination
+        would delete held data (requests.validate refuses one for the same reason)."""
+        return not self.any_hold(tenant) and any(
+            r.kind == "termination" and r.tenant == tenant and r.open_at(self.as_of) for r in self.requests
+        )
+
+    def deleted_subjects(self) -> set[tuple[str, str, str]]:
+        """Subjects of open deletion requests that no hold protects."""
+        return {
+            (r.tenant, r.subject_type, r.subject_id)  # type: ignore[misc]
+            for r in self.requests
+            if r.kind == "deletion" and r.open_at(self.as_of) and r.tenant not in self.held_tenants
+            and (r.tenant, r.subject_type, r.subject_id) not in self.held_subjects
+        }
+
+    # ------------------------------------------------------------------ what must go
+
+    def expired_rows(self, table: str) -> set[int]:
+        rule = RULES[table]
+        today = sgt_day(self.as_of)
+        deleted = self.deleted_subjects()
+        out = set()
+        for row in self.rows if table in CALL_TABLES else self.staff:
+            by_age = (
+                rule.months is not None
+                and not self.row_held(table, row)
+                and sgt_day(row.at) < months_back(today, self.keep_months(row.tenant, rule.category, rule.months))
+            )
+            by_request = self.terminated(row.tenant) or any(
+                (row.tenant, kind, value) in deleted for kind, value in rule.subjects(row).items()
+            )
+            if by_age or by_request:
+                out.add(row.id)
+        return out
+
+    def redis_keys(self) -> dict[str, set[str]]:
+        """Every key, per tenant: two templates of the policy and one key it does not name."""
+        out: dict[str, set[str]] = {t: set() for t in self.tenants}
+        for s in self.staff:
+            out[s.tenant] |= {f"cc:{s.tenant}:agent:{s.agent}:profile", f"cc:{s.tenant}:agent:{s.agent}:status",
+                              f"cc:{s.tenant}:session:{s.agent}:{s.id}"}
+        for tenant in self.tenants:
+            out[tenant].add(f"cc:{tenant}:queue:main")  # kept until termination; no target names it
+        return out
+
+    def expired_redis_keys(self) -> set[str]:
+        deleted = self.deleted_subjects()
+        out = set()
+        for tenant, keys in self.redis_keys().items():
+            for key in keys:
+                parts = key.split(":")
+                named = parts[2] in ("agent", "session")
+                if named and (self.terminated(tenant) or (tenant, "agent", parts[3]) in deleted):
+                    out.add(key)
+        return out
+
+    def objects(self) -> set[str]:
+        if not self.with_objects:
+            return set()
+        keys = {r.recording_key for r in self.rows if r.id % 3 != 0}  # not every call is recorded
+        keys |= {f"backups/{t}/{d:%Y-%m-%d}/{c}/dump.json.gz" for t, c, d in self.backups}
+        return keys
+
+    def expired_objects(self) -> set[str]:
+        today = sgt_day(self.as_of)
+        deleted = self.deleted_subjects()
+        out = set()
+        # A subject's recordings are the keys its call records point at.
+        subject_keys = {
+            r.recording_key for r in self.rows
+            if any((r.tenant, kind, value) in deleted for kind, value in RULES["call_records"].subjects(r).items())
+        }
+        for key in self.objects():
+            parts = key.split("/")
+            tenant = parts[1]
+            if parts[0] == "recordings":
+                day = date(int(parts[2]), int(parts[3]), int(parts[4]))
+                cut = months_back(today, self.keep_months(tenant, "call_data", 6))
+                by_subject = key in subject_keys
+            else:
+                day = date.fromisoformat(parts[2])
+                cut = today - timedelta(days=BACKUP_DAYS)  # not extendable
+                by_subject = False  # a backup cannot be split; it ages out within the window
+            # A unit cannot be deleted in part: any hold on the tenant keeps its units whole.
+            by_age = not self.any_hold(tenant) and day < cut
+            if by_age or by_subject or self.terminated(tenant):
+                out.add(key)
+        return out
+
+
+# --------------------------------------------------------------------------- drawing worlds
+
+
+def instants(as_of: datetime, month_choices: Iterable[int]) -> st.SearchStrategy[datetime]:
+    """Anywhere in the ~18 months, or within a day of a cut-off (SGT midnight, one second either side)."""
+    anywhere = st.integers(0, int((LAST_INSTANT - FIRST_INSTANT).total_seconds())).map(
+        lambda s: FIRST_INSTANT + timedelta(seconds=s)
+    )
+    today = sgt_day(as_of)
+
+    def near(months: int, days: int, second: int) -> datetime:
+        cut = datetime.combine(months_back(today, months) + timedelta(days=days), time.min, tzinfo=SGT)
+        return (cut + timedelta(seconds=second)).astimezone(UTC)
+
+    edges = st.builds(near, st.sampled_from(sorted(set(month_choices))), st.integers(-1, 1), st.sampled_from([-1, 0, 1]))
+    return st.one_of(anywhere, edges)
+
+
+@st.composite
+def worlds(draw: st.DrawFn, tenants: tuple[str, ...], with_objects: bool) -> World:
+    as_of = draw(st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 6, 30),
+                              timezones=st.just(UTC))).replace(microsecond=0)
+    overrides = draw(st.dictionaries(
+        st.tuples(st.sampled_from(tenants), st.sampled_from(["call_data", "call_analytics"])),
+        st.sampled_from([3, 6, 7, 12, 24]), max_size=3,
+    ))
+    tenant = st.sampled_from(tenants)
+    rows = draw(st.lists(
+        st.tuples(tenant, instants(as_of, [6, *overrides.values()]), st.none() | st.sampled_from(AGENTS),
+                  st.none() | st.sampled_from(PHONES)),
+        min_size=1, max_size=24 if not with_objects else 10,
+    ))
+    staff_pairs = draw(st.sets(st.tuples(tenant, st.sampled_from(AGENTS)), max_size=6))
+    backups = draw(st.sets(
+        st.tuples(tenant, st.sampled_from(BACKUP_CATEGORIES), st.integers(BACKUP_DAYS - 2, BACKUP_DAYS + 2)),
+        max_size=5 if with_objects else 0,
+    ))
+    held_tenants = draw(st.sets(tenant, max_size=1))
+    held_subjects = draw(st.sets(
+        st.one_of(*(st.tuples(tenant, st.just(kind), st.sampled_from(ids)) for kind, ids in SUBJECTS.items())),
+        max_size=2,
+    ))
+    received = st.builds(lambda d, s: as_of - timedelta(days=d, seconds=s), st.integers(0, 31), st.sampled_from([0, 1]))
+    request_draws = draw(st.lists(st.one_of(
+        st.builds(RequestDraw, st.just("termination"), tenant, received),
+        *(st.builds(RequestDraw, st.just("deletion"), tenant, received, st.just(kind), st.sampled_from(ids))
+          for kind, ids in SUBJECTS.items()),
+    ), min_size=1, max_size=2))
+    today = sgt_day(as_of)
+    return World(
+        tenants=tenants,
+        as_of=as_of,
+        rows=tuple(Row(i + 1, t, at, a, p) for i, (t, at, a, p) in enumerate(rows)),
+        staff=tuple(Row(i + 1, t, as_of - timedelta(days=400), a, None) for i, (t, a) in enumerate(sorted(staff_pairs))),
+        backups=tuple(sorted((t, c, today - timedelta(days=d)) for t, c, d in backups)),
+        overrides=overrides,
+        held_tenants=frozenset(held_tenants),
+        held_subjects=frozenset(held_subjects),
+        requests=tuple(request_draws),
+        with_objects=with_objects,
+    )
+
+
+# --------------------------------------------------------------------------- the stores
+
+
+def naive(instant: datetime) -> datetime:
+    return instant.astimezone(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class Stores:
+    """Where a world lives: MariaDB seeded and read as root, Redis and S3 with plain clients,
+    the ledger written through the package (as the least-privilege user)."""
+
+    cc: MySqlDatabase
+    ledger_db: MySqlDatabase
+    redis: RedisKeys
+    bucket: CosBucket
+    policy: Policy
+
+    def reset(self) -> None:
+        self.cc.reset(CALL_TABLES + STAFF_TABLES)
+        for table in ("tenant_overrides", "legal_holds", "request_events", "requests", "purge_audit"):
+            self.ledger_db.execute(f"DELETE FROM `{table}`")
+        self.redis.cleanup()
+        SeededBucket(self.bucket, set()).restore()  # empties it
+
+    def write(self, world: World) -> None:
+        rows = world.rows
+        self.cc.insert("call_records", [
+            {"id": r.id, "started_at": naive(r.at), "tenant_id": r.tenant, "call_id": f"{r.id:032d}",
+             "direction": "inbound", "agent_id": r.agent, "customer_number": r.phone, "duration_s": 60,
+             "recording_key": r.recording_key} for r in rows])
+        self.cc.insert("call_metrics", [
+            {"id": r.id, "metric_date": naive(r.at), "tenant_id": r.tenant, "agent_id": r.agent or "carol",
+             "calls": 1, "answered": 1, "avg_handle_s": 60} for r in rows])
+        self.cc.insert("service_records", [
+            {"id": r.id, "created_at": naive(r.at), "tenant_id": r.tenant, "call_id": f"{r.id:032d}",
+             "agent_id": r.agent, "customer_number": r.phone, "rating": 5, "note_enc": None} for r in rows])
+        self.cc.insert("agents", [
+            {"id": s.id, "tenant_id": s.tenant, "agent_id": s.agent, "name_enc": b"n", "email_enc": b"e",
+             "phone_enc": None, "role": "agent", "created_at": naive(s.at), "updated_at": naive(s.at)}
+            for s in world.staff])
+        self.cc.insert("administrators", [
+            {"id": s.id, "tenant_id": s.tenant, "admin_id": s.agent, "name_enc": b"n", "email_enc": b"e",
+             "created_at": naive(s.at), "updated_at": naive(s.at)} for s in world.staff])
+        for tenant, keys in world.redis_keys().items():
+            self.redis.write(sorted(keys), tenant=tenant)
+        self.bucket.put(sorted(world.objects()))
+        # The ledger, through the package: requests first (a request is refused while a hold
+        # is on its tenant), then overrides and holds placed after it was accepted.
+        for n, r in enumerate(world.requests):
+            conf = {"request_type": r.kind, "mode": "execute", "reference": f"prop-{n}-{secrets.token_hex(3)}",
+                    "requested_by": "property test", "tenant_id": r.tenant,
+                    "received_at": r.received_at.isoformat()}
+            if r.kind == "deletion":
+                conf |= {"subject_type": r.subject_type, "subject_id": r.subject_id}
+            submitted = requests.submit(self.policy, conf, run_after=world.as_of, run_id="prop", keys=KEYS,
+                                        tenant_exists=lambda _tenant: True)
+            assert submitted.request.state == "received", submitted.message
+        for (tenant, category), months in world.overrides.items():
+            ledger.set_override(tenant, category, months, reason="property test", set_by="property")
+        for tenant in sorted(world.held_tenants):
+            ledger.place_hold(tenant, reason="property test", placed_by="property")
+        for tenant, kind, subject in sorted(world.held_subjects):
+            ledger.place_hold(tenant, reason="property test", placed_by="property", subject_type=kind,
+                              subject_id=subject, keys=KEYS)
+
+    def surviving(self, world: World) -> dict[str, set[Any]]:
+        out: dict[str, set[Any]] = {table: self.cc.ids(table) for table in CALL_TABLES + STAFF_TABLES}
+        out["redis"] = set().union(*(self.redis.existing(t) for t in world.tenants))
+        out["cos"] = self.bucket.keys()
+        return out
+
+
+def run_daily(policy: Policy, as_of: datetime) -> None:
+    """What the daily DAGs do for each category, in-process: plan, purge, verify."""
+    facts = load_facts(as_of, KEYS)
+    for category in CATEGORIES:
+        plan = plan_category(policy, category, as_of, OPTIONS, keys=KEYS, facts=facts)
+        run = RunRef(run_id=f"scheduled__{as_of.isoformat()}", dag_id=f"retention_{category}", task_id="purge")
+        execute_specs(policy, plan["specs"], dry_run=False, run=run, keys=KEYS, facts=facts,
+                      override_reason=plan["override_reason"])
+        verify_plan(policy, plan, keys=KEYS, facts=facts)
+
+
+def check_world(world: World, stores: Stores) -> None:
+    stores.reset()
+    stores.write(world)
+    before = stores.surviving(world)
+    expected_gone = {table: world.expired_rows(table) for table in CALL_TABLES + STAFF_TABLES}
+    expected_gone["redis"] = world.expired_redis_keys()
+    expected_gone["cos"] = world.expired_objects()
+    assert before["redis"] >= expected_gone["redis"] and before["cos"] == world.objects()
+
+    run_daily(stores.policy, world.as_of)
+
+    after = stores.surviving(world)
+    describe(world, before, expected_gone, stores)
+    for place, everything in before.items():
+        assert after[place] == everything - expected_gone[place], (
+            f"{place}: deleted {sorted(everything - after[place])}, expected {sorted(expected_gone[place])}"
+        )
+
+
+def describe(world: World, before: dict[str, set[Any]], gone: dict[str, set[Any]], stores: Stores) -> None:
+    """What kinds of world were drawn (--hypothesis-show-statistics), so a run shows its reach."""
+    for place, everything in before.items():
+        if everything:
+            share = "none" if not gone[place] else "all" if gone[place] == everything else "some"
+            event(f"{place}: {share} deleted")
+    dropped = {t for t in schema.PARTITIONED_TABLES if stores.cc.partitions(t) != FULL_PARTITIONS}
+    event(f"partitions dropped: {', '.join(sorted(dropped)) or 'none'}")
+    if any(world.terminated(t) for t in world.tenants):
+        event("an open termination swept a tenant")
+    if world.deleted_subjects():
+        event("an open deletion swept a subject")
+    if world.held_tenants or world.held_subjects:
+        event("a legal hold was in force")
+    if any(m > 6 for m in world.overrides.values()):
+        event("extended retention in force")
+
+
+# --------------------------------------------------------------------------- fixtures and tests
+
+
+@pytest.fixture(scope="module")
+def tenants() -> tuple[str, str, str]:
+    """Tenant ids of this session only (94xxxx..), two of them sharing a prefix: Redis db 9 is shared."""
+    base = f"94{random.SystemRandom().randrange(1000, 9999)}"
+    return (f"{base}1", f"{base}12", f"{base}2")
+
+
+@pytest.fixture
+def stores(
+    cc_mysql: MySqlDatabase, ledger_db: MySqlDatabase, redis_keys: RedisKeys, cos_bucket: CosBucket,
+    cos_endpoint: Endpoint, policy: Policy, monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Stores]:
+    conn = json.loads(connection_env(cos_endpoint))
+    conn["extra"]["service_config"] = {"s3": {"bucket_name": cos_bucket.name}}
+    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_COS", json.dumps(conn))
+    # One back end per store for the whole test, as plan_category already shares them
+    # across targets: a new S3 client costs 0.2-0.7 s here, several times per world.
+    shared: dict[str, RetentionStore] = {}  # type: ignore[type-arg]
+
+    def shared_store(store: str, tz: tzinfo, **kwargs: Any) -> RetentionStore:  # type: ignore[type-arg]
+        if store not in shared:
+            shared[store] = store_for(store, tz, **kwargs)
+        return shared[store]
+
+    monkeypatch.setattr(daily, "store_for", shared_store)
+    yield Stores(cc_mysql, ledger_db, redis_keys, cos_bucket, policy)
+    for back_end in shared.values():
+        getattr(back_end, "close", lambda: None)()
+
+
+# One database, key space and bucket serve every example: each example resets them first.
+_REUSED = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large]
+# No shrinking: every shrink step is a real purge, and shrinking a failure took over five
+# minutes. A failing world is reported as drawn (the oracle's message names the records).
+_PHASES = [Phase.explicit, Phase.reuse, Phase.generate]
+
+
+@settings(max_examples=examples(STORE_EXAMPLES), suppress_health_check=_REUSED, deadline=None, phases=_PHASES)
+@given(data=st.data())
+def test_mysql_and_redis_lose_exactly_the_expired_records(
+    stores: Stores, tenants: tuple[str, ...], data: st.DataObject
+) -> None:
+    check_world(data.draw(worlds(tenants, with_objects=False), label="world"), stores)
+
+
+@settings(max_examples=examples(COS_EXAMPLES, COS_SHARE), suppress_health_check=_REUSED, deadline=None, phases=_PHASES)
+@given(data=st.data())
+def test_cos_mysql_and_redis_lose_exactly_the_expired_records(
+    stores: Stores, tenants: tuple[str, ...], data: st.DataObject
+) -> None:
+    check_world(data.draw(worlds(tenants, with_objects=True), label="world"), stores)
