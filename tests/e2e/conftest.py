@@ -9,16 +9,21 @@
   and the Elasticsearch stand-in with tenant ids of this session only (``96xxxx..``). All are
   dropped when the session ends.
 - :class:`World` seeds one small tenant in all four stores: only what a test needs.
+- ``inbox``: a real SMTP server (aiosmtpd) on a spare port, wired as ``retention_smtp``, that
+  keeps every e-mail the SLA monitor sends.
 """
 
 from __future__ import annotations
 
 import atexit
+import email
+import email.policy
 import fcntl
 import json
 import os
 import secrets
 import shutil
+import socket
 import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -407,3 +412,53 @@ def base_conf(**values: Any) -> dict[str, Any]:
                             "subject_type": None, "subject_id": None, "received_at": None, "resume": False}
     conf.update(values)
     return conf
+
+
+# --------------------------------------------------------------------------- e-mail
+
+RECIPIENT = "dpo-sla@example.test"
+
+
+class Inbox:
+    """An SMTP server on a spare port that keeps every message it receives."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.messages: list[email.message.EmailMessage] = []
+        self.recipients: list[list[str]] = []
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))  # type: ignore[arg-type]
+        self.recipients.append(list(envelope.rcpt_tos))
+        return "250 OK"
+
+    def about(self, request_id: str) -> list[tuple[str, str]]:
+        """(subject, body text) of the messages that name this request."""
+        out = []
+        for message in self.messages:
+            body = message.get_body(preferencelist=("html", "plain"))
+            text = body.get_content() if body is not None else ""
+            if request_id in message["Subject"] or request_id in text:
+                out.append((str(message["Subject"]), text))
+        return out
+
+
+@pytest.fixture
+def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
+    box = Inbox()
+    box.controller.start()
+    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_SMTP", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": box.port,
+        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "retention@example.test",
+                  "retry_limit": 0, "timeout": 10},
+    }))
+    monkeypatch.setenv("RETENTION_SLA_EMAIL", RECIPIENT)
+    try:
+        yield box
+    finally:
+        box.controller.stop()

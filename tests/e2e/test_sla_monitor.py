@@ -1,69 +1,21 @@
 """The SLA monitor end to end: ``dag.test()`` of ``retention_sla_monitor`` against the ledger,
-sending through ``SmtpNotifier`` to a real SMTP server the test starts (aiosmtpd)."""
+sending through ``SmtpNotifier`` to a real SMTP server the test starts (aiosmtpd, the ``inbox``
+fixture of ``tests/e2e/conftest.py``)."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
-import socket
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Stores, load_dag, task_states
+from tests.e2e.conftest import RECIPIENT, Inbox, Stores, load_dag, task_states
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 
 UTC = timezone.utc
-RECIPIENT = "dpo-sla@example.test"
 PHONE = "+6581239999"
-
-
-class Inbox:
-    """An SMTP server on a spare port that keeps every message it receives."""
-
-    def __init__(self) -> None:
-        from aiosmtpd.controller import Controller
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.messages: list[email.message.EmailMessage] = []
-        self.recipients: list[list[str]] = []
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))  # type: ignore[arg-type]
-        self.recipients.append(list(envelope.rcpt_tos))
-        return "250 OK"
-
-    def about(self, request_id: str) -> list[tuple[str, str]]:
-        """(subject, body text) of the messages that name this request."""
-        out = []
-        for message in self.messages:
-            body = message.get_body(preferencelist=("html", "plain"))
-            text = body.get_content() if body is not None else ""
-            if request_id in message["Subject"] or request_id in text:
-                out.append((str(message["Subject"]), text))
-        return out
-
-
-@pytest.fixture
-def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
-    box = Inbox()
-    box.controller.start()
-    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_SMTP", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": box.port,
-        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "retention@example.test",
-                  "retry_limit": 0, "timeout": 10},
-    }))
-    monkeypatch.setenv("RETENTION_SLA_EMAIL", RECIPIENT)
-    try:
-        yield box
-    finally:
-        box.controller.stop()
 
 
 @pytest.fixture(scope="module")
