@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterator
 
@@ -29,17 +30,37 @@ TENANTS = (*NORMAL, EXTENDED, HELD)
 
 @pytest.fixture(scope="module")
 def world(servers, airflow_db) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    """Seed a small world and point the retention connections at it."""
+    with seeded_world(servers, AS_OF) as seeded:
+        yield seeded
+
+
+def new_namespace() -> Any:
+    """Private database, ledger and bucket names for one world."""
+    from devservers import connections
+
+    suffix = uuid.uuid4().hex[:8]
+    return connections.Namespace(f"cc_e2e_{suffix}", f"ledger_e2e_{suffix}", connections.TEST.redis_db,
+                                 f"cc-e2e-{suffix}")
+
+
+@contextmanager
+def seeded_world(servers: dict[str, Any], as_of: date, *, ns: Any = None, tenants: tuple[str, ...] = TENANTS,
+                 months: int = 9) -> Iterator[dict[str, Any]]:
+    """Seed a small world whose history ends the day before ``as_of`` and point the retention
+    connections at it; ``env`` holds them for other processes. Dropped on exit.
+
+    :param ns: where the world lives (default: a new namespace); give it to know the
+        connections before seeding.
+    """
     from devservers import connections
     from include.contact_center.seed import SeedConfig, seed_all
     from include.retention import ledger
 
-    suffix = uuid.uuid4().hex[:8]
-    ns = connections.Namespace(f"cc_e2e_{suffix}", f"ledger_e2e_{suffix}", connections.TEST.redis_db, f"cc-e2e-{suffix}")
+    ns = ns or new_namespace()
     env = connections.airflow_connections(servers, ns)
     config = SeedConfig(
-        seed=11, tenant_ids=TENANTS, agents_per_tenant=3, admins_per_tenant=1, calls_per_day_per_tenant=4,
-        months=9, as_of=AS_OF, recording_share=0.2, service_record_share=0.5, terminated_tenants=0,
+        seed=11, tenant_ids=tenants, agents_per_tenant=3, admins_per_tenant=1, calls_per_day_per_tenant=4,
+        months=months, as_of=as_of, recording_share=0.2, service_record_share=0.5, terminated_tenants=0,
         customers_per_tenant=20, backup_days=35, sessions_per_agent=1,
     )
     with pytest.MonkeyPatch.context() as mp:
@@ -51,11 +72,13 @@ def world(servers, airflow_db) -> Iterator[dict[str, Any]]:  # type: ignore[no-u
         ledger.set_override(EXTENDED, "call_data", 12, reason="bought extended storage", set_by="e2e")
         ledger.set_override(EXTENDED, "call_analytics", 12, reason="bought extended storage", set_by="e2e")
         ledger.place_hold(HELD, reason="litigation", placed_by="e2e")
-        yield {"ns": ns, "config": config}
-        _drop_world(ns)
+        try:
+            yield {"ns": ns, "config": config, "env": env}
+        finally:
+            _drop_world(ns, tenants)
 
 
-def _drop_world(ns: Any) -> None:
+def _drop_world(ns: Any, tenants: tuple[str, ...]) -> None:
     import MySQLdb
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -73,7 +96,7 @@ def _drop_world(ns: Any) -> None:
     store = CosStore(bucket=ns.bucket, timezone=policy.timezone)
     for target in policy.targets:
         if isinstance(target, CosTarget):
-            for tenant in TENANTS:
+            for tenant in tenants:
                 store.purge(target, TenantSelection(tenant))
     assert cos_keys(ns, "") == [], "the world's bucket should be empty now"
     S3Hook(aws_conn_id="retention_cos").get_conn().delete_bucket(Bucket=ns.bucket)
