@@ -18,9 +18,16 @@ A run that would delete more than `max_share` of a target stops before deleting 
 after reviewing the numbers, rerun with `allow_large_purge: true` and an `override_reason`
 (both recorded in the audit).
 
-**Backfill:** `airflow backfill create --dag-id retention_call_data --from-date 2026-11-01
---to-date 2026-11-10` (the scheduler must be running and the DAG unpaused). Runs of one
-category never overlap (`max_active_runs=1`).
+**Backfill** (one run per day, 1–10 November inclusive, oldest first):
+
+    airflow backfill create --dag-id retention_call_data --max-active-runs 1 \
+        --from-date 2026-11-01T00:00:00+08:00 --to-date 2026-11-10T00:00:00+08:00
+
+then unpause the DAG; the scheduler runs them. Give the dates as midnight Asia/Singapore: a
+bare date means midnight UTC and silently drops the first day. Keep `--max-active-runs 1`: a
+backfill ignores the DAG's `max_active_runs=1` and would run 10 at once. The first run takes
+the backlog, each later one only what expired on its own day; the audit has their rows under
+run ids `backfill__<date>`.
 """
 
 from __future__ import annotations
