@@ -1,20 +1,21 @@
 """Never over-delete: on the real stores, the daily path deletes exactly what has expired.
 
 Hypothesis draws small worlds: tenants whose ids share prefixes, call rows over about 18
-months, agents and their Redis keys, recordings and backups in COS, extended retention
-per tenant and category, legal holds on tenants and subjects, termination and deletion
-requests with open or closed windows, and the run's as-of instant. Each world is written
-to MariaDB (partitioned and unpartitioned tables), Redis (db 9), a bucket of its own on
-the S3 server and the ledger; then the functions the daily DAGs run (``load_facts``,
-``plan_category``, ``execute_specs``, ``verify_plan``) purge it as the least-privilege
-user. An oracle written here from the published rules (README: the boundary rule, legal
-holds, the daily request sweep) names the records that must go; what survives must be
-exactly everything else, in every table, key space and bucket.
+months, agents and their Redis keys, recordings and backups in COS, log documents in
+monthly Elasticsearch indices, extended retention per tenant and category, legal holds on
+tenants and subjects, termination and deletion requests with open or closed windows, and
+the run's as-of instant. Each world is written to MariaDB (partitioned and unpartitioned
+tables), Redis (db 9), a bucket of its own on the S3 server, Elasticsearch (the stand-in,
+or ELASTICSEARCH_URL) and the ledger; then the functions the daily DAGs run
+(``load_facts``, ``plan_category``, ``execute_specs``, ``verify_plan``) purge it, MySQL as
+the least-privilege user. An oracle written here from the published rules (README: the
+boundary rule, legal holds, the daily request sweep) names the records that must go; what
+survives must be exactly everything else, in every table, key space, bucket and index.
 
-Examples: the default profile runs ``STORE_EXAMPLES`` worlds without objects and
-``COS_EXAMPLES`` with them; ``HYPOTHESIS_PROFILE=long`` runs the profile's count (1,000)
-without objects and a fifth of it (200) with them (Swift takes ~50 PUTs/s here).
-Elasticsearch is not in these worlds (see docs/RELIABILITY.md).
+Examples: the default profile runs ``STORE_EXAMPLES`` worlds of MariaDB and Redis,
+``COS_EXAMPLES`` with COS objects too and ``ES_EXAMPLES`` with Elasticsearch log indices too;
+``HYPOTHESIS_PROFILE=long`` runs the profile's count (1,000) of the first and a fifth of it
+(200) of the others (Swift takes ~50 PUTs/s here).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from include.retention.policy import Policy
 from include.retention.stores import store_for
 from include.retention.stores.base import RetentionStore
 from tests.fixtures.cos import CosBucket, SeededBucket, connection_env
+from tests.fixtures.elasticsearch import LogIndices
 from tests.fixtures.mysql import FIRST_MONTH, MONTHS, MySqlDatabase
 from tests.fixtures.redis import RedisKeys
 
@@ -53,6 +55,8 @@ SGT = ZoneInfo("Asia/Singapore")  # the policy's time zone, as the README publis
 STORE_EXAMPLES = 25
 COS_EXAMPLES = 8
 COS_SHARE = 0.2  # of a deeper profile's count: Swift writes ~50 objects/s on two cores
+ES_EXAMPLES = 12
+ES_SHARE = 0.2
 CATEGORIES = ("call_data", "call_analytics", "agent_info")
 OPTIONS = RunOptions(allow_large_purge=True, override_reason="never-over-delete property test")
 KEYS = RetentionKeys(
@@ -129,6 +133,17 @@ BACKUP_DAYS = 28
 
 
 @dataclass(frozen=True)
+class LogDoc:
+    """A log document in the tenant's monthly index; ``n`` identifies it when read back."""
+
+    n: int
+    tenant: str
+    month: date
+    agent: str | None
+    phone: str | None
+
+
+@dataclass(frozen=True)
 class RequestDraw:
     kind: str  # termination | deletion
     tenant: str
@@ -152,6 +167,7 @@ class World:
     held_subjects: frozenset[tuple[str, str, str]]
     requests: tuple[RequestDraw, ...]
     with_objects: bool
+    logs: tuple[LogDoc, ...] = ()
 
     # ------------------------------------------------------------------ who is protected
 
@@ -226,6 +242,15 @@ class World:
                     out.add(key)
         return out
 
+    def expired_log_docs(self) -> set[int]:
+        """Logs are kept until termination: only requests take them (no age rule)."""
+        deleted = self.deleted_subjects()
+        return {
+            d.n for d in self.logs
+            if self.terminated(d.tenant) or (d.tenant, "agent", d.agent) in deleted
+            or (d.tenant, "phone_number", d.phone) in deleted
+        }
+
     def objects(self) -> set[str]:
         if not self.with_objects:
             return set()
@@ -279,7 +304,7 @@ def instants(as_of: datetime, month_choices: Iterable[int]) -> st.SearchStrategy
 
 
 @st.composite
-def worlds(draw: st.DrawFn, tenants: tuple[str, ...], with_objects: bool) -> World:
+def worlds(draw: st.DrawFn, tenants: tuple[str, ...], with_objects: bool, with_logs: bool = False) -> World:
     as_of = draw(st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 6, 30),
                               timezones=st.just(UTC))).replace(microsecond=0)
     overrides = draw(st.dictionaries(
@@ -309,6 +334,10 @@ def worlds(draw: st.DrawFn, tenants: tuple[str, ...], with_objects: bool) -> Wor
           for kind, ids in SUBJECTS.items()),
     ), min_size=1, max_size=2))
     today = sgt_day(as_of)
+    logs = draw(st.lists(
+        st.tuples(tenant, st.integers(0, 5), st.none() | st.sampled_from(AGENTS), st.none() | st.sampled_from(PHONES)),
+        min_size=1, max_size=8,
+    )) if with_logs else []
     return World(
         tenants=tenants,
         as_of=as_of,
@@ -320,6 +349,7 @@ def worlds(draw: st.DrawFn, tenants: tuple[str, ...], with_objects: bool) -> Wor
         held_subjects=frozenset(held_subjects),
         requests=tuple(request_draws),
         with_objects=with_objects,
+        logs=tuple(LogDoc(i + 1, t, months_back(today.replace(day=1), m), a, p) for i, (t, m, a, p) in enumerate(logs)),
     )
 
 
@@ -339,6 +369,7 @@ class Stores:
     ledger_db: MySqlDatabase
     redis: RedisKeys
     bucket: CosBucket
+    logs: LogIndices
     policy: Policy
 
     def reset(self) -> None:
@@ -347,6 +378,7 @@ class Stores:
             self.ledger_db.execute(f"DELETE FROM `{table}`")
         self.redis.cleanup()
         SeededBucket(self.bucket, set()).restore()  # empties it
+        self.logs.cleanup()
 
     def write(self, world: World) -> None:
         rows = world.rows
@@ -370,6 +402,13 @@ class Stores:
         for tenant, keys in world.redis_keys().items():
             self.redis.write(sorted(keys), tenant=tenant)
         self.bucket.put(sorted(world.objects()))
+        by_index: dict[tuple[str, date], list[dict[str, Any]]] = {}
+        for d in world.logs:
+            fields = {"agent_id": d.agent, "phone_number": d.phone}
+            by_index.setdefault((d.tenant, d.month), []).append(
+                {"n": d.n, **{k: v for k, v in fields.items() if v is not None}})
+        for (tenant, month), docs in sorted(by_index.items()):
+            self.logs.create(tenant, [month], docs=docs)
         # The ledger, through the package: requests first (a request is refused while a hold
         # is on its tenant), then overrides and holds placed after it was accepted.
         for n, r in enumerate(world.requests):
@@ -393,13 +432,18 @@ class Stores:
         out: dict[str, set[Any]] = {table: self.cc.ids(table) for table in CALL_TABLES + STAFF_TABLES}
         out["redis"] = set().union(*(self.redis.existing(t) for t in world.tenants))
         out["cos"] = self.bucket.keys()
+        out["elasticsearch"] = set()
+        if self.logs.created:
+            found = self.logs.client.search(index=self.logs.created, size=1_000, ignore_unavailable=True,
+                                            query={"match_all": {}})
+            out["elasticsearch"] = {int(hit["_source"]["n"]) for hit in found["hits"]["hits"]}
         return out
 
 
-def run_daily(policy: Policy, as_of: datetime) -> None:
+def run_daily(policy: Policy, as_of: datetime, categories: Iterable[str]) -> None:
     """What the daily DAGs do for each category, in-process: plan, purge, verify."""
     facts = load_facts(as_of, KEYS)
-    for category in CATEGORIES:
+    for category in categories:
         plan = plan_category(policy, category, as_of, OPTIONS, keys=KEYS, facts=facts)
         run = RunRef(run_id=f"scheduled__{as_of.isoformat()}", dag_id=f"retention_{category}", task_id="purge")
         execute_specs(policy, plan["specs"], dry_run=False, run=run, keys=KEYS, facts=facts,
@@ -414,9 +458,11 @@ def check_world(world: World, stores: Stores) -> None:
     expected_gone = {table: world.expired_rows(table) for table in CALL_TABLES + STAFF_TABLES}
     expected_gone["redis"] = world.expired_redis_keys()
     expected_gone["cos"] = world.expired_objects()
+    expected_gone["elasticsearch"] = world.expired_log_docs()
     assert before["redis"] >= expected_gone["redis"] and before["cos"] == world.objects()
+    assert before["elasticsearch"] == {d.n for d in world.logs}
 
-    run_daily(stores.policy, world.as_of)
+    run_daily(stores.policy, world.as_of, CATEGORIES + (("log_data",) if world.logs else ()))
 
     after = stores.surviving(world)
     describe(world, before, expected_gone, stores)
@@ -457,7 +503,7 @@ def tenants() -> tuple[str, str, str]:
 @pytest.fixture
 def stores(
     cc_mysql: MySqlDatabase, ledger_db: MySqlDatabase, redis_keys: RedisKeys, cos_bucket: CosBucket,
-    cos_endpoint: Endpoint, policy: Policy, monkeypatch: pytest.MonkeyPatch,
+    cos_endpoint: Endpoint, log_indices: LogIndices, policy: Policy, monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Stores]:
     conn = json.loads(connection_env(cos_endpoint))
     conn["extra"]["service_config"] = {"s3": {"bucket_name": cos_bucket.name}}
@@ -472,7 +518,7 @@ def stores(
         return shared[store]
 
     monkeypatch.setattr(daily, "store_for", shared_store)
-    yield Stores(cc_mysql, ledger_db, redis_keys, cos_bucket, policy)
+    yield Stores(cc_mysql, ledger_db, redis_keys, cos_bucket, log_indices, policy)
     for back_end in shared.values():
         getattr(back_end, "close", lambda: None)()
 
@@ -498,3 +544,11 @@ def test_cos_mysql_and_redis_lose_exactly_the_expired_records(
     stores: Stores, tenants: tuple[str, ...], data: st.DataObject
 ) -> None:
     check_world(data.draw(worlds(tenants, with_objects=True), label="world"), stores)
+
+
+@settings(max_examples=examples(ES_EXAMPLES, ES_SHARE), suppress_health_check=_REUSED, deadline=None, phases=_PHASES)
+@given(data=st.data())
+def test_elasticsearch_mysql_and_redis_lose_exactly_the_expired_records(
+    stores: Stores, tenants: tuple[str, ...], data: st.DataObject
+) -> None:
+    check_world(data.draw(worlds(tenants, with_objects=False, with_logs=True), label="world"), stores)
