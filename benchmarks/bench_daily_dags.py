@@ -585,8 +585,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tenants", type=int, default=500)
     parser.add_argument("--calls", type=int, default=5_000_000, help="call_records rows")
     parser.add_argument("--redis-keys", type=int, default=1_000_000)
-    # 20,000, not the 50,000: single-node Swift here stores and deletes 70-220 objects/s,
-    # and 50,000 would take a run past 50 minutes (docs/BENCHMARKS.md).
+    # 20,000, not the 50,000: single-node Swift here stores and deletes 70-300 objects/s;
+    # 50,000 would add 7 minutes of loading alone to a 30-minute run (docs/BENCHMARKS.md).
     parser.add_argument("--objects", type=int, default=20_000, help="COS objects: recordings plus backups")
     parser.add_argument("--months", type=int, default=12, help="history, and monthly log indices per tenant")
     parser.add_argument("--terminated", type=int, default=25, help="tenants with a termination request")
