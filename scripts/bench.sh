@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmarks (not part of the test suite): each store's purge against its baseline, on
 # private servers the scripts start and stop themselves. Results: docs/BENCHMARKS.md.
-# Usage: scripts/bench.sh [mysql|redis|cos|elasticsearch ...]   (default: all)
+# Usage: scripts/bench.sh [mysql|redis|cos|elasticsearch|daily_dags ...]   (default: the four stores;
+# daily_dags, the five daily DAGs over a large data set, takes about 30 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
