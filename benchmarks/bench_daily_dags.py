@@ -58,6 +58,9 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# The seeder's month arithmetic and its map of backup targets to the tables they hold.
+from include.contact_center.seed import _add_months, _backup_targets  # noqa: E402
+
 TENANT_BASE = 9_700_000
 BACKUP_DAYS_AGO = (29, 27, 31, 25, 33, 23)  # around the 28-day cut-off: alternately expired and kept
 CONFIG_ROWS = {"quick_replies": 3, "blacklist_numbers": 5, "keywords": 5, "role_permissions": 6, "popup_settings": 2}
@@ -95,8 +98,6 @@ class Sizes:
         self.terminated = self.tenants[len(self.tenants) - args.terminated:] if args.terminated else []
         self.calls = args.calls
         self.backup_days = [self.as_of_day - timedelta(days=d) for d in BACKUP_DAYS_AGO[: args.backup_days]]
-        from include.contact_center.seed import _backup_targets  # which tables each backup target holds
-
         self.backup_targets = _backup_targets(self.policy)
         self.backup_objects = len(self.tenants) * len(self.backup_days) * sum(len(t) for _, t in self.backup_targets)
         self.recordings = args.objects - self.backup_objects
@@ -112,12 +113,6 @@ class Sizes:
         self.metrics_agents = min(args.metrics_agents, self.agents)
         self.months = [_add_months(self.as_of_day.replace(day=1), -k) for k in range(args.months - 1, -1, -1)]
         self.docs_per_index = args.docs_per_index
-
-
-def _add_months(day: date, months: int) -> date:
-    from include.contact_center.seed import _add_months as add
-
-    return add(day, months)  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------- servers
