@@ -48,10 +48,9 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
 def _subject_ids(selection: Selection) -> list[str]:
     """Raw subject ids a selection carries (never to be written anywhere)."""
-    if isinstance(selection, SubjectSelection):
-        return [selection.subject_id]
-    if isinstance(selection, ExpiredSelection):
-        return [subject_id for _tenant, _type, subject_id in selection.exclude_subjects]
+    if isinstance(selection, (SubjectSelection, ExpiredSelection)):
+        held = [subject_id for _tenant, _type, subject_id in selection.exclude_subjects]
+        return [selection.subject_id, *held] if isinstance(selection, SubjectSelection) else held
     return []
 
 

@@ -195,6 +195,7 @@ def build(
         })
         by_store[step.store] = by_store.get(step.store, 0) + step.deleted
     total = sum(d["deleted"] for d in deletions)
+    withheld = sum(int((s.details or {}).get("withheld_for_hold") or 0) for s in steps)
     backup_steps = [s for s in steps if rq.is_backup_target(policy.target(s.qualified_name))]
     if request.request_type == "termination":
         backups: dict[str, Any] = {
@@ -245,6 +246,9 @@ def build(
             "within_window": verified_at <= request.due_at,
             "records_deleted": total,
             "records_remaining": 0,
+            **({"records_withheld": withheld,
+                "withheld_because": "they also name another subject of the tenant on legal hold; a hold wins "
+                                    "over an erasure (GDPR Art. 17(3)(e))"} if withheld else {}),
             "by_store": by_store,
         },
         "deletions": deletions,
@@ -279,6 +283,9 @@ def _rows(doc: Mapping[str, Any]) -> list[tuple[str, ...]]:
             detail = f"expire by {details.get('backups_expire_by', '?')}"
             if details.get("purged_backup_days"):
                 detail += f"; days {' to '.join(details['purged_backup_days'])} purged"
+        if (d.get("details") or {}).get("withheld_for_hold"):
+            detail += ("; " if detail else "") + (
+                f"kept under another subject's legal hold: {d['details']['withheld_for_hold']}")
         rows.append((f"{d['category']}.{d['target']}", d["store"], d.get("location") or "", d.get("method") or "",
                      str(d["deleted"]), str(d["remaining"]), d.get("verified_at") or "", detail))
     return rows
@@ -299,7 +306,9 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         f"- **Categories:** {', '.join(req['categories'])}",
         f"- **Received:** {req['received_at']}; **due:** {req['due_at']}",
         f"- **Completed:** {out['completed_at']} ({'within' if out['within_window'] else 'AFTER'} the window); "
-        f"**records deleted:** {out['records_deleted']}; **remaining:** {out['records_remaining']}",
+        f"**records deleted:** {out['records_deleted']}; **remaining:** {out['records_remaining']}"
+        + (f"; **kept under another subject's legal hold:** {out['records_withheld']}"
+           if out.get("records_withheld") else ""),
         "",
         "## What was deleted, where",
         "",

@@ -77,15 +77,30 @@ def selection_to_doc(selection: Selection, keys: RetentionKeys) -> dict[str, Any
             "tenant": selection.tenant,
             "subject_type": selection.subject_type,
             "subject_hash": selection.subject_hash or keys.subject_hash(selection.tenant, selection.subject_type, selection.subject_id),
+            **({"exclude_subject_hashes": _held_hashes(selection, keys)} if selection.exclude_subjects else {}),
         }
     return {
         "kind": "expired",
         "before": selection.before.isoformat(),
         "tenant": selection.tenant,
         "exclude_tenants": sorted(selection.exclude_tenants),
-        "exclude_subject_hashes": sorted(keys.subject_hash(t, k, s) for t, k, s in selection.exclude_subjects),
+        "exclude_subject_hashes": _held_hashes(selection, keys),
         "units": list(selection.units),
     }
+
+
+def _held_hashes(selection: ExpiredSelection | SubjectSelection, keys: RetentionKeys) -> list[str]:
+    return sorted(keys.subject_hash(t, k, s) for t, k, s in selection.exclude_subjects)
+
+
+def _held_subjects(doc: Mapping[str, Any], subjects: Mapping[str, tuple[str, str, str]]) -> frozenset[tuple[str, str, str]]:
+    excluded = []
+    for h in doc.get("exclude_subject_hashes", []):
+        if h not in subjects:
+            # A hold we cannot resolve must not be silently dropped: refuse instead.
+            raise LookupError(f"held subject {h[:12]} cannot be resolved; refusing to purge around it")
+        excluded.append(subjects[h])
+    return frozenset(excluded)
 
 
 def selection_from_doc(doc: Mapping[str, Any], subjects: Mapping[str, tuple[str, str, str]]) -> Selection:
@@ -98,18 +113,12 @@ def selection_from_doc(doc: Mapping[str, Any], subjects: Mapping[str, tuple[str,
             tenant, subject_type, subject_id = subjects[doc["subject_hash"]]
         except KeyError:
             raise LookupError(f"subject {doc['subject_hash'][:12]} is no longer in the ledger") from None
-        return SubjectSelection(tenant, subject_type, subject_id, doc["subject_hash"])
-    excluded = []
-    for h in doc.get("exclude_subject_hashes", []):
-        if h not in subjects:
-            # A hold we cannot resolve must not be silently dropped: refuse instead.
-            raise LookupError(f"held subject {h[:12]} cannot be resolved; refusing to purge around it")
-        excluded.append(subjects[h])
+        return SubjectSelection(tenant, subject_type, subject_id, doc["subject_hash"], _held_subjects(doc, subjects))
     return ExpiredSelection(
         before=datetime.fromisoformat(doc["before"]),
         tenant=doc.get("tenant"),
         exclude_tenants=frozenset(doc.get("exclude_tenants", [])),
-        exclude_subjects=frozenset(excluded),
+        exclude_subjects=_held_subjects(doc, subjects),
         units=tuple(doc.get("units", [])),
     )
 
@@ -150,6 +159,20 @@ def subject_object_keys(
     return sorted(keys)
 
 
+def held_object_keys(
+    policy: Policy, target: CosTarget, selection: SubjectSelection, mysql: RetentionStore  # type: ignore[type-arg]
+) -> set[str]:
+    """The subject's object keys that stay because their rows also name another held subject.
+
+    The difference of its keys with and without the holds, read now: the held rows are never
+    purged, so it is the same before and after the subject's rows go.
+    """
+    if not selection.exclude_subjects:
+        return set()
+    everything = subject_object_keys(policy, target, selection.without_holds(), mysql)
+    return set(everything) - set(subject_object_keys(policy, target, selection, mysql))
+
+
 def plan_category(
     policy: Policy,
     category_name: str,
@@ -181,13 +204,23 @@ def plan_category(
                 "selection": selection_to_doc(purge.selection, keys),
                 "reason": purge.reason,
             }
+            withheld = 0
             if isinstance(purge.selection, SubjectSelection) and isinstance(target, CosTarget) and target.subject_keys_from:
                 # Recordings carry no subject: take the keys the subject's call records point at.
                 mysql = stores.setdefault("mysql", store_for("mysql", tz))
                 spec["keys"] = subject_object_keys(policy, target, purge.selection, mysql)
                 count = store.count_keys(target, purge.selection.tenant, spec["keys"]) if spec["keys"] else 0  # type: ignore[attr-defined]
+                held_keys = held_object_keys(policy, target, purge.selection, mysql)
+                withheld = store.count_keys(target, purge.selection.tenant, sorted(held_keys)) if held_keys else 0  # type: ignore[attr-defined]
             else:
                 count = store.count(target, purge.selection)
+                if isinstance(purge.selection, SubjectSelection) and purge.selection.exclude_subjects:
+                    withheld = store.count(target, purge.selection.without_holds()) - count
+            if withheld:
+                # Counts only: the held subject is not named.
+                spec["withheld"] = withheld
+                skipped.append(f"{target.qualified_name}: {withheld} record(s) of subject "
+                               f"{purge.selection.subject_hash[:12]} kept under another subject's legal hold")  # type: ignore[union-attr]
             if count == 0 and not isinstance(purge.selection, ExpiredSelection):
                 continue  # a request sweep with nothing new to delete
             planned_here += count

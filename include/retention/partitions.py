@@ -154,6 +154,15 @@ class TargetPlan:
 # --------------------------------------------------------------------------- planning
 
 
+def held_subjects(holds: Iterable[LegalHold], target: Target) -> frozenset[tuple[str, str, str]]:
+    """(tenant, subject_type, subject_id) of the held subjects this target can name."""
+    return frozenset(
+        (h.tenant, h.subject_type, h.subject_id)
+        for h in holds
+        if not h.is_tenant_hold and h.subject_type in target.subject_types and h.subject_id
+    )
+
+
 def _addresses_units_per_tenant(target: Target) -> bool:
     """COS prefixes and ES indices carry the tenant in their name; MySQL partitions do not."""
     return isinstance(target, (CosTarget, ElasticsearchTarget))
@@ -182,11 +191,7 @@ def plan_expired(
         return TargetPlan(target.qualified_name, ())
     holds = list(holds)
     held_tenants = {h.tenant for h in holds if h.is_tenant_hold}
-    held_subjects = {
-        (h.tenant, h.subject_type, h.subject_id)
-        for h in holds
-        if not h.is_tenant_hold and h.subject_type in target.subject_types and h.subject_id
-    }
+    held = held_subjects(holds, target)
     tenants_with_subject_holds = {h.tenant for h in holds if not h.is_tenant_hold}
     extended: dict[str, int] = {}
     if retention.extendable and retention.months is not None:
@@ -233,7 +238,7 @@ def plan_expired(
             ExpiredSelection(
                 before=default_cut,
                 exclude_tenants=excluded,
-                exclude_subjects=frozenset(held_subjects),  # type: ignore[arg-type]
+                exclude_subjects=held,
                 units=droppable,
             ),
             f"older than {rule} as of {day}: records before {default_cut.isoformat()}"
@@ -249,7 +254,7 @@ def plan_expired(
                 ExpiredSelection(
                     before=cut,
                     tenant=tenant,
-                    exclude_subjects=frozenset(s for s in held_subjects if s[0] == tenant),  # type: ignore[arg-type]
+                    exclude_subjects=frozenset(s for s in held if s[0] == tenant),
                 ),
                 f"older than {extended[tenant]} calendar months (extended storage) as of {day}: "
                 f"records before {cut.isoformat()}",
@@ -267,10 +272,14 @@ def plan_requests(
     holds: Iterable[LegalHold] = (),
 ) -> TargetPlan:
     """The daily sweep for open request windows: a terminated tenant's or a deleted subject's
-    data that arrived after the request was carried out, until the request's ``due_at``."""
+    data that arrived after the request was carried out, until the request's ``due_at``.
+
+    A deleted subject's records that also name another held subject of its tenant are kept
+    (a hold wins over an erasure): those subjects go into the selection's ``exclude_subjects``.
+    """
     holds = list(holds)
     held_tenants = {h.tenant for h in holds if h.is_tenant_hold}
-    held_subjects = {(h.tenant, h.subject_type, h.subject_id) for h in holds if not h.is_tenant_hold}
+    held_here = held_subjects(holds, target)
     # A termination takes everything of the tenant, so a hold on any of its subjects stops
     # it as well (requests.validate and Runner.blocking_holds refuse it for the same reason).
     tenants_with_holds = {h.tenant for h in holds}
@@ -297,13 +306,15 @@ def plan_requests(
             continue
         if d.subject_type not in target.subject_types or not (d.received_at <= as_of <= d.due_at):
             continue
-        if d.tenant in held_tenants or (d.tenant, d.subject_type, d.subject_id) in held_subjects:
+        subject = (d.tenant, d.subject_type, d.subject_id)
+        if d.tenant in held_tenants or subject in held_here:
             skipped.append(f"subject {d.subject_hash[:12]} of tenant {d.tenant} is on legal hold")
             continue
+        others_held = frozenset(s for s in held_here if s[0] == d.tenant and s != subject)
         purges.append(
             PlannedPurge(
                 target.qualified_name,
-                SubjectSelection(d.tenant, d.subject_type, d.subject_id, d.subject_hash),
+                SubjectSelection(d.tenant, d.subject_type, d.subject_id, d.subject_hash, others_held),
                 f"deletion request for {d.subject_type} {d.subject_hash[:12]} of tenant {d.tenant} "
                 f"(due {d.due_at.isoformat()})",
             )

@@ -1176,7 +1176,39 @@ class Runner:
         subject_id = self.keys.decrypt_subject(request.subject_enc)
         if self.keys.subject_hash(request.tenant_id, request.subject_type, subject_id) != request.subject_hash:
             raise ValueError(f"request {request.request_id}: the subject token does not match its hash")
-        return SubjectSelection(request.tenant_id, request.subject_type, subject_id, request.subject_hash)
+        # Records that also name another held subject of the tenant stay (a hold wins over an
+        # erasure); a hold on this subject itself blocks the request (blocking_holds).
+        others_held = frozenset(
+            (hold.tenant_id, hold.subject_type, held_id)
+            for hold in ledger.list_holds(tenant_id=request.tenant_id, conn_id=self.conn_id)
+            if hold.subject_type and hold.subject_hash != request.subject_hash
+            and (held_id := hold.subject_id(self.keys)) is not None
+        )
+        return SubjectSelection(request.tenant_id, request.subject_type, subject_id, request.subject_hash, others_held)
+
+    def held_keys(self, target: Target, selection: Selection) -> set[str]:
+        """Object keys of the subject's rows that also name another held subject: they stay."""
+        from include.retention.daily import held_object_keys
+        from include.retention.stores.base import SubjectSelection
+
+        if not isinstance(selection, SubjectSelection) or not selection.exclude_subjects:
+            return set()
+        assert isinstance(target, CosTarget)
+        return held_object_keys(self.policy, target, selection, self.store("mysql"))
+
+    def step_keys(self, request: Request, qualified_name: str, held: set[str]) -> Iterator[str]:
+        """The keys a keys step purges: those resolved at planning, less the held ones."""
+        return (k for k in stored_keys(request.request_id, qualified_name, conn_id=self.conn_id) if k not in held)
+
+    def withheld(self, target: Target, selection: Selection, remaining: int, held_keys: set[str]) -> int:
+        """Records of the subject kept because they also name another held subject (0 without such holds)."""
+        from include.retention.stores.base import SubjectSelection
+
+        if not isinstance(selection, SubjectSelection) or not selection.exclude_subjects:
+            return 0
+        if isinstance(target, CosTarget) and target.subject_keys_from is not None:
+            return int(self.store("cos").count_keys(target, selection.tenant, sorted(held_keys))) if held_keys else 0  # type: ignore[attr-defined]
+        return self.store(target.store).count(target, selection.without_holds()) - remaining
 
     def blocking_holds(self, request: Request) -> list[ledger.LegalHold]:
         """Active holds that forbid this request's purges (checked again right before deleting)."""
@@ -1246,6 +1278,8 @@ class Runner:
 
     def _resolve_keys(self, request: Request, spec: StepSpec, selection: Selection) -> None:
         """Remember the object keys the subject's rows point at, before those rows are deleted."""
+        from include.retention.stores.base import SubjectSelection
+
         target = self.policy.target(spec.qualified_name)
         source = self.policy.target(f"{spec.category}.{spec.source}")
         assert isinstance(target, CosTarget) and target.prefix is not None and isinstance(source, MySqlTarget)
@@ -1255,7 +1289,10 @@ class Runner:
 
         def good_keys() -> Iterator[str]:
             nonlocal bad
-            for value in mysql.fetch_column(source, selection, str(spec.column)):  # type: ignore[attr-defined]
+            # Every key of the subject, held calls' too: the held ones are left out at purge time,
+            # so that they go on a rerun once the hold is released.
+            everything = selection.without_holds() if isinstance(selection, SubjectSelection) else selection
+            for value in mysql.fetch_column(source, everything, str(spec.column)):  # type: ignore[attr-defined]
                 key = value.decode() if isinstance(value, bytes) else str(value)
                 if not key:
                     continue
@@ -1279,8 +1316,9 @@ class Runner:
         if spec.kind == KIND_KEYS:
             if resolve:
                 self._resolve_keys(request, spec, selection)
+            held = self.held_keys(target, selection)
             return self.store("cos").count_keys(  # type: ignore[attr-defined]
-                target, request.tenant_id, stored_keys(request.request_id, spec.qualified_name, conn_id=self.conn_id)
+                target, request.tenant_id, self.step_keys(request, spec.qualified_name, held)
             )
         if spec.kind == KIND_EXPIRY:
             late = self._late_backups(request, target)
@@ -1356,23 +1394,31 @@ class Runner:
         target = self.policy.target(step.qualified_name)
         if step.kind == KIND_EXPIRY:
             return self._run_expiry(request, target, step)
+        held_keys: set[str] = set()
         if step.kind == KIND_KEYS:
             cos = self.store("cos")
+            held_keys = self.held_keys(target, selection)
 
             def keys() -> Iterator[str]:
-                return stored_keys(request.request_id, step.qualified_name, conn_id=self.conn_id)
+                return self.step_keys(request, step.qualified_name, held_keys)
 
             result = self._audited_purge(target, selection,
                                          lambda: cos.purge_keys(target, request.tenant_id, keys()),  # type: ignore[attr-defined]
                                          lambda: cos.count_keys(target, request.tenant_id, keys()))  # type: ignore[attr-defined]
             remaining = cos.count_keys(target, request.tenant_id, keys())  # type: ignore[attr-defined]
-            return result.deleted, remaining, result.method, {"keys": sum(1 for _ in keys())}
-        store = self.store(step.store)
-        result = self._audited_purge(target, selection, lambda: store.purge(target, selection),
-                                     lambda: store.count(target, selection))
-        remaining = store.verify(target, selection)
-        details = {k: v for k, v in (result.details or {}).items() if k in ("indices", "partitions", "versioned")}
-        return result.deleted, remaining, result.method, details
+            details: dict[str, Any] = {"keys": sum(1 for _ in keys())}
+            method = result.method
+        else:
+            store = self.store(step.store)
+            result = self._audited_purge(target, selection, lambda: store.purge(target, selection),
+                                         lambda: store.count(target, selection))
+            remaining = store.verify(target, selection)
+            details = {k: v for k, v in (result.details or {}).items() if k in ("indices", "partitions", "versioned")}
+            method = result.method
+        withheld = self.withheld(target, selection, remaining, held_keys)
+        if withheld:
+            details["withheld_for_hold"] = withheld  # a count: the held subject is not named
+        return result.deleted, remaining, method, details
 
     def execute_store(self, request_id: str, store: str) -> dict[str, Any]:
         """Purge and verify this store's steps that are not verified yet; raise if any fails."""
@@ -1474,7 +1520,8 @@ class Runner:
                     remaining += self.store("cos").verify(target, late)
             elif step.kind == KIND_KEYS:
                 remaining = self.store("cos").count_keys(  # type: ignore[attr-defined]
-                    target, request.tenant_id, stored_keys(request_id, step.qualified_name, conn_id=self.conn_id))
+                    target, request.tenant_id,
+                    self.step_keys(request, step.qualified_name, self.held_keys(target, selection)))
             else:
                 remaining = self.store(step.store).verify(target, selection)
             checked.append({"step": step.qualified_name, "remaining": remaining})

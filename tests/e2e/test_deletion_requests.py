@@ -287,6 +287,52 @@ def test_a_subject_on_legal_hold_is_refused(untouched_world: World) -> None:
         ledger.release_hold(hold)
 
 
+def test_a_hold_on_another_subject_keeps_the_records_naming_it(requests_dag: Any, world: World) -> None:
+    """P1's erasure meets agent a10's legal hold: call c2 (a10 with P1), its recording and log
+    document stay and are counted as withheld; verify does not count them as left over. Logs
+    alone have no backups, so that request completes and its certificate says what it kept; the
+    whole request waits for the hold on its expiry steps (the tenant's backups cannot be split)."""
+    from include.retention import certificates, ledger
+
+    hold = ledger.place_hold(world.tenant, reason="litigation", placed_by="legal", subject_type="agent",
+                             subject_id="a10", keys=keys())
+    try:
+        logs_only = base_conf(request_type="deletion", tenant_id=world.tenant, subject_type="phone_number",
+                              subject_id=world.P1, categories=["log_data"], reference=f"TKT-{world.tenant}-P1-LOGS")
+        assert str(run(requests_dag, logs_only).state) == "success"
+        document = certificate_of(request_of(logs_only["reference"]).request_id)
+        outcome = document["certificate"]["outcome"]
+        assert (outcome["records_deleted"], outcome["records_withheld"]) == (1, 1)
+        markdown = certificates.render_markdown(document)
+        held_hash = keys().subject_hash(world.tenant, "agent", "a10")
+        assert "kept under another subject's legal hold:** 1" in markdown
+        assert '"a10"' not in json.dumps(document) and held_hash not in json.dumps(document)
+        assert certificates.verify_document(document, keys()).ok
+
+        conf = base_conf(request_type="deletion", tenant_id=world.tenant, subject_type="phone_number",
+                         subject_id=world.P1, reference=f"TKT-{world.tenant}-P1-HELD")
+
+        dag_run = run(requests_dag, conf)
+
+        assert str(dag_run.state) == "failed", task_states(dag_run)
+        assert world.rows("call_records", "customer_number = %s", (world.P1,)) == 1  # c2, a10's call
+        assert world.rows("call_records", "customer_number = %s AND agent_id = 'a10'", (world.P1,)) == 1
+        assert world.rows("service_records", "customer_number = %s", (world.P1,)) == 1
+        objects = world.objects()
+        assert world.recordings["c1"] not in objects and world.recordings["c2"] in objects
+        assert world.log_docs({"term": {"phone_number": world.P1}}) == 1
+        request = request_of(conf["reference"])
+        steps = steps_of(request.request_id)
+        withheld = {n: s.details.get("withheld_for_hold") for n, s in steps.items() if s.state == "verified"}
+        assert withheld["call_data.call_records"] == 1 and withheld["call_analytics.service_records"] == 1
+        assert withheld["call_data.recordings"] == 1 and withheld["log_data.cc_logs"] == 1
+        assert all(s.verified_remaining == 0 for s in steps.values() if s.state == "verified")
+        assert request.state == "failed" and f"legal hold #{hold}" in (request.error or "")
+        assert {s.kind for s in steps.values() if s.state != "verified"} == {"expiry"}
+    finally:
+        ledger.release_hold(hold)
+
+
 # --------------------------------------------------------------------------- partial failure
 
 

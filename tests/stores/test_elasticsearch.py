@@ -8,6 +8,7 @@ request log are skipped against a real cluster.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any, Iterator
 from urllib.parse import quote
@@ -444,6 +445,30 @@ def test_subject_delete_removes_only_that_subject_in_that_tenant(
 
     with pytest.raises(NotFoundError), pytest.warns(GeneralAvailabilityWarning):
         es_store.client.tasks.get(task_id=task)
+
+
+def test_subject_delete_keeps_documents_naming_another_held_subject(
+    es_store: ElasticsearchStore,
+    es_target: ElasticsearchTarget,
+    log_indices: LogIndices,
+    tenants: dict[str, str],
+) -> None:
+    # Phone X's deletion request meets agent Y's legal hold: the document naming both stays.
+    names = log_indices.create(tenants["tenant"], YEAR[:2], docs=DOCS)
+    held = frozenset({(tenants["tenant"], "agent", AGENT_Y), (tenants["long"], "agent", AGENT_X)})
+    selection = replace(_subject(tenants["tenant"], "phone_number", PHONE_X), exclude_subjects=held)
+    assert es_store.count(es_target, selection.without_holds()) == 4
+    assert es_store.count(es_target, selection) == 2  # the other tenant's hold does not reach this tenant
+
+    result = es_store.purge(es_target, selection)
+
+    assert (result.planned, result.deleted) == (2, 2)
+    for name in names:
+        assert log_indices.count(name) == 4
+        assert log_indices.count(name, {"term": {"phone_number": PHONE_X}}) == 1  # the held agent's document
+        assert log_indices.count(name, {"term": {"agent_id": AGENT_X}}) == 1
+    assert es_store.verify(es_target, selection) == 0
+    assert es_store.count(es_target, selection.without_holds()) == 2  # withheld, not "still there"
 
 
 def test_subject_purge_refuses_analyzed_fields(

@@ -336,6 +336,32 @@ def test_subject_selection_deletes_that_subject_of_that_tenant_only(
     assert result.deleted > 0
 
 
+def test_subject_selection_keeps_rows_naming_another_held_subject(
+    store: MySqlStore, cc_mysql: MySqlDatabase, policy: Policy
+) -> None:
+    # A hold wins over an erasure: agent alice's calls with held number A stay, as do her calls
+    # with number B in another tenant's hold list (it does not hold this tenant's records).
+    t = target(policy, "call_data.call_records")
+    rows = seed_rows()
+    insert_calls(cc_mysql, rows)
+    held = frozenset({("12", "phone_number", PHONE_A), ("123", "phone_number", PHONE_B)})
+    selection = SubjectSelection("12", "agent", "alice", subject_hash="h" * 64, exclude_subjects=held)
+
+    def of_alice(r: Row) -> bool:
+        return r.tenant == "12" and r.agent == "alice"
+
+    withheld = {r.id for r in rows if of_alice(r) and r.phone == PHONE_A}
+    assert withheld and store.count(t, selection.without_holds()) - store.count(t, selection) == len(withheld)
+    keys = set(store.fetch_column(t, selection, "recording_key"))
+    assert keys and not any(k.endswith(f"/{i}.mp3") for k in keys for i in withheld)  # held calls' recordings stay
+
+    result = purge_and_rerun(store, t, selection)
+
+    assert cc_mysql.ids(t.table) == survivors(rows, lambda r: of_alice(r) and r.phone != PHONE_A)
+    assert result.deleted == sum(1 for r in rows if of_alice(r)) - len(withheld)
+    assert store.count(t, selection.without_holds()) == len(withheld)  # kept, and verify() above still said 0
+
+
 def test_subject_type_without_a_column_is_refused(store: MySqlStore, cc_mysql: MySqlDatabase, policy: Policy) -> None:
     t = target(policy, "call_analytics.call_metrics")
     rows = seed_rows()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -227,6 +228,46 @@ def test_a_subject_hold_stops_the_termination_sweep_of_its_tenant(policy) -> Non
     plan = plan_requests(category, target, sgt(2026, 11, 20), terms, holds=[LegalHold("12", "agent", "alice")])
     assert [p.selection for p in plan.purges] == [TenantSelection("123")]
     assert plan.skipped == ("terminated tenant 12 has a subject on legal hold",)
+
+
+def test_a_deletion_sweep_keeps_records_naming_another_held_subject_of_its_tenant(policy) -> None:  # type: ignore[no-untyped-def]
+    # Found by the property tests: agent A's deletion took a call that also names held number X.
+    category = policy.category("call_data")
+    received = sgt(2026, 11, 1)
+    d = SubjectDeletion("12", "agent", "alice", "h" * 64, received, received + timedelta(days=30), frozenset({"call_data"}))
+    holds = [
+        LegalHold("12", "phone_number", "+6593334444"),
+        LegalHold("12", "agent", "bob"),
+        LegalHold("123", "phone_number", "+6595556666"),  # another tenant's hold: not this tenant's records
+        LegalHold("7"),
+    ]
+    calls = plan_requests(category, policy.target("call_data.call_records"), sgt(2026, 11, 20), deletions=[d], holds=holds)
+    (selection,) = [p.selection for p in calls.purges]
+    assert isinstance(selection, SubjectSelection) and selection.subject_id == "alice"
+    assert selection.exclude_subjects == {("12", "phone_number", "+6593334444"), ("12", "agent", "bob")}
+    assert selection.without_holds() == SubjectSelection("12", "agent", "alice", "h" * 64)
+    assert "+659" not in repr(selection)
+    # A target that cannot name phone numbers carries only the holds it can address.
+    staff = plan_requests(policy.category("agent_info"), policy.target("agent_info.agents"), sgt(2026, 11, 20),
+                          deletions=[replace(d, categories=frozenset({"agent_info"}))], holds=holds)
+    assert [p.selection.exclude_subjects for p in staff.purges] == [{("12", "agent", "bob")}]  # type: ignore[union-attr]
+
+
+def test_a_subject_selection_keeps_its_holds_through_xcom_as_hashes() -> None:
+    from include.retention.daily import selection_from_doc, selection_to_doc
+    from include.retention.keys import RetentionKeys
+
+    keys = RetentionKeys(subject_hash_key=b"k" * 32, subject_encryption_key=b"e" * 32, certificate_key=b"c" * 32)
+    held = ("12", "phone_number", "+6593334444")
+    selection = SubjectSelection("12", "agent", "alice", "h" * 64, frozenset({held}))
+    doc = selection_to_doc(selection, keys)
+    assert "+659" not in str(doc) and doc["exclude_subject_hashes"] == [keys.subject_hash(*held)]
+    lookup = {"h" * 64: ("12", "agent", "alice"), keys.subject_hash(*held): held}
+    assert selection_from_doc(doc, lookup) == selection
+    with pytest.raises(LookupError, match="cannot be resolved"):
+        selection_from_doc(doc, {"h" * 64: ("12", "agent", "alice")})
+    # Without holds the document is what it always was.
+    assert "exclude_subject_hashes" not in selection_to_doc(selection.without_holds(), keys)
 
 
 def test_configuration_takes_no_subject_deletion(policy) -> None:  # type: ignore[no-untyped-def]

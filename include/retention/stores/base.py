@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Generic, Literal, TypeVar, Union
 
@@ -37,13 +37,21 @@ class SubjectSelection:
 
     ``subject_id`` is personal data: it reaches the store as a bound value and is never
     logged, audited or returned; ``describe()`` shows its keyed hash instead.
+
+    :param exclude_subjects: (tenant, subject_type, subject_id) of other subjects on legal
+        hold: a record that also names one of them is kept (a hold wins over an erasure).
     """
 
     tenant: str
     subject_type: str
     subject_id: str = field(repr=False)
     subject_hash: str = ""
+    exclude_subjects: frozenset[tuple[str, str, str]] = field(default=frozenset(), repr=False)
     kind: Literal["subject"] = "subject"
+
+    def without_holds(self) -> SubjectSelection:
+        """Every record of the subject, held or not: what is withheld is the difference of two counts."""
+        return replace(self, exclude_subjects=frozenset())
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ def describe_selection(selection: Selection) -> dict[str, object]:
             "tenant": selection.tenant,
             "subject_type": selection.subject_type,
             "subject_hash": selection.subject_hash,
+            **({"excluded_subjects": len(selection.exclude_subjects)} if selection.exclude_subjects else {}),
         }
     return {
         "kind": "expired",

@@ -443,16 +443,8 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
         thin_query: dict[str, dict[str, Any]] = {}
         kept: list[IndexInfo] = []
         for tenant, subjects in held.items():
-            clauses = []
-            unaddressable = False
-            for subject_type, subject_id in subjects:
-                field = target.subject_fields.get(subject_type)
-                fmt = template.fields.get(subject_type)
-                if field is None or fmt is None:
-                    unaddressable = True
-                    break
-                clauses.append({"term": {field: fmt.validate(subject_id, echo=False)}})
-            if unaddressable:
+            clauses = self._held_clauses(target, subjects)
+            if clauses is None:
                 # We cannot tell the held subject's documents apart here: keep the indices whole.
                 kept.extend(i for i in candidates if i.tenant == tenant)
             else:
@@ -476,6 +468,21 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
             kept_for_hold=tuple(kept),
             unrecognised=tuple(unrecognised),
         )
+
+    def _held_clauses(
+        self, target: ElasticsearchTarget, subjects: Iterable[tuple[str, str]]
+    ) -> list[dict[str, Any]] | None:
+        """Exact term queries for held (subject_type, subject_id) of one tenant, for a ``must_not``;
+        None when one of them has no field here, so its documents cannot be told apart."""
+        template = self._template(target)
+        clauses = []
+        for subject_type, subject_id in sorted(subjects):
+            field = target.subject_fields.get(subject_type)
+            fmt = template.fields.get(subject_type)
+            if field is None or fmt is None:
+                return None
+            clauses.append({"term": {field: fmt.validate(subject_id, echo=False)}})
+        return clauses
 
     def _plan(self, target: ElasticsearchTarget, selection: Selection) -> _Plan:
         if isinstance(selection, TenantSelection):
@@ -542,8 +549,19 @@ class ElasticsearchStore(RetentionStore[ElasticsearchTarget]):
                 "the subject's documents can be found and deleted"
             )
         names = [i.name for i in infos]
-        query = {"bool": {"filter": [{"term": {target.tenant_field: sel.tenant}}, {"term": {field: subject_id}}]}}
-        self._check_mapping(names, (target.tenant_field, field))
+        query: dict[str, Any] = {
+            "bool": {"filter": [{"term": {target.tenant_field: sel.tenant}}, {"term": {field: subject_id}}]}
+        }
+        # As in MySQL, a document names a held subject only through a subject field of the target.
+        held = self._held_clauses(target, [
+            (k, i) for t, k, i in sel.exclude_subjects if t == sel.tenant and k in target.subject_fields
+        ])
+        if held is None:
+            raise UnsupportedSelection(f"{target.qualified_name}: a held subject's type has no id format in the policy")
+        if held:
+            query["bool"]["must_not"] = held  # a document that also names a held subject stays
+        held_fields = [str(next(iter(clause["term"]))) for clause in held]
+        self._check_mapping(names, tuple(dict.fromkeys([target.tenant_field, field, *held_fields])))
         return names, query
 
     def _check_mapping(self, names: list[str], fields: tuple[str, ...]) -> None:

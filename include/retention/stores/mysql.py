@@ -462,7 +462,9 @@ class MySqlStore(RetentionStore[MySqlTarget]):
             return f"{tenant} = %s", [selection.tenant]
         if isinstance(selection, SubjectSelection):
             column = quote_identifier(self._subject_column(target, selection.subject_type))
-            return f"{tenant} = %s AND {column} = %s", [selection.tenant, selection.subject_id]
+            clauses, params = [f"{tenant} = %s AND {column} = %s"], [selection.tenant, selection.subject_id]
+            self._exclude_held(target, selection, clauses, params)
+            return " AND ".join(clauses), params
         if not isinstance(selection, ExpiredSelection):
             raise UnsupportedSelection(f"unknown selection {type(selection).__name__}")
         clauses = [f"{quote_identifier(target.time_column)} < %s"]
@@ -474,14 +476,22 @@ class MySqlStore(RetentionStore[MySqlTarget]):
             excluded = sorted(selection.exclude_tenants)
             clauses.append(f"({tenant} IS NULL OR {tenant} NOT IN ({', '.join(['%s'] * len(excluded))}))")
             params.extend(excluded)
+        self._exclude_held(target, selection, clauses, params)
+        return " AND ".join(clauses), params
+
+    def _exclude_held(self, target: MySqlTarget, selection: ExpiredSelection | SubjectSelection,
+                      clauses: list[str], params: list[Any]) -> None:
+        """Append the clauses that keep every row naming a held subject."""
+        tenant = quote_identifier(target.tenant_column)
         for held_tenant, column, subject_id in self._held_subjects(target, selection):
             # <=> so that a NULL subject column still reads as "not this subject".
             clauses.append(f"NOT ({tenant} <=> %s AND {quote_identifier(column)} <=> %s)")
             params.extend([held_tenant, subject_id])
-        return " AND ".join(clauses), params
 
     @staticmethod
-    def _held_subjects(target: MySqlTarget, selection: ExpiredSelection) -> list[tuple[str, str, str]]:
+    def _held_subjects(
+        target: MySqlTarget, selection: ExpiredSelection | SubjectSelection
+    ) -> list[tuple[str, str, str]]:
         """Excluded subjects this table can identify: (tenant, column, subject id)."""
         out = []
         for held_tenant, subject_type, subject_id in sorted(selection.exclude_subjects):
