@@ -326,14 +326,24 @@ def execute_specs(
 
 
 def verify_plan(
-    policy: Policy, plan: Mapping[str, Any], *, keys: RetentionKeys, facts: LedgerFacts
+    policy: Policy,
+    plan: Mapping[str, Any],
+    *,
+    keys: RetentionKeys,
+    facts: LedgerFacts,
+    stores: Mapping[str, RetentionStore] | None = None,  # type: ignore[type-arg]
 ) -> list[dict[str, Any]]:
-    """An independent re-count of every planned selection; after a real run each must be 0."""
+    """An independent re-count of every planned selection; after a real run each must be 0.
+
+    One back end per store for the whole check: a run can hold hundreds of specs (one per
+    terminated tenant and target), and a new client per spec cost 3x the count itself.
+    """
     subjects = subject_lookup(facts, keys)
+    stores = dict(stores or {})
     checked, failures = [], []
     for spec in plan["specs"]:
         target = policy.target(spec["target"])
-        store = store_for(target.store, policy.timezone)
+        store = stores.setdefault(target.store, store_for(target.store, policy.timezone))
         selection = selection_from_doc(spec["selection"], subjects)
         if "keys" in spec:
             remaining = store.count_keys(target, selection.tenant, spec["keys"])  # type: ignore[attr-defined, union-attr]
