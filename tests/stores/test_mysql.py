@@ -177,6 +177,71 @@ def test_estimated_partition_counts_drop_the_same_partitions(cc_mysql: MySqlData
     assert result.details["partition_rows_counted"] == "estimate"
 
 
+def tuned_connection(monkeypatch: pytest.MonkeyPatch, tuning: Any) -> str:
+    """A copy of ``retention_mysql`` (same server, user, database) whose extra carries ``tuning``."""
+    import json
+    import os
+    from urllib.parse import unquote, urlsplit
+
+    uri = urlsplit(os.environ["AIRFLOW_CONN_RETENTION_MYSQL"])
+    conn = {
+        "conn_type": "mysql", "host": uri.hostname, "port": uri.port, "login": unquote(uri.username or ""),
+        "password": unquote(uri.password or ""), "schema": uri.path.lstrip("/"),
+        "extra": {"charset": "utf8mb4", "retention_tuning": tuning},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_TUNED_MYSQL", json.dumps(conn))
+    return "tuned_mysql"
+
+
+def test_the_connection_tunes_batches_pacing_and_partition_counts(
+    cc_mysql: MySqlDatabase, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = seed_rows()
+    insert_calls(cc_mysql, calls)
+    services = many_service_rows(cc_mysql)
+    conn_id = tuned_connection(
+        monkeypatch, {"batch_size": 100, "sleep_between_batches": 0.25, "partition_row_counts": "estimate"}
+    )
+    store = MySqlStore(mysql_conn_id=conn_id)  # the defaults a DAG task uses
+    pauses: list[float] = []
+    store._sleep = pauses.append  # type: ignore[method-assign]
+
+    dropped = store.purge(target(policy, "call_data.call_records"), ExpiredSelection(before=CUTOFF, units=EXPIRED_PARTITIONS))
+    batched = store.purge(target(policy, "call_analytics.service_records"), ExpiredSelection(before=CUTOFF))
+    store.close()
+
+    assert dropped.details["partition_rows_counted"] == "estimate"
+    expected = [r for r in services if r.at < CUTOFF.replace(tzinfo=None)]
+    assert batched.deleted == len(expected) and batched.batches == -(-len(expected) // 100)
+    assert pauses and set(pauses) == {0.25}
+    assert cc_mysql.ids("service_records") == {r.id for r in services} - {r.id for r in expected}
+
+
+@pytest.mark.parametrize(
+    ("tuning", "message"),
+    [
+        pytest.param({"batch": 10}, "unknown tuning ['batch']", id="unknown-key"),
+        pytest.param({"batch_size": 0}, "batch_size must be an integer between 1 and 100000", id="zero-batch"),
+        pytest.param({"batch_size": "500"}, "batch_size must be an integer", id="string-batch"),
+        pytest.param({"sleep_between_batches": -1}, "sleep_between_batches must be a number", id="negative-sleep"),
+        pytest.param({"replica_conn_id": "replica"}, "give replica_conn_id and max_replica_lag_seconds together",
+                     id="replica-without-lag"),
+        pytest.param({"partition_row_counts": "guess"}, "partition_row_counts must be 'exact' or 'estimate'",
+                     id="bad-counts"),
+        pytest.param(["batch_size", 10], "it must be a JSON object", id="not-an-object"),
+    ],
+)
+def test_bad_connection_tuning_fails_before_anything_is_deleted(
+    cc_mysql: MySqlDatabase, policy: Policy, monkeypatch: pytest.MonkeyPatch, tuning: Any, message: str
+) -> None:
+    services = many_service_rows(cc_mysql, n=50)
+    store = MySqlStore(mysql_conn_id=tuned_connection(monkeypatch, tuning))
+    with pytest.raises(ValueError, match="connection 'tuned_mysql', extra 'retention_tuning'") as failure:
+        store.purge(target(policy, "call_analytics.service_records"), ExpiredSelection(before=CUTOFF))
+    assert message in str(failure.value)
+    assert cc_mysql.ids("service_records") == {r.id for r in services}
+
+
 def test_expired_without_units_deletes_rows_and_keeps_partitions(
     store: MySqlStore, cc_mysql: MySqlDatabase, policy: Policy
 ) -> None:

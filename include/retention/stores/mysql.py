@@ -216,6 +216,14 @@ def keyset_after(order: Sequence[str], last: Sequence[Any]) -> tuple[str, list[A
 # --------------------------------------------------------------------------- the store
 
 
+#: Store settings a connection may override through its ``retention_tuning`` extra.
+TUNABLE = (
+    "batch_size", "sleep_between_batches", "replica_conn_id", "max_replica_lag_seconds",
+    "replica_wait_timeout_seconds", "partition_row_counts",
+)
+TUNING_EXTRA = "retention_tuning"
+
+
 class MySqlStore(RetentionStore[MySqlTarget]):
     """Purges rows of policy tables in MySQL/MariaDB through the ``retention_mysql`` connection.
 
@@ -231,6 +239,13 @@ class MySqlStore(RetentionStore[MySqlTarget]):
         counted for the result and the audit: ``exact`` (COUNT(*), about 0.2 s per million
         rows) or ``estimate`` (InnoDB's TABLE_ROWS statistic, instant but often 10-40% off;
         the result's details say which).
+
+    The DAGs build their stores with these defaults. A deployment tunes them where the
+    database is described, in the connection's extra: ``{"retention_tuning": {"batch_size":
+    2000, "sleep_between_batches": 0.05, "replica_conn_id": "mysql_replica",
+    "max_replica_lag_seconds": 5}}`` (any of :data:`TUNABLE`). Read when the store first
+    connects, before anything is deleted; it overrides the constructor's values, and an
+    unknown key or bad value fails the purge.
     """
 
     store = "mysql"
@@ -247,20 +262,13 @@ class MySqlStore(RetentionStore[MySqlTarget]):
         partition_row_counts: Literal["exact", "estimate"] = "exact",
     ) -> None:
         super().__init__(batch_size=batch_size)
-        if sleep_between_batches < 0:
-            raise ValueError("sleep_between_batches must not be negative")
-        if (replica_conn_id is None) != (max_replica_lag_seconds is None):
-            raise ValueError("give replica_conn_id and max_replica_lag_seconds together")
-        if max_replica_lag_seconds is not None and max_replica_lag_seconds < 0:
-            raise ValueError("max_replica_lag_seconds must not be negative")
-        if partition_row_counts not in ("exact", "estimate"):
-            raise ValueError("partition_row_counts must be 'exact' or 'estimate'")
-        self.partition_row_counts = partition_row_counts
         self.mysql_conn_id = mysql_conn_id
-        self.sleep_between_batches = sleep_between_batches
-        self.replica_conn_id = replica_conn_id
-        self.max_replica_lag_seconds = max_replica_lag_seconds
-        self.replica_wait_timeout_seconds = replica_wait_timeout_seconds
+        self._tune(
+            batch_size=batch_size, sleep_between_batches=sleep_between_batches, replica_conn_id=replica_conn_id,
+            max_replica_lag_seconds=max_replica_lag_seconds,
+            replica_wait_timeout_seconds=replica_wait_timeout_seconds, partition_row_counts=partition_row_counts,
+        )
+        self._tuned_from_connection = False
         self.range_deletes = True  # False: always delete by key list (benchmarks compare both)
         self._conn: Any = None
         self._replica: Any = None
@@ -270,6 +278,46 @@ class MySqlStore(RetentionStore[MySqlTarget]):
         # Seams for pacing; tests replace them to avoid real waiting.
         self._sleep: Callable[[float], None] = time.sleep
         self._clock: Callable[[], float] = time.monotonic
+
+    def _tune(self, **values: Any) -> None:
+        """Check and set the tunable values (one place for the constructor and the connection)."""
+        unknown = sorted(set(values) - set(TUNABLE))
+        if unknown:
+            raise ValueError(f"unknown tuning {unknown}; known: {list(TUNABLE)}")
+        merged = {name: getattr(self, name, None) for name in TUNABLE} | values
+        batch_size, sleep = merged["batch_size"], merged["sleep_between_batches"]
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 100_000:
+            raise ValueError(f"batch_size must be an integer between 1 and 100000, got {batch_size!r}")
+        if isinstance(sleep, bool) or not isinstance(sleep, (int, float)) or sleep < 0:
+            raise ValueError(f"sleep_between_batches must be a number of seconds >= 0, got {sleep!r}")
+        if (merged["replica_conn_id"] is None) != (merged["max_replica_lag_seconds"] is None):
+            raise ValueError("give replica_conn_id and max_replica_lag_seconds together")
+        lag, wait = merged["max_replica_lag_seconds"], merged["replica_wait_timeout_seconds"]
+        if lag is not None and (isinstance(lag, bool) or not isinstance(lag, (int, float)) or lag < 0):
+            raise ValueError(f"max_replica_lag_seconds must be a number of seconds >= 0, got {lag!r}")
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait <= 0:
+            raise ValueError(f"replica_wait_timeout_seconds must be a number of seconds > 0, got {wait!r}")
+        if merged["partition_row_counts"] not in ("exact", "estimate"):
+            raise ValueError("partition_row_counts must be 'exact' or 'estimate'")
+        for name in TUNABLE:
+            setattr(self, name, merged[name])
+
+    def _tune_from_connection(self) -> None:
+        """Apply the connection's ``retention_tuning`` extra, once, before the first statement."""
+        from airflow.sdk import BaseHook
+
+        self._tuned_from_connection = True
+        tuning = BaseHook.get_connection(self.mysql_conn_id).extra_dejson.get(TUNING_EXTRA)
+        if tuning is None:
+            return
+        try:
+            if not isinstance(tuning, dict):
+                raise ValueError("it must be a JSON object")
+            self._tune(**tuning)
+        except ValueError as exc:
+            raise ValueError(f"connection {self.mysql_conn_id!r}, extra {TUNING_EXTRA!r}: {exc}") from None
+        log.info("%s: tuning from the connection: %s", self.mysql_conn_id,
+                 ", ".join(f"{k}={v}" for k, v in sorted(tuning.items())))
 
     # ------------------------------------------------------------------ connections
 
@@ -294,6 +342,8 @@ class MySqlStore(RetentionStore[MySqlTarget]):
                 self._discard()
         import MySQLdb.cursors
 
+        if not self._tuned_from_connection:
+            self._tune_from_connection()
         conn = self._connect(self.mysql_conn_id)
         cur = conn.cursor(MySQLdb.cursors.Cursor)
         cur.execute("SET SESSION lock_wait_timeout = %s", (DDL_LOCK_WAIT_SECONDS,))
