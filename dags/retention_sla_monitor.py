@@ -15,6 +15,13 @@ connection; each alert is recorded, so a rerun sends nothing twice) and `retrigg
 (`TriggerDagRunOperator`, one mapped task per request, run id
 `sla_retrigger__<request>__<day>` so it happens at most once a day).
 
+`forget_runs` deletes, through Airflow's REST API, the finished `deletion_requests` runs of
+closed requests: Airflow keeps a run's conf, which holds the subject id, for as long as the
+run exists. It needs the connection `retention_airflow_api` (http: the api-server's
+host/port/schema or `extra.base_url`, and a user allowed to delete DAG runs); without it the
+task is **skipped** and says so (alternative: `airflow db clean --tables dag_run --dag-ids
+deletion_requests ... --skip-archive`).
+
 **Configure:** the recipient in the Airflow Variable `retention_sla_email` (or the
 environment variable `RETENTION_SLA_EMAIL`), read at run time; the SMTP server in the
 connection `retention_smtp`. The e-mails carry the request id and the days left only.
@@ -111,8 +118,18 @@ def retention_sla_monitor() -> None:
         """The re-triggers, one mapped ``retrigger`` task each (none: the task is skipped)."""
         return list(swept["retrigger"])
 
+    @task
+    def forget_runs() -> dict[str, int]:
+        """Delete the finished deletion_requests runs of closed requests (their conf holds the subject id)."""
+        from include.retention import airflow_runs
+        from include.retention.daily import as_of_from_context
+
+        api = airflow_runs.AirflowApi.from_connection()  # skipped, with the reason, when it is not defined
+        return airflow_runs.forget_request_runs(api, as_of_from_context(get_current_context())).as_dict()
+
     swept = sweep()
     notify(swept)
+    forget_runs()
     TriggerDagRunOperator.partial(
         task_id="retrigger",
         trigger_dag_id=REQUESTS_DAG_ID,

@@ -21,8 +21,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from tests.e2e.conftest import POOLS, ROOT, migrated_template
 
@@ -169,3 +170,17 @@ class AirflowProcesses:
         for name in POOLS:
             status, body = self.call("POST", "/api/v2/pools", {"name": name, "slots": slots}, token)
             assert status in (200, 201), body
+
+
+@contextmanager
+def running_api_server(home: Path) -> Iterator[AirflowProcesses]:
+    """An api-server alone (no scheduler) over the project's DAGs, serialized into ``home``;
+    stopped by its process group on exit."""
+    server = AirflowProcesses(home)
+    server.reserialize()
+    try:
+        server.start_api_server()
+        server.wait_until_healthy()
+        yield server
+    finally:
+        server.stop()

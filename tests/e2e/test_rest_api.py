@@ -15,21 +15,15 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.e2e.airflow_processes import AirflowProcesses
+from tests.e2e.airflow_processes import AirflowProcesses, running_api_server
 
 pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowProcesses]:
-    server = AirflowProcesses(tmp_path_factory.mktemp("airflow-api"))
-    server.reserialize()
-    try:
-        server.start_api_server()
-        server.wait_until_healthy()
+    with running_api_server(tmp_path_factory.mktemp("airflow-api")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def conf(**values: Any) -> dict[str, Any]:
