@@ -223,6 +223,14 @@ MIGRATIONS: tuple[Migration, ...] = (
               ADD INDEX IF NOT EXISTS ix_attempt (attempt_key)""",
         ),
     ),
+    Migration(
+        6,
+        "request_events_by_run",
+        (
+            # The SLA monitor's forget_runs matches Airflow runs to requests by run id.
+            "ALTER TABLE request_events ADD INDEX IF NOT EXISTS ix_run (run_id)",
+        ),
+    ),
 )
 
 

@@ -72,6 +72,7 @@ def test_migrate_creates_the_ledger_once(mariadb_endpoint: Any, monkeypatch: pyt
         assert set(TABLES) <= tables  # later migrations add tables of their own
         indexes = {r[2] for r in db.query("SHOW INDEX FROM purge_audit")}
         assert {"ix_run", "ix_category_finished"} <= indexes
+        assert "ix_run" in {r[2] for r in db.query("SHOW INDEX FROM request_events")}  # forget_runs' lookup
         assert db.query("SELECT COUNT(*) FROM schema_migrations")[0][0] == len(ledger.MIGRATIONS)
     finally:
         db.execute(f"DROP DATABASE IF EXISTS `{db.name}`")
