@@ -13,18 +13,16 @@ from typing import Any
 from devservers.procs import PROJECT_ROOT
 
 DAGS_DIR = PROJECT_ROOT / "dags"
-#: One pool per store bounds how many purges hit it at once.
-STORE_POOLS = {"retention_mysql": 4, "retention_redis": 4, "retention_cos": 4, "retention_elasticsearch": 2}
 
 
 def prepare_metadata_db() -> None:
     """Migrate the metadata DB (idempotent) and create the store pools."""
-    from airflow.models.pool import Pool
     from airflow.utils.db import initdb
 
+    from include.retention.pools import ensure_store_pools
+
     initdb()
-    for name, slots in STORE_POOLS.items():
-        Pool.create_or_update_pool(name=name, slots=slots, description="retention purges", include_deferred=False)
+    ensure_store_pools()
 
 
 def load_dags(path: Path = DAGS_DIR) -> dict[str, Any]:

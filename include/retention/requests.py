@@ -1407,18 +1407,16 @@ class Runner:
                                          lambda: cos.count_keys(target, request.tenant_id, keys()))  # type: ignore[attr-defined]
             remaining = cos.count_keys(target, request.tenant_id, keys())  # type: ignore[attr-defined]
             details: dict[str, Any] = {"keys": sum(1 for _ in keys())}
-            method = result.method
         else:
             store = self.store(step.store)
             result = self._audited_purge(target, selection, lambda: store.purge(target, selection),
                                          lambda: store.count(target, selection))
             remaining = store.verify(target, selection)
             details = {k: v for k, v in (result.details or {}).items() if k in ("indices", "partitions", "versioned")}
-            method = result.method
         withheld = self.withheld(target, selection, remaining, held_keys)
         if withheld:
             details["withheld_for_hold"] = withheld  # a count: the held subject is not named
-        return result.deleted, remaining, method, details
+        return result.deleted, remaining, result.method, details
 
     def execute_store(self, request_id: str, store: str) -> dict[str, Any]:
         """Purge and verify this store's steps that are not verified yet; raise if any fails."""
@@ -1571,12 +1569,9 @@ def run_request_via_dag_test(
     from pathlib import Path
 
     from airflow.dag_processing.dagbag import DagBag
-    from airflow.models.pool import Pool
+    from include.retention.pools import ensure_store_pools
 
-    for store in STORE_ORDER:  # dag.test() waits forever on a task whose pool does not exist
-        if Pool.get_pool(f"retention_{store}") is None:
-            Pool.create_or_update_pool(f"retention_{store}", slots=4, description=f"retention purges in {store}",
-                                       include_deferred=False)
+    ensure_store_pools(only_missing=True)  # dag.test() waits forever on a task whose pool does not exist
     folder = dags_folder or str(Path(__file__).resolve().parents[2] / "dags" / "deletion_requests.py")
     bag = DagBag(dag_folder=folder)
     if DAG_ID not in bag.dags:

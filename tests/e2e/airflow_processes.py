@@ -25,7 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from tests.e2e.conftest import POOLS, ROOT, migrated_template
+from include.retention.pools import STORE_POOLS
+from tests.e2e.conftest import ROOT, migrated_template
 
 START_TIMEOUT = 180.0  # seconds; the api-server answers in 12-20 s on a quiet 2-core machine
 STOP_GRACE = 15.0  # seconds between SIGTERM and SIGKILL of a process group
@@ -167,7 +168,7 @@ class AirflowProcesses:
 
     def create_pools(self, token: str, slots: int = 4) -> None:
         """The ``retention_<store>`` pools the purge tasks run in."""
-        for name in POOLS:
+        for name in STORE_POOLS:
             status, body = self.call("POST", "/api/v2/pools", {"name": name, "slots": slots}, token)
             assert status in (200, 201), body
 

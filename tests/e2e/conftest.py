@@ -52,7 +52,6 @@ else:  # pragma: no cover - a test module imported airflow before this conftest
     _OWN_DB = False
 
 UTC = timezone.utc
-POOLS = ("retention_mysql", "retention_redis", "retention_cos", "retention_elasticsearch")
 
 
 # --------------------------------------------------------------------------- Airflow
@@ -97,10 +96,9 @@ def airflow_db() -> Iterator[Path]:
         from airflow.utils.db import initdb
 
         initdb()
-    from airflow.models.pool import Pool
+    from include.retention.pools import ensure_store_pools
 
-    for name in POOLS:
-        Pool.create_or_update_pool(name, slots=4, description="retention e2e tests", include_deferred=False)
+    ensure_store_pools()
     try:
         yield _PRIVATE_DB
     finally:
