@@ -85,7 +85,7 @@ def purge_child(args: argparse.Namespace) -> None:
     from zoneinfo import ZoneInfo
 
     from include.retention.policy import load_policy
-    from include.retention.stores.base import ExpiredSelection, TenantSelection
+    from include.retention.selections import ExpiredSelection, TenantSelection
     from include.retention.stores.cos import CosStore
 
     policy = load_policy()

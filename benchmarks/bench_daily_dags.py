@@ -410,8 +410,10 @@ def runner(args: argparse.Namespace) -> None:
     import sqlite3
 
     from devservers.airflow_local import load_dags, prepare_metadata_db, run_dag
-    from include.retention import audit, ledger, requests
-    from include.retention.keys import RetentionKeys
+    from include.retention import audit
+    from include.retention.ledger.migrations import migrate
+    from include.retention.requests import legacy as requests
+    from include.retention.crypto import RetentionCrypto
 
     sizes = Sizes(args)
     policy = sizes.policy
@@ -419,8 +421,8 @@ def runner(args: argparse.Namespace) -> None:
     db_file = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///")
     with sqlite3.connect(db_file) as conn:  # the in-process Execution API writes while the runner reads
         conn.execute("PRAGMA journal_mode=WAL")
-    ledger.migrate()
-    keys = RetentionKeys.from_connection()
+    migrate()
+    keys = RetentionCrypto.from_connection()
     received = sizes.as_of - timedelta(days=10)
     for tenant in sizes.terminated:
         submitted = requests.submit(

@@ -159,7 +159,7 @@ def main() -> int:
         from elasticsearch import Elasticsearch
 
         from include.retention.policy import load_policy
-        from include.retention.stores.base import ExpiredSelection, SubjectSelection, TenantSelection
+        from include.retention.selections import ExpiredSelection, SubjectSelection, TenantSelection
         from include.retention.stores.elasticsearch import ElasticsearchStore
 
         policy = load_policy()

@@ -208,7 +208,7 @@ def run_store(db: str, mode: str) -> dict[str, Any]:
 
 def child(mode: str) -> None:
     from include.retention.policy import load_policy
-    from include.retention.stores.base import ExpiredSelection
+    from include.retention.selections import ExpiredSelection
     from include.retention.stores.mysql import MySqlStore
 
     # An Airflow worker has Airflow loaded before a task starts: import it before the clock

@@ -77,7 +77,7 @@ def worker(scan_count: int, batch_size: int, *, hiredis: bool) -> None:
 
     logging.disable(logging.INFO)
     from include.retention.policy import load_policy
-    from include.retention.stores.base import TenantSelection
+    from include.retention.selections import TenantSelection
     from include.retention.stores.redis import RedisStore
 
     target = load_policy().target("agent_info.agent_state")

@@ -36,7 +36,7 @@ import pendulum
 from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, get_current_context, task
 
 from include.retention.policy import load_policy
-from include.retention.requests import DAG_ID, MODES, REFERENCE_PATTERN, STORE_ORDER
+from include.retention.requests.legacy import DAG_ID, MODES, REFERENCE_PATTERN, STORE_ORDER
 
 POLICY = load_policy()  # the one file read at parse time: the policy next to the code
 RUN_TIMEOUT = timedelta(hours=6)  # also the lease a run holds on its request
@@ -110,11 +110,11 @@ def _run_after(context: Any) -> datetime:
 
 
 def _runner(context: Any) -> Any:
-    from include.retention.daily import RunRef
-    from include.retention.keys import RetentionKeys
-    from include.retention.requests import Runner
+    from include.retention.airflow_context import RunRef
+    from include.retention.crypto import RetentionCrypto
+    from include.retention.requests.legacy import Runner
 
-    return Runner(POLICY, RetentionKeys.from_connection(), RunRef.from_context(context), _run_after(context))
+    return Runner(POLICY, RetentionCrypto.from_connection(), RunRef.from_context(context), _run_after(context))
 
 
 def _registration(context: Any) -> dict[str, Any] | None:
@@ -146,8 +146,8 @@ def deletion_requests() -> None:
         """Validate and record the request (or find it by its reference); claim it for this run."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.retention import requests as rq
-        from include.retention.keys import RetentionKeys
+        from include.retention.requests import legacy as rq
+        from include.retention.crypto import RetentionCrypto
 
         context = get_current_context()
         params = context["params"]
@@ -156,7 +156,7 @@ def deletion_requests() -> None:
         run_id = str(context["run_id"])
         try:
             submission = rq.submit(POLICY, conf, run_after=run_after, run_id=run_id,
-                                   keys=RetentionKeys.from_connection())
+                                   keys=RetentionCrypto.from_connection())
         except (rq.RequestConflict, LookupError) as exc:
             raise AirflowFailException(str(exc)) from None
         request = submission.request
@@ -185,7 +185,7 @@ def deletion_requests() -> None:
 
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from include.retention.requests import RequestBlocked
+        from include.retention.requests.legacy import RequestBlocked
 
         if registration["action"] != "run":
             raise AirflowSkipException(registration["message"])
@@ -202,7 +202,7 @@ def deletion_requests() -> None:
             """Purge and verify this store's steps that are not verified yet."""
             from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-            from include.retention.requests import RequestBlocked
+            from include.retention.requests.legacy import RequestBlocked
 
             if the_plan["mode"] != "execute":
                 raise AirflowSkipException("preview: nothing is deleted")
@@ -220,7 +220,7 @@ def deletion_requests() -> None:
         """Independent re-count of every step. Runs whatever the purges did: it decides the state."""
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from include.retention import requests as rq
+        from include.retention.requests import legacy as rq
 
         context = get_current_context()
         registration = _registration(context)
@@ -247,14 +247,14 @@ def deletion_requests() -> None:
     def certificate(verified: dict[str, Any]) -> dict[str, Any]:
         """Sign and store the certificate; the request is ``completed`` once it is stored."""
         from include.retention import certificates
-        from include.retention import requests as rq
-        from include.retention.daily import RunRef
-        from include.retention.keys import RetentionKeys
+        from include.retention.requests import legacy as rq
+        from include.retention.airflow_context import RunRef
+        from include.retention.crypto import RetentionCrypto
 
         context = get_current_context()
         request_id = verified["request_id"]
         try:
-            stored = certificates.issue(POLICY, request_id, keys=RetentionKeys.from_connection(),
+            stored = certificates.issue(POLICY, request_id, keys=RetentionCrypto.from_connection(),
                                         run=RunRef.from_context(context),
                                         verified_at=datetime.fromisoformat(verified["verified_at"]))
         except Exception as exc:

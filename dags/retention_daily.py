@@ -54,7 +54,8 @@ DEFAULT_ARGS = {
 
 
 def _context_options() -> tuple[Any, Any]:
-    from include.retention.daily import RunOptions, as_of_from_context
+    from include.retention.daily import RunOptions
+    from include.retention.airflow_context import as_of_from_context
 
     context = get_current_context()
     params = context["params"]
@@ -98,11 +99,11 @@ def build_daily_dag(policy: Policy, category: Category) -> Any:
         @task(execution_timeout=timedelta(minutes=30))
         def plan() -> dict[str, Any]:
             from include.retention import daily as d
-            from include.retention.keys import RetentionKeys
-            from include.retention.facts import load_facts
+            from include.retention.crypto import RetentionCrypto
+            from include.retention.ledger.facts import load_facts
 
             as_of, options = _context_options()
-            keys = RetentionKeys.from_connection()
+            keys = RetentionCrypto.from_connection()
             facts = load_facts(as_of, keys)
             return d.plan_category(policy, category.name, as_of, options, keys=keys, facts=facts)
 
@@ -122,11 +123,11 @@ def build_daily_dag(policy: Policy, category: Category) -> Any:
             @task(task_id=f"purge_{store}", pool=f"retention_{store}", max_active_tis_per_dagrun=4)
             def purge(batch: list[dict[str, Any]], the_plan: dict[str, Any]) -> list[dict[str, Any]]:
                 from include.retention import daily as d
-                from include.retention.facts import load_facts
-                from include.retention.keys import RetentionKeys
+                from include.retention.ledger.facts import load_facts
+                from include.retention.crypto import RetentionCrypto
 
                 as_of, options = _context_options()
-                keys = RetentionKeys.from_connection()
+                keys = RetentionCrypto.from_connection()
                 return d.execute_specs(
                     policy, batch, dry_run=options.dry_run, run=d.RunRef.from_context(get_current_context()),
                     keys=keys, facts=load_facts(as_of, keys), override_reason=the_plan["override_reason"],
@@ -137,11 +138,11 @@ def build_daily_dag(policy: Policy, category: Category) -> Any:
         @task(trigger_rule="none_failed")
         def verify(the_plan: dict[str, Any]) -> list[dict[str, Any]]:
             from include.retention import daily as d
-            from include.retention.keys import RetentionKeys
-            from include.retention.facts import load_facts
+            from include.retention.crypto import RetentionCrypto
+            from include.retention.ledger.facts import load_facts
 
             as_of, _ = _context_options()
-            keys = RetentionKeys.from_connection()
+            keys = RetentionCrypto.from_connection()
             return d.verify_plan(policy, the_plan, keys=keys, facts=load_facts(as_of, keys))
 
         @task(trigger_rule="none_failed", outlets=[Asset(f"retention://{category.name}")])

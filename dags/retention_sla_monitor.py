@@ -40,7 +40,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 
 from include.retention.policy import load_policy
-from include.retention.requests import DAG_ID as REQUESTS_DAG_ID
+from include.retention.requests.legacy import DAG_ID as REQUESTS_DAG_ID
 
 POLICY = load_policy()
 
@@ -73,9 +73,9 @@ def retention_sla_monitor() -> None:
     @task
     def sweep() -> dict[str, Any]:
         """Which alerts and re-triggers the open requests are owed as of this run."""
-        from include.retention import requests as rq
+        from include.retention.requests import legacy as rq
         from include.retention import sla
-        from include.retention.daily import as_of_from_context
+        from include.retention.airflow_context import as_of_from_context
 
         context = get_current_context()
         as_of = as_of_from_context(context)
@@ -122,7 +122,7 @@ def retention_sla_monitor() -> None:
     def forget_runs() -> dict[str, int]:
         """Delete the finished deletion_requests runs of closed requests (their conf holds the subject id)."""
         from include.retention import airflow_runs
-        from include.retention.daily import as_of_from_context
+        from include.retention.airflow_context import as_of_from_context
 
         api = airflow_runs.AirflowApi.from_connection()  # skipped, with the reason, when it is not defined
         return airflow_runs.forget_request_runs(api, as_of_from_context(get_current_context())).as_dict()

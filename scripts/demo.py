@@ -32,7 +32,8 @@ def reset_demo_ledger() -> None:
     import MySQLdb
     from airflow.sdk import BaseHook
 
-    from include.retention import ledger
+    from include.retention.ledger.db import connect, plain_cursor
+    from include.retention.ledger.migrations import migrate
 
     conn = BaseHook.get_connection("retention_ledger")
     if conn.schema != connections.DEMO.ledger_database:
@@ -42,7 +43,7 @@ def reset_demo_ledger() -> None:
         server.cursor().execute(f"DROP DATABASE IF EXISTS `{conn.schema}`")
     finally:
         server.close()
-    ledger.migrate()
+    migrate()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_sample_requests(config, policy, as_of: datetime) -> dict[str, tuple[str, float]]:  # type: ignore[no-untyped-def]
     """One termination and one deletion request through the deletion_requests DAG; print their certificates."""
     from include.contact_center.seed import build_world
-    from include.retention.requests import run_request_via_dag_test
+    from include.retention.requests.legacy import run_request_via_dag_test
 
     world = build_world(config, policy)
     leaving, staying = world[-1], world[0]
@@ -133,10 +134,11 @@ def run_sample_requests(config, policy, as_of: datetime) -> dict[str, tuple[str,
 
 
 def print_summary() -> None:
-    from include.retention import ledger
+    from include.retention.ledger.db import connect, plain_cursor
+    from include.retention.ledger.migrations import migrate
 
-    with ledger.connect() as conn:
-        cur = ledger.plain_cursor(conn)
+    with connect() as conn:
+        cur = plain_cursor(conn)
         cur.execute(
             """SELECT category, store, target, COUNT(*), COALESCE(SUM(planned), 0), SUM(deleted),
                       SUM(outcome <> 'ok'), MAX(verified_remaining)

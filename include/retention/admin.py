@@ -20,14 +20,16 @@ import argparse
 import sys
 from typing import Sequence
 
-from include.retention import ledger
+from include.retention.ledger.holds import list_holds, place_hold, release_hold
+from include.retention.ledger.migrations import migrate
+from include.retention.ledger.overrides import clear_override, list_overrides, set_override
 from include.retention.policy import Policy, load_policy
 
 
 def _existing_tenant(policy: Policy, value: str) -> str:
     """A well-formed tenant id that the contact center knows: an override or hold on a
     mistyped id would protect nothing, silently."""
-    from include.retention.requests import tenant_in_contact_center
+    from include.retention.requests.legacy import tenant_in_contact_center
 
     tenant = policy.validate_tenant_id(value)
     if not tenant_in_contact_center(tenant):
@@ -38,20 +40,20 @@ def _existing_tenant(policy: Policy, value: str) -> str:
 def _override(args: argparse.Namespace) -> int:
     policy = load_policy()
     if args.action == "list":
-        for o in ledger.list_overrides(args.category):
+        for o in list_overrides(args.category):
             print(f"{o.tenant_id:<22}{o.category:<16}{o.retention_months:>4} months  set {o.set_at:%Y-%m-%d} by {o.set_by}: {o.reason}")
         return 0
     tenant = policy.validate_tenant_id(args.tenant)
     category = policy.category(args.category)
     if args.action == "clear":
-        print("cleared" if ledger.clear_override(tenant, category.name) else "no such override")
+        print("cleared" if clear_override(tenant, category.name) else "no such override")
         return 0
     if not (category.retention.extendable and category.retention.months):
         raise SystemExit(f"{category.name} is kept {category.retention.describe()}: it cannot be extended")
     if args.months <= category.retention.months:
         raise SystemExit(f"extended retention must be longer than the policy's {category.retention.months} months")
     tenant = _existing_tenant(policy, tenant)
-    ledger.set_override(tenant, category.name, args.months, reason=args.reason, set_by=args.by)
+    set_override(tenant, category.name, args.months, reason=args.reason, set_by=args.by)
     print(f"tenant {tenant} keeps {category.name} for {args.months} months")
     return 0
 
@@ -59,27 +61,27 @@ def _override(args: argparse.Namespace) -> int:
 def _hold(args: argparse.Namespace) -> int:
     policy = load_policy()
     if args.action == "list":
-        for h in ledger.list_holds(tenant_id=args.tenant, active_only=not args.all):
+        for h in list_holds(tenant_id=args.tenant, active_only=not args.all):
             who = f"{h.subject_type} {h.subject_hash[:12]}" if h.subject_hash else "whole tenant"
             state = "active" if h.active else f"released {h.released_at:%Y-%m-%d}"
             print(f"#{h.id:<5}{h.tenant_id:<22}{who:<30}{state:<20}placed {h.placed_at:%Y-%m-%d} by {h.placed_by}: {h.reason}")
         return 0
     if args.action == "release":
-        print("released" if ledger.release_hold(args.hold_id) else "no active hold with that id")
+        print("released" if release_hold(args.hold_id) else "no active hold with that id")
         return 0
     tenant = policy.validate_tenant_id(args.tenant)
     keys = None
     if args.subject_type or args.subject_id:
-        from include.retention.keys import RetentionKeys
+        from include.retention.crypto import RetentionCrypto
 
         if not (args.subject_type and args.subject_id):
             raise SystemExit("give --subject-type and --subject-id together, or neither for a whole-tenant hold")
 
         policy.validate_subject(args.subject_type, args.subject_id)
-        keys = RetentionKeys.from_connection()
+        keys = RetentionCrypto.from_connection()
     tenant = _existing_tenant(policy, tenant)
-    hold_id = ledger.place_hold(tenant, reason=args.reason, placed_by=args.by, subject_type=args.subject_type,
-                                subject_id=args.subject_id, keys=keys)
+    hold_id = place_hold(tenant, reason=args.reason, placed_by=args.by, subject_type=args.subject_type,
+                                subject_id=args.subject_id, crypto=keys)
     print(f"hold #{hold_id} placed on tenant {tenant}{' (one subject)' if keys else ''}")
     return 0
 
@@ -120,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "migrate":
-        applied = ledger.migrate()
+        applied = migrate()
         print(f"applied migrations: {applied or 'none (up to date)'}")
         return 0
     return _override(args) if args.command == "override" else _hold(args)

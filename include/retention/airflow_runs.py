@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
-from include.retention import ledger
-from include.retention.requests import DAG_ID as REQUESTS_DAG_ID
-from include.retention.requests import TERMINAL_STATES
+from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
+from include.retention.requests.legacy import DAG_ID as REQUESTS_DAG_ID
+from include.retention.requests.legacy import TERMINAL_STATES
 
 log = logging.getLogger(__name__)
 
@@ -172,15 +172,15 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start:start + size]
 
 
-def closed_by_run(run_ids: Iterable[str], as_of: datetime, *, conn_id: str = ledger.LEDGER_CONN_ID) -> dict[str, bool]:
+def closed_by_run(run_ids: Iterable[str], as_of: datetime, *, conn_id: str = LEDGER_CONN_ID) -> dict[str, bool]:
     """For each run the ledger's request events name: True when every request it touched is
     closed as of ``as_of`` (terminal, or a preview whose window has passed). Runs the ledger
     never saw are absent."""
     terminal = sorted(TERMINAL_STATES)
     as_of_utc = as_of.astimezone(timezone.utc).replace(tzinfo=None)
     closed: dict[str, bool] = {}
-    with ledger.connect(conn_id) as conn:
-        cur = ledger.plain_cursor(conn)
+    with connect(conn_id) as conn:
+        cur = plain_cursor(conn)
         for chunk in _chunks(sorted(set(run_ids)), PAGE_SIZE):
             cur.execute(
                 f"""SELECT e.run_id,
@@ -195,7 +195,7 @@ def closed_by_run(run_ids: Iterable[str], as_of: datetime, *, conn_id: str = led
     return closed
 
 
-def forget_request_runs(api: AirflowApi, as_of: datetime, *, conn_id: str = ledger.LEDGER_CONN_ID) -> ForgetReport:
+def forget_request_runs(api: AirflowApi, as_of: datetime, *, conn_id: str = LEDGER_CONN_ID) -> ForgetReport:
     """Delete the finished ``deletion_requests`` runs (ended by ``as_of``) whose requests are
     all closed in the ledger; keep the others. A rerun deletes nothing more."""
     run_ids = api.finished_run_ids(REQUESTS_DAG_ID, as_of)

@@ -24,16 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Literal
 
-from include.retention.ledger import LEDGER_CONN_ID, connect, plain_cursor
+from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
 from include.retention.policy import Target
-from include.retention.stores.base import (
-    ExpiredSelection,
-    PartialPurgeError,
-    PurgeResult,
-    Selection,
-    SubjectSelection,
-    describe_selection,
-)
+from include.retention.selections import ExpiredSelection, Selection, SubjectSelection, describe_selection
+from include.retention.results import PartialPurgeError, PurgeResult
 
 log = logging.getLogger(__name__)
 

@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from include.retention import ledger
-from include.retention import requests as rq
+from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
+from include.retention.requests import legacy as rq
 
 if TYPE_CHECKING:
-    from include.retention.daily import RunRef
-    from include.retention.keys import RetentionKeys
+    from include.retention.airflow_context import RunRef
+    from include.retention.crypto import RetentionCrypto
     from include.retention.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -81,19 +81,19 @@ def canonical(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
 
 
-def key_id(keys: RetentionKeys) -> str:
+def key_id(keys: RetentionCrypto) -> str:
     """A public fingerprint of the signing key (an HMAC of a constant, so it reveals nothing)."""
     return hmac.new(keys.certificate_key, b"cc-retention certificate key id", hashlib.sha256).hexdigest()[:16]
 
 
-def sign(body: Mapping[str, Any], keys: RetentionKeys) -> dict[str, Any]:
+def sign(body: Mapping[str, Any], keys: RetentionCrypto) -> dict[str, Any]:
     return {
         "certificate": dict(body),
         "signature": {"algorithm": ALGORITHM, "key_id": key_id(keys), "value": keys.sign(canonical(body))},
     }
 
 
-def verify_document(document: Mapping[str, Any], keys: RetentionKeys) -> Verification:
+def verify_document(document: Mapping[str, Any], keys: RetentionCrypto) -> Verification:
     """Check the signature, then that the contents agree with themselves (every remaining
     count 0, totals equal the sum of the steps, completion not after the due date unless
     said so). Any edit to the body breaks the signature."""
@@ -150,8 +150,8 @@ def _runs(request_id: str, events: Sequence[rq.Event], conn_id: str) -> tuple[li
     audit = {"rows": 0, "deleted": 0, "failed": 0}
     if seen:
         ids = list(seen)
-        with ledger.connect(conn_id) as conn:
-            cur = ledger.plain_cursor(conn)
+        with connect(conn_id) as conn:
+            cur = plain_cursor(conn)
             cur.execute(
                 f"""SELECT COUNT(*), COALESCE(SUM(CASE WHEN dry_run THEN 0 ELSE deleted END), 0),
                       COALESCE(SUM(outcome IN ('failed', 'interrupted')), 0)
@@ -171,7 +171,7 @@ def build(
     *,
     verified_at: datetime,
     issued_at: datetime,
-    conn_id: str = ledger.LEDGER_CONN_ID,
+    conn_id: str = LEDGER_CONN_ID,
 ) -> dict[str, Any]:
     """The certificate body (unsigned). No raw subject id can reach it: the request row has none."""
     runs, audit = _runs(request.request_id, events, conn_id)
@@ -390,10 +390,10 @@ def cos_key(request_id: str, extension: str = "json") -> str:
     return f"{COS_PREFIX}{request_id}.{extension}"
 
 
-def load(request_id: str, *, conn_id: str = ledger.LEDGER_CONN_ID) -> StoredCertificate | None:
+def load(request_id: str, *, conn_id: str = LEDGER_CONN_ID) -> StoredCertificate | None:
     """A request's certificate from the ledger, or None."""
-    with ledger.connect(conn_id) as conn:
-        cur = ledger.plain_cursor(conn)
+    with connect(conn_id) as conn:
+        cur = plain_cursor(conn)
         cur.execute(
             "SELECT request_id, certificate_id, issued_at, key_id, signature, cos_bucket, cos_key, document"
             " FROM certificates WHERE request_id = %s",
@@ -410,11 +410,11 @@ def issue(
     policy: Policy,
     request_id: str,
     *,
-    keys: RetentionKeys,
+    keys: RetentionCrypto,
     run: RunRef,
     verified_at: datetime,
     cos_conn_id: str = COS_CONN_ID,
-    conn_id: str = ledger.LEDGER_CONN_ID,
+    conn_id: str = LEDGER_CONN_ID,
 ) -> StoredCertificate:
     """Build, sign and store the certificate of a verified request, then complete the request.
 
@@ -445,8 +445,8 @@ def issue(
         ("html", render_html(document).encode("utf-8"), "text/html; charset=utf-8"),
     ):
         client.put_object(Bucket=bucket, Key=cos_key(request_id, extension), Body=payload, ContentType=content_type)
-    with ledger.connect(conn_id) as conn:
-        ledger.plain_cursor(conn).execute(
+    with connect(conn_id) as conn:
+        plain_cursor(conn).execute(
             """REPLACE INTO certificates (request_id, certificate_id, issued_at, key_id, signature, cos_bucket, cos_key,
                  document) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
             (request_id, body["certificate_id"], issued_at.astimezone(UTC).replace(tzinfo=None),
@@ -466,15 +466,15 @@ def issue(
 # --------------------------------------------------------------------------- CLI
 
 
-def _keys(args: argparse.Namespace) -> RetentionKeys:
-    from include.retention.keys import RetentionKeys
+def _keys(args: argparse.Namespace) -> RetentionCrypto:
+    from include.retention.crypto import RetentionCrypto
 
     if args.key_env:
         secret = os.environ.get(args.key_env)
         if not secret:
             raise SystemExit(f"environment variable {args.key_env} is empty")
-        return RetentionKeys(b"", b"", secret.encode())
-    return RetentionKeys.from_connection(args.conn_id)
+        return RetentionCrypto(b"", b"", secret.encode())
+    return RetentionCrypto.from_connection(args.conn_id)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,19 +13,24 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 from include.retention import audit
+from include.retention.airflow_context import RunRef
 from include.retention.facts import LedgerFacts
-from include.retention.keys import RetentionKeys
-from include.retention.partitions import LegalHold, plan_expired, plan_requests
+from include.retention.crypto import RetentionCrypto
+from include.retention.facts import LegalHold
+from include.retention.expiry import plan_expired, plan_requests
 from include.retention.policy import CosTarget, MySqlTarget, Policy, Target
 from include.retention.stores import store_for
-from include.retention.stores.base import (
+from include.retention.selections import (
     ExpiredSelection,
-    PurgeResult,
-    RetentionStore,
     Selection,
     SubjectSelection,
     TenantSelection,
+    selection_from_doc,
+    selection_to_doc,
 )
+from include.retention.results import PurgeResult
+from include.retention.stores.base import RetentionStore, as_column_source, as_explicit_keys
+from include.retention.subject_keys import held_object_keys, subject_object_keys
 
 log = logging.getLogger(__name__)
 
@@ -34,93 +39,8 @@ DEFAULT_MAX_SHARE = 0.5
 SPECS_PER_MAPPED_TASK = 25
 
 
-@dataclass(frozen=True)
-class RunRef:
-    """Which Airflow run and task a purge belongs to, for the audit."""
-
-    run_id: str
-    dag_id: str
-    task_id: str
-
-    @classmethod
-    def from_context(cls, context: Mapping[str, Any]) -> RunRef:
-        ti = context["ti"]
-        return cls(run_id=str(context["run_id"]), dag_id=str(ti.dag_id), task_id=str(ti.task_id))
-
-
 class CircuitBreakerTripped(RuntimeError):
     """A run would delete more than it safely should; nothing was deleted."""
-
-
-def as_of_from_context(context: Mapping[str, Any]) -> datetime:
-    """The run's own instant: ``data_interval_end`` for scheduled and backfill runs,
-    ``run_after`` for a manual run that has no data interval. Never the wall clock."""
-    end = context.get("data_interval_end")
-    if end is None:
-        end = context["dag_run"].run_after
-    instant = datetime.fromisoformat(end.isoformat()) if hasattr(end, "isoformat") else end
-    if instant.tzinfo is None:
-        raise ValueError("the run's instant has no time zone")
-    return instant
-
-
-# --------------------------------------------------------------------------- (de)serialising
-
-
-def selection_to_doc(selection: Selection, keys: RetentionKeys) -> dict[str, Any]:
-    """JSON for XCom: subjects become keyed hashes, never raw ids."""
-    if isinstance(selection, TenantSelection):
-        return {"kind": "tenant", "tenant": selection.tenant}
-    if isinstance(selection, SubjectSelection):
-        return {
-            "kind": "subject",
-            "tenant": selection.tenant,
-            "subject_type": selection.subject_type,
-            "subject_hash": selection.subject_hash or keys.subject_hash(selection.tenant, selection.subject_type, selection.subject_id),
-            **({"exclude_subject_hashes": _held_hashes(selection, keys)} if selection.exclude_subjects else {}),
-        }
-    return {
-        "kind": "expired",
-        "before": selection.before.isoformat(),
-        "tenant": selection.tenant,
-        "exclude_tenants": sorted(selection.exclude_tenants),
-        "exclude_subject_hashes": _held_hashes(selection, keys),
-        "units": list(selection.units),
-    }
-
-
-def _held_hashes(selection: ExpiredSelection | SubjectSelection, keys: RetentionKeys) -> list[str]:
-    return sorted(keys.subject_hash(t, k, s) for t, k, s in selection.exclude_subjects)
-
-
-def _held_subjects(doc: Mapping[str, Any], subjects: Mapping[str, tuple[str, str, str]]) -> frozenset[tuple[str, str, str]]:
-    excluded = []
-    for h in doc.get("exclude_subject_hashes", []):
-        if h not in subjects:
-            # A hold we cannot resolve must not be silently dropped: refuse instead.
-            raise LookupError(f"held subject {h[:12]} cannot be resolved; refusing to purge around it")
-        excluded.append(subjects[h])
-    return frozenset(excluded)
-
-
-def selection_from_doc(doc: Mapping[str, Any], subjects: Mapping[str, tuple[str, str, str]]) -> Selection:
-    """Rebuild a selection; ``subjects`` maps a subject hash to (tenant, type, id) from the ledger."""
-    kind = doc["kind"]
-    if kind == "tenant":
-        return TenantSelection(doc["tenant"])
-    if kind == "subject":
-        try:
-            tenant, subject_type, subject_id = subjects[doc["subject_hash"]]
-        except KeyError:
-            raise LookupError(f"subject {doc['subject_hash'][:12]} is no longer in the ledger") from None
-        return SubjectSelection(tenant, subject_type, subject_id, doc["subject_hash"], _held_subjects(doc, subjects))
-    return ExpiredSelection(
-        before=datetime.fromisoformat(doc["before"]),
-        tenant=doc.get("tenant"),
-        exclude_tenants=frozenset(doc.get("exclude_tenants", [])),
-        exclude_subjects=_held_subjects(doc, subjects),
-        units=tuple(doc.get("units", [])),
-    )
 
 
 # --------------------------------------------------------------------------- planning
@@ -141,45 +61,13 @@ def _target_total(store: RetentionStore, target: Target, units: Sequence[Any]) -
     return store.count(target, ExpiredSelection(before=FAR_FUTURE, units=tuple(u.name for u in units)))
 
 
-def subject_object_keys(
-    policy: Policy, target: CosTarget, selection: SubjectSelection, mysql: RetentionStore  # type: ignore[type-arg]
-) -> list[str]:
-    """The object keys a subject's rows point at (its recordings), read before the rows go.
-
-    Object keys hold a tenant, a date and a call id: no personal data, so they may travel in XCom.
-    """
-    assert target.subject_keys_from is not None
-    source = policy.category(target.category).target(target.subject_keys_from.target)
-    assert isinstance(source, MySqlTarget)
-    keys = set()
-    for value in mysql.fetch_column(source, selection, target.subject_keys_from.column):  # type: ignore[attr-defined]
-        key = value.decode() if isinstance(value, bytes) else str(value)
-        if key:
-            keys.add(key)
-    return sorted(keys)
-
-
-def held_object_keys(
-    policy: Policy, target: CosTarget, selection: SubjectSelection, mysql: RetentionStore  # type: ignore[type-arg]
-) -> set[str]:
-    """The subject's object keys that stay because their rows also name another held subject.
-
-    The difference of its keys with and without the holds, read now: the held rows are never
-    purged, so it is the same before and after the subject's rows go.
-    """
-    if not selection.exclude_subjects:
-        return set()
-    everything = subject_object_keys(policy, target, selection.without_holds(), mysql)
-    return set(everything) - set(subject_object_keys(policy, target, selection, mysql))
-
-
 def plan_category(
     policy: Policy,
     category_name: str,
     as_of: datetime,
     options: RunOptions,
     *,
-    keys: RetentionKeys,
+    keys: RetentionCrypto,
     facts: LedgerFacts,
     stores: Mapping[str, RetentionStore] | None = None,  # type: ignore[type-arg]
 ) -> dict[str, Any]:
@@ -264,14 +152,14 @@ def batches(specs: Sequence[dict[str, Any]], store: str, max_map_length: int) ->
 # --------------------------------------------------------------------------- executing
 
 
-def subject_lookup(facts: LedgerFacts, keys: RetentionKeys) -> dict[str, tuple[str, str, str]]:
+def subject_lookup(facts: LedgerFacts, keys: RetentionCrypto) -> dict[str, tuple[str, str, str]]:
     """hash -> (tenant, type, id) for every subject the ledger lets this run name."""
     out: dict[str, tuple[str, str, str]] = {}
     for d in facts.deletions:
         out[d.subject_hash] = (d.tenant, d.subject_type, d.subject_id)
     for h in facts.holds:
         if h.subject_type and h.subject_id:
-            out[keys.subject_hash(h.tenant, h.subject_type, h.subject_id)] = (h.tenant, h.subject_type, h.subject_id)
+            out[keys.subject_hash(h.tenant_id, h.subject_type, h.subject_id)] = (h.tenant_id, h.subject_type, h.subject_id)
     return out
 
 
@@ -281,7 +169,7 @@ def execute_specs(
     *,
     dry_run: bool,
     run: RunRef,
-    keys: RetentionKeys,
+    keys: RetentionCrypto,
     facts: LedgerFacts,
     override_reason: str = "",
     stores: Mapping[str, RetentionStore] | None = None,  # type: ignore[type-arg]
@@ -329,7 +217,7 @@ def verify_plan(
     policy: Policy,
     plan: Mapping[str, Any],
     *,
-    keys: RetentionKeys,
+    keys: RetentionCrypto,
     facts: LedgerFacts,
     stores: Mapping[str, RetentionStore] | None = None,  # type: ignore[type-arg]
 ) -> list[dict[str, Any]]:

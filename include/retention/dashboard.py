@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
-from include.retention.ledger import LEDGER_CONN_ID, connect, plain_cursor
+from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
 from include.retention.policy import Policy
 
 log = logging.getLogger(__name__)

@@ -42,7 +42,7 @@ from jinja2 import Environment, Template, select_autoescape
 from markupsafe import Markup, escape
 
 from include.retention import dashboard as dash
-from include.retention.ledger import LEDGER_CONN_ID
+from include.retention.ledger.db import LEDGER_CONN_ID
 from include.retention.policy import Policy, load_policy
 
 log = logging.getLogger(__name__)

@@ -1,67 +1,109 @@
-"""What the ledger tells a run, as the planner's inputs: overrides, holds, open requests.
+"""What the ledger tells a run, as values: overrides, holds, open requests. One class each.
 
-Subject ids are decrypted here, in the task that needs them, and never leave the worker:
-what the tasks pass on is their keyed hash.
+The ledger modules (``ledger/overrides.py``, ``ledger/holds.py``, ``ledger/facts.py``) read
+and write them; the planner (``expiry.py``) decides with them. Subject ids are decrypted
+only in the task that needs them (``LegalHold.opened``) and never leave the worker: what
+the tasks pass on is their keyed hash.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING
 
-from include.retention import ledger
-from include.retention.keys import RetentionKeys
-from include.retention.partitions import LegalHold, SubjectDeletion, TenantOverride, Termination
+if TYPE_CHECKING:
+    from include.retention.crypto import RetentionCrypto
 
-#: Requests whose window the daily DAGs sweep: everything accepted for execution.
-SWEPT_STATES = ("received", "planned", "in_progress", "verifying", "completed", "failed")
+MAX_OVERRIDE_MONTHS = 120
+
+
+def operator_text(value: object, what: str, limit: int) -> str:
+    """A reason or a name an operator typed: one line of printable text, at most ``limit`` characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{what} must be a non-empty string")
+    if len(value) > limit:
+        raise ValueError(f"{what} is longer than {limit} characters")
+    if not value.isprintable():  # NUL, escape sequences and line breaks would garble listings and logs
+        raise ValueError(f"{what} contains a control character; write it on one line of printable text")
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class TenantOverride:
+    """A tenant that bought extended storage keeps a category for ``retention_months``."""
+
+    tenant_id: str
+    category: str
+    retention_months: int
+    reason: str = ""
+    set_by: str = ""
+    set_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LegalHold:
+    """Data of a tenant (``subject_type`` None), or of one subject of it, that no purge may touch.
+
+    As the ledger lists it, a subject hold carries its keyed hash and its Fernet token;
+    ``subject_id`` is filled in by :meth:`opened`, in the task that needs it. Never log it.
+    """
+
+    tenant_id: str
+    subject_type: str | None = None
+    subject_id: str | None = field(default=None, repr=False)
+    id: int = 0
+    subject_hash: str | None = None
+    subject_enc: str | None = field(default=None, repr=False)
+    reason: str = ""
+    placed_by: str = ""
+    placed_at: datetime | None = None
+    released_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.released_at is None
+
+    @property
+    def whole_tenant(self) -> bool:
+        return self.subject_type is None
+
+    def opened(self, crypto: RetentionCrypto) -> LegalHold:
+        """The hold with its subject id decrypted (a whole-tenant hold is returned as it is)."""
+        if self.subject_enc is None or self.subject_id is not None:
+            return self
+        return replace(self, subject_id=crypto.decrypt_subject(self.subject_enc))
+
+
+@dataclass(frozen=True)
+class Termination:
+    """A termination request from the ledger: the tenant's data goes, and late-arriving data
+    keeps being swept until ``due_at``."""
+
+    tenant: str
+    received_at: datetime
+    due_at: datetime
+    categories: frozenset[str]
+
+
+@dataclass(frozen=True)
+class SubjectDeletion:
+    """A deletion request from the ledger (subject id decrypted for the sweep only)."""
+
+    tenant: str
+    subject_type: str
+    subject_id: str = field(repr=False)
+    subject_hash: str
+    received_at: datetime
+    due_at: datetime
+    categories: frozenset[str]
 
 
 @dataclass(frozen=True)
 class LedgerFacts:
+    """Everything the ledger says about one run: the planner's inputs besides the policy."""
+
     overrides: tuple[TenantOverride, ...] = ()
     holds: tuple[LegalHold, ...] = ()
     terminations: tuple[Termination, ...] = ()
     deletions: tuple[SubjectDeletion, ...] = ()
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-def load_facts(as_of: datetime, keys: RetentionKeys, *, conn_id: str = ledger.LEDGER_CONN_ID) -> LedgerFacts:
-    """Facts for a run as of ``as_of``.
-
-    Holds: every hold active *now*, whatever the run's date, because the purge happens now.
-    Requests: executed (not preview, not rejected) requests whose window contains ``as_of``.
-    """
-    overrides = tuple(
-        TenantOverride(o.tenant_id, o.category, o.retention_months) for o in ledger.list_overrides(conn_id=conn_id)
-    )
-    holds = tuple(
-        LegalHold(h.tenant_id, h.subject_type, h.subject_id(keys)) for h in ledger.list_holds(conn_id=conn_id)
-    )
-    terminations: list[Termination] = []
-    deletions: list[SubjectDeletion] = []
-    as_of_utc = as_of.astimezone(timezone.utc).replace(tzinfo=None)
-    placeholders = ", ".join(["%s"] * len(SWEPT_STATES))
-    with ledger.connect(conn_id) as conn:
-        cur = ledger.plain_cursor(conn)
-        cur.execute(
-            f"""SELECT request_type, tenant_id, subject_type, subject_hash, subject_enc, categories, received_at, due_at
-                FROM requests
-                WHERE mode = 'execute' AND state IN ({placeholders}) AND received_at <= %s AND due_at >= %s""",
-            (*SWEPT_STATES, as_of_utc, as_of_utc),
-        )
-        rows = cur.fetchall()
-    for kind, tenant, subject_type, subject_hash, subject_enc, categories, received, due in rows:
-        cats = frozenset(json.loads(categories))
-        if kind == "termination":
-            terminations.append(Termination(str(tenant), _aware(received), _aware(due), cats))
-        elif kind == "deletion" and subject_enc:
-            deletions.append(
-                SubjectDeletion(str(tenant), str(subject_type), keys.decrypt_subject(subject_enc), str(subject_hash),
-                                _aware(received), _aware(due), cats)
-            )
-    return LedgerFacts(overrides, holds, tuple(terminations), tuple(deletions))

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from include.retention.naming import IdentifierError, IdentifierFormat, Template
+from include.retention.identifiers import IdentifierError, IdentifierFormat, Template
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("policy.yaml")
 POLICY_PATH_ENV = "RETENTION_POLICY_PATH"

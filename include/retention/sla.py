@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any, Iterable, Mapping, Sequence
 
-from include.retention import ledger
-from include.retention.requests import OPEN_STATES, Request, days_left
+from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
+from include.retention.requests.legacy import OPEN_STATES, Request, days_left
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +147,12 @@ def classify(
 # --------------------------------------------------------------------------- alert ledger
 
 
-def sent_alerts(request_ids: Sequence[str], *, conn_id: str = ledger.LEDGER_CONN_ID) -> set[tuple[str, str, date]]:
+def sent_alerts(request_ids: Sequence[str], *, conn_id: str = LEDGER_CONN_ID) -> set[tuple[str, str, date]]:
     """(request_id, kind, day) of alerts already sent for these requests."""
     if not request_ids:
         return set()
-    with ledger.connect(conn_id) as conn:
-        cur = ledger.plain_cursor(conn)
+    with connect(conn_id) as conn:
+        cur = plain_cursor(conn)
         cur.execute(
             f"SELECT request_id, kind, alert_day FROM request_alerts WHERE request_id IN "
             f"({', '.join(['%s'] * len(request_ids))})",
@@ -174,9 +174,9 @@ def due_alerts(alerts: Sequence[Alert], day: date, sent: set[tuple[str, str, dat
     return out
 
 
-def record_alert(alert: Alert, day: date, *, run_id: str, conn_id: str = ledger.LEDGER_CONN_ID) -> None:
-    with ledger.connect(conn_id) as conn:
-        ledger.plain_cursor(conn).execute(
+def record_alert(alert: Alert, day: date, *, run_id: str, conn_id: str = LEDGER_CONN_ID) -> None:
+    with connect(conn_id) as conn:
+        plain_cursor(conn).execute(
             """INSERT IGNORE INTO request_alerts (request_id, kind, alert_day, days_left, run_id, sent_at)
                VALUES (%s, %s, %s, %s, %s, %s)""",
             (alert.request_id, alert.kind, day, alert.days_left, run_id,

@@ -212,7 +212,7 @@ def cos_connection(ep: Any, bucket: str, **config: Any) -> str:
 def stores(servers: dict[str, Any], airflow_db: Path) -> Iterator[Stores]:
     """Private databases, bucket and tenants for the session, wired as the retention_* connections."""
     from include.contact_center import schema
-    from include.retention import ledger
+    from include.retention.ledger.migrations import migrate
 
     tag = secrets.token_hex(3)
     s = Stores(servers, f"cc_req_{tag}", f"ledger_req_{tag}", f"cc-req-{tag}",
@@ -228,7 +228,7 @@ def stores(servers: dict[str, Any], airflow_db: Path) -> Iterator[Stores]:
         mp.setenv("AIRFLOW_CONN_RETENTION_MYSQL", _mysql_uri(ep, s.cc_database))
         mp.setenv("AIRFLOW_CONN_RETENTION_LEDGER", _mysql_uri(ep, s.ledger_database))
         mp.setenv("AIRFLOW_CONN_RETENTION_COS", cos_connection(servers["s3"], s.bucket))
-        ledger.migrate()
+        migrate()
         try:
             yield s
         finally:

@@ -147,12 +147,13 @@ DAG_RUNS = (
 
 def seed_ledger(uri_env: dict[str, str], db: Any, now: datetime) -> None:
     """Migrate the private ledger (``retention_ledger`` from ``uri_env``) and write the seeds."""
-    from include.retention import ledger
+    from include.retention.ledger.db import connect, plain_cursor
+    from include.retention.ledger.migrations import migrate
 
     with pytest.MonkeyPatch.context() as mp:
         for key, value in uri_env.items():
             mp.setenv(key, value)
-        ledger.migrate()
+        migrate()
     rows = []
     for r in REQUESTS:
         received = r.received_at(now)
@@ -196,20 +197,21 @@ def seed_ledger(uri_env: dict[str, str], db: Any, now: datetime) -> None:
 def seed_certificate(request_id: str, now: datetime) -> None:
     """A signed certificate for a completed request, built by the request flow's own code, in the ledger."""
     from devservers.connections import DEV_KEYS
-    from include.retention import certificates, ledger
-    from include.retention import requests as rq
-    from include.retention.keys import RetentionKeys
+    from include.retention import certificates
+    from include.retention.ledger.db import connect, plain_cursor
+    from include.retention.requests import legacy as rq
+    from include.retention.crypto import RetentionCrypto
     from include.retention.policy import load_policy
 
     request = rq.get_request(request_id)
     assert request is not None
-    keys = RetentionKeys(*(DEV_KEYS[k].encode() for k in ("subject_hash_key", "subject_encryption_key",
+    keys = RetentionCrypto(*(DEV_KEYS[k].encode() for k in ("subject_hash_key", "subject_encryption_key",
                                                             "certificate_key")))
     issued = now - timedelta(days=2)
     body = certificates.build(load_policy(), request, [], [], verified_at=issued, issued_at=issued)
     document = certificates.sign(body, keys)
-    with ledger.connect() as conn:
-        ledger.plain_cursor(conn).execute(
+    with connect() as conn:
+        plain_cursor(conn).execute(
             "INSERT INTO certificates (request_id, certificate_id, issued_at, key_id, signature, cos_bucket, cos_key,"
             " document) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             (request_id, body["certificate_id"], _naive(issued), document["signature"]["key_id"],

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from include.retention.partitions import cutoff
+from include.retention.expiry import cutoff
 from include.retention.policy import DEFAULT_POLICY_PATH, Policy
 
 pytestmark = pytest.mark.servers
@@ -54,7 +54,10 @@ def seeded_world(servers: dict[str, Any], as_of: date, *, ns: Any = None, tenant
     """
     from devservers import connections
     from include.contact_center.seed import SeedConfig, seed_all
-    from include.retention import ledger
+    from include.retention.ledger.db import connect, plain_cursor
+    from include.retention.ledger.holds import place_hold
+    from include.retention.ledger.migrations import migrate
+    from include.retention.ledger.overrides import set_override
 
     ns = ns or new_namespace()
     env = connections.airflow_connections(servers, ns)
@@ -68,10 +71,10 @@ def seeded_world(servers: dict[str, Any], as_of: date, *, ns: Any = None, tenant
             mp.setenv(key, value)
         seed_all(config, mysql_database=ns.mysql_database, reset_mysql=True, cos_bucket=ns.bucket,
                  stores=("mysql", "cos"))
-        ledger.migrate()
-        ledger.set_override(EXTENDED, "call_data", 12, reason="bought extended storage", set_by="e2e")
-        ledger.set_override(EXTENDED, "call_analytics", 12, reason="bought extended storage", set_by="e2e")
-        ledger.place_hold(HELD, reason="litigation", placed_by="e2e")
+        migrate()
+        set_override(EXTENDED, "call_data", 12, reason="bought extended storage", set_by="e2e")
+        set_override(EXTENDED, "call_analytics", 12, reason="bought extended storage", set_by="e2e")
+        place_hold(HELD, reason="litigation", placed_by="e2e")
         try:
             yield {"ns": ns, "config": config, "env": env}
         finally:
@@ -89,7 +92,7 @@ def _drop_world(ns: Any, tenants: tuple[str, ...]) -> None:
     finally:
         db.close()
     from include.retention.policy import CosTarget, load_policy
-    from include.retention.stores.base import TenantSelection
+    from include.retention.selections import TenantSelection
     from include.retention.stores.cos import CosStore
 
     policy = load_policy()
@@ -182,10 +185,13 @@ def run(category: str, as_of_day: date, conf: dict[str, Any] | None = None) -> A
 
 
 def audit_rows(run_id: str) -> list[dict[str, Any]]:
-    from include.retention import ledger
+    from include.retention.ledger.db import connect, plain_cursor
+    from include.retention.ledger.holds import place_hold
+    from include.retention.ledger.migrations import migrate
+    from include.retention.ledger.overrides import set_override
 
-    with ledger.connect() as conn:
-        cur = ledger.plain_cursor(conn)
+    with connect() as conn:
+        cur = plain_cursor(conn)
         cur.execute("SELECT target, selection_kind, planned, deleted, dry_run, outcome, override_reason "
                     "FROM purge_audit WHERE run_id = %s", (run_id,))
         cols = ["target", "kind", "planned", "deleted", "dry_run", "outcome", "override_reason"]
@@ -267,10 +273,13 @@ def test_rerun_deletes_nothing(world, policy) -> None:  # type: ignore[no-untype
 
 
 def test_override_of_the_breaker_is_recorded_in_the_audit(world, policy) -> None:  # type: ignore[no-untyped-def]
-    from include.retention import ledger
+    from include.retention.ledger.db import connect, plain_cursor
+    from include.retention.ledger.holds import place_hold
+    from include.retention.ledger.migrations import migrate
+    from include.retention.ledger.overrides import set_override
 
-    with ledger.connect() as conn:
-        cur = ledger.plain_cursor(conn)
+    with connect() as conn:
+        cur = plain_cursor(conn)
         cur.execute("SELECT COUNT(*) FROM purge_audit WHERE override_reason = %s AND deleted > 0",
                     ("first run over backlog",))
         assert cur.fetchone()[0] > 0

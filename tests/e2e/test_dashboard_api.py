@@ -249,7 +249,7 @@ def test_summary_is_the_page_as_json(admin: httpx.Client) -> None:
 def test_certificates_are_listed_and_downloadable(admin: httpx.Client) -> None:
     from devservers.connections import DEV_KEYS
     from include.retention import certificates
-    from include.retention.keys import RetentionKeys
+    from include.retention.crypto import RetentionCrypto
 
     listed = get_json(admin, "/retention/api/certificates")["certificates"]
     assert [(c["request_id"], c["reference"], c["certificate_id"]) for c in listed] == [
@@ -264,7 +264,7 @@ def test_certificates_are_listed_and_downloadable(admin: httpx.Client) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
     assert response.headers["content-disposition"] == "attachment; filename*=UTF-8''CERT-req-done.json"
-    keys = RetentionKeys(*(DEV_KEYS[k].encode() for k in ("subject_hash_key", "subject_encryption_key",
+    keys = RetentionCrypto(*(DEV_KEYS[k].encode() for k in ("subject_hash_key", "subject_encryption_key",
                                                             "certificate_key")))
     check = certificates.verify_document(response.json(), keys)
     assert check.ok, check  # the download is the signed document, signature intact

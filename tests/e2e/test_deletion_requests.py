@@ -37,7 +37,7 @@ def run(dag: Any, conf: dict[str, Any], **kwargs: Any) -> Any:
 
 
 def request_of(reference: str) -> Any:
-    from include.retention import requests as rq
+    from include.retention.requests import legacy as rq
 
     found = rq.find_by_reference(reference)
     assert found is not None, f"no request with reference {reference}"
@@ -45,7 +45,7 @@ def request_of(reference: str) -> Any:
 
 
 def steps_of(request_id: str) -> dict[str, Any]:
-    from include.retention import requests as rq
+    from include.retention.requests import legacy as rq
 
     return {s.qualified_name: s for s in rq.list_steps(request_id)}
 
@@ -64,16 +64,16 @@ def certificate_of(request_id: str) -> dict[str, Any]:
 
 def submit(conf: dict[str, Any]) -> Any:
     """What the register task does, without a DAG run (for the many refusal cases)."""
-    from include.retention import requests as rq
+    from include.retention.requests import legacy as rq
     from include.retention.policy import load_policy
 
     return rq.submit(load_policy(), conf, run_after=datetime.now(UTC), run_id="manual__test", keys=keys())
 
 
 def keys() -> Any:
-    from include.retention.keys import RetentionKeys
+    from include.retention.crypto import RetentionCrypto
 
-    return RetentionKeys.from_connection()
+    return RetentionCrypto.from_connection()
 
 
 # --------------------------------------------------------------------------- termination
@@ -198,7 +198,7 @@ def test_same_reference_twice_is_one_request(requests_dag: Any, deleted_agent: d
 
 
 def test_a_reference_naming_another_request_is_refused(deleted_agent: dict[str, Any]) -> None:
-    from include.retention import requests as rq
+    from include.retention.requests import legacy as rq
 
     conf = {**deleted_agent["conf"], "subject_id": "a10"}
     with pytest.raises(rq.RequestConflict, match="differs in subject_id"):
@@ -232,7 +232,7 @@ def test_preview_counts_and_deletes_nothing(requests_dag: Any, world: World, sto
     conf = base_conf(request_type="termination", tenant_id=world.tenant, reference=f"TKT-{world.tenant}-PV",
                      mode="preview")
     objects, keys_before = world.objects(), world.redis_keys()
-    from include.retention.requests import run_request_via_dag_test
+    from include.retention.requests.legacy import run_request_via_dag_test
 
     outcome = run_request_via_dag_test(conf)  # what the demo calls
 
@@ -272,10 +272,10 @@ def test_an_unknown_tenant_is_rejected_by_the_run(requests_dag: Any, stores: Sto
 
 def test_a_subject_on_legal_hold_is_refused(untouched_world: World) -> None:
     world = untouched_world
-    from include.retention import ledger
+    from include.retention.ledger.holds import place_hold, release_hold
 
-    hold = ledger.place_hold(world.tenant, reason="litigation", placed_by="legal", subject_type="agent",
-                             subject_id="a1", keys=keys())
+    hold = place_hold(world.tenant, reason="litigation", placed_by="legal", subject_type="agent",
+                             subject_id="a1", crypto=keys())
     try:
         conf = base_conf(request_type="deletion", tenant_id=world.tenant, subject_type="agent", subject_id="a1",
                          reference=f"TKT-{world.tenant}-HOLD")
@@ -284,7 +284,7 @@ def test_a_subject_on_legal_hold_is_refused(untouched_world: World) -> None:
         assert request.state == "rejected" and f"legal hold #{hold}" in (request.error or "")
         assert world.rows("agents", "agent_id = 'a1'") == 1
     finally:
-        ledger.release_hold(hold)
+        release_hold(hold)
 
 
 def test_a_hold_on_another_subject_keeps_the_records_naming_it(requests_dag: Any, world: World) -> None:
@@ -292,10 +292,11 @@ def test_a_hold_on_another_subject_keeps_the_records_naming_it(requests_dag: Any
     document stay and are counted as withheld; verify does not count them as left over. Logs
     alone have no backups, so that request completes and its certificate says what it kept; the
     whole request waits for the hold on its expiry steps (the tenant's backups cannot be split)."""
-    from include.retention import certificates, ledger
+    from include.retention import certificates
+    from include.retention.ledger.holds import place_hold, release_hold
 
-    hold = ledger.place_hold(world.tenant, reason="litigation", placed_by="legal", subject_type="agent",
-                             subject_id="a10", keys=keys())
+    hold = place_hold(world.tenant, reason="litigation", placed_by="legal", subject_type="agent",
+                             subject_id="a10", crypto=keys())
     try:
         logs_only = base_conf(request_type="deletion", tenant_id=world.tenant, subject_type="phone_number",
                               subject_id=world.P1, categories=["log_data"], reference=f"TKT-{world.tenant}-P1-LOGS")
@@ -330,7 +331,7 @@ def test_a_hold_on_another_subject_keeps_the_records_naming_it(requests_dag: Any
         assert request.state == "failed" and f"legal hold #{hold}" in (request.error or "")
         assert {s.kind for s in steps.values() if s.state != "verified"} == {"expiry"}
     finally:
-        ledger.release_hold(hold)
+        release_hold(hold)
 
 
 # --------------------------------------------------------------------------- partial failure

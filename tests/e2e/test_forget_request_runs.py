@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import pytest
 
 from devservers.connections import DEV_KEYS
-from include.retention.keys import RetentionKeys
+from include.retention.crypto import RetentionCrypto
 from tests.e2e.airflow_processes import AirflowProcesses, running_api_server
 from tests.fixtures.mysql import MySqlDatabase
 
@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.servers, pytest.mark.slow]
 UTC = timezone.utc
 PHONE = "+6581230077"
 DAG_RUNS = "/api/v2/dags/deletion_requests/dagRuns"
-KEYS = RetentionKeys(
+KEYS = RetentionCrypto(
     subject_hash_key=DEV_KEYS["subject_hash_key"].encode(),
     subject_encryption_key=DEV_KEYS["subject_encryption_key"].encode(),
     certificate_key=DEV_KEYS["certificate_key"].encode(),
@@ -56,7 +56,7 @@ def submit_run(server: AirflowProcesses, token: str, tenant: str, reference: str
 
 def record_request(conf: dict[str, Any], run_id: str, as_of: datetime, *, end_state: str | None) -> None:
     """The ledger row ``register`` would write for this run, moved on to ``end_state``."""
-    from include.retention import requests as rq
+    from include.retention.requests import legacy as rq
     from include.retention.policy import load_policy
 
     accepted = end_state != "rejected"  # an unknown tenant is refused at intake

@@ -79,12 +79,12 @@ def snapshots(target_world: World) -> Iterator[tuple[Snapshot, dict[str, Any]]]:
 def test_hostile_request_is_rejected_and_nothing_changes(
     target_world: World, snapshots: tuple[Snapshot, dict[str, Any]], case: Case
 ) -> None:
-    from include.retention import requests as rq
-    from include.retention.keys import RetentionKeys
+    from include.retention.requests import legacy as rq
+    from include.retention.crypto import RetentionCrypto
     from include.retention.policy import load_policy
 
     conf = request_conf(case, target_world.tenant)
-    keys = RetentionKeys.from_connection()
+    keys = RetentionCrypto.from_connection()
 
     submission = rq.submit(load_policy(), conf, run_after=datetime.now(UTC), run_id=f"manual__{case.case_id}",
                            keys=keys)

@@ -50,7 +50,7 @@ def leak_world(servers: dict[str, Any], airflow_db: Path) -> Iterator[dict[str, 
     """A private contact center (two tenants, seven months) in all four stores, and its ledger."""
     from devservers import connections
     from include.contact_center.seed import SeedConfig, seed_all
-    from include.retention import ledger
+    from include.retention.ledger.migrations import migrate
     from include.retention.policy import load_policy
 
     tag = secrets.token_hex(4)
@@ -67,7 +67,7 @@ def leak_world(servers: dict[str, Any], airflow_db: Path) -> Iterator[dict[str, 
             mp.setenv(key, value)
         try:
             seed_all(config, mysql_database=ns.mysql_database, reset_mysql=True, cos_bucket=ns.bucket)
-            ledger.migrate()
+            migrate()
             yield {"ns": ns, "config": config, "today": today, "servers": servers}
         finally:
             _drop(ns, config.tenant_ids, servers)
@@ -215,8 +215,8 @@ def test_no_personal_data_in_logs_xcom_ledger_certificates_or_mails(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from include.contact_center.seed import build_world, known_personal_data
-    from include.retention import requests as rq
-    from include.retention.keys import RetentionKeys
+    from include.retention.requests import legacy as rq
+    from include.retention.crypto import RetentionCrypto
     from include.retention.policy import load_policy
 
     policy, ns, config = load_policy(), leak_world["ns"], leak_world["config"]
@@ -254,7 +254,7 @@ def test_no_personal_data_in_logs_xcom_ledger_certificates_or_mails(
     assert all(r is not None and r.state == "completed" for r in completed)
     # two open requests the SLA monitor writes about: a warning (T-7) and a breach (T-0)
     as_of = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-    keys = RetentionKeys.from_connection()
+    keys = RetentionCrypto.from_connection()
     for days, customer in ((23, staying.customers[1]), (30, staying.customers[2])):
         conf = {"request_type": "deletion", "tenant_id": staying.tenant_id, "subject_type": "phone_number",
                 "subject_id": customer, "reference": f"LEAK-{staying.tenant_id}-{days}",

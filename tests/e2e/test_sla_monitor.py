@@ -25,8 +25,8 @@ def monitor(airflow_db: Any) -> Any:
 
 def open_request(stores: Stores, *, received_days_ago: float, as_of: datetime, state: str = "received") -> Any:
     """An accepted deletion request received that long before ``as_of`` (never run)."""
-    from include.retention import requests as rq
-    from include.retention.keys import RetentionKeys
+    from include.retention.requests import legacy as rq
+    from include.retention.crypto import RetentionCrypto
     from include.retention.policy import load_policy
 
     tenant = stores.new_tenant()
@@ -37,7 +37,7 @@ def open_request(stores: Stores, *, received_days_ago: float, as_of: datetime, s
             "reference": f"SLA-{tenant}", "requested_by": "dpo@example.test", "mode": "execute",
             "received_at": received.isoformat()}
     submission = rq.submit(load_policy(), conf, run_after=as_of, run_id="manual__sla_test",
-                           keys=RetentionKeys.from_connection())
+                           keys=RetentionCrypto.from_connection())
     assert submission.outcome == "new"
     request = submission.request
     if state == "failed":
@@ -93,7 +93,7 @@ def test_failed_requests_are_retriggered_without_their_subject(monitor: Any, sto
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
-    from include.retention import requests as rq
+    from include.retention.requests import legacy as rq
 
     as_of = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     failed = open_request(stores, received_days_ago=3, as_of=as_of, state="failed")

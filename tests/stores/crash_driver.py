@@ -18,13 +18,14 @@ import time
 from typing import Any, Mapping
 
 from devservers.connections import DEV_KEYS
-from include.retention.daily import RunRef, execute_specs
+from include.retention.airflow_context import RunRef
+from include.retention.daily import execute_specs
 from include.retention.facts import LedgerFacts
-from include.retention.keys import RetentionKeys
+from include.retention.crypto import RetentionCrypto
 from include.retention.policy import load_policy
 from include.retention.stores.base import RetentionStore
 
-KEYS = RetentionKeys(
+KEYS = RetentionCrypto(
     subject_hash_key=DEV_KEYS["subject_hash_key"].encode(),
     subject_encryption_key=DEV_KEYS["subject_encryption_key"].encode(),
     certificate_key=DEV_KEYS["certificate_key"].encode(),

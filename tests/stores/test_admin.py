@@ -12,8 +12,11 @@ from typing import Iterator
 
 import pytest
 
-from include.retention import admin, ledger
-from include.retention.naming import IdentifierError
+from include.retention import admin
+from include.retention.ledger.holds import list_holds, place_hold
+from include.retention.ledger.migrations import migrate
+from include.retention.ledger.overrides import list_overrides, set_override
+from include.retention.identifiers import IdentifierError
 from tests.hostile_catalogue import ADMIN_ENTRY_POINTS, Case, cases_of
 
 pytestmark = pytest.mark.servers
@@ -31,7 +34,7 @@ def _private_ledger(port: int) -> Iterator[str]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_CONN_RETENTION_LEDGER", uri)
         mp.setenv("AIRFLOW_CONN_RETENTION_MYSQL", uri)
-        ledger.migrate()
+        migrate()
         db = MySQLdb.connect(host="127.0.0.1", port=port, user="root", db=name, autocommit=True)
         try:
             db.cursor().execute("CREATE TABLE tenants (tenant_id VARCHAR(20) PRIMARY KEY)")
@@ -52,8 +55,8 @@ def private_ledger(servers) -> Iterator[str]:  # type: ignore[no-untyped-def]
 def standing_ledger(servers) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A private ledger with an override and a hold that no refused command may change."""
     with _private_ledger(servers["mariadb"].port) as name:
-        ledger.set_override(TENANT, "call_analytics", 12, reason="standing contract", set_by="ops")
-        ledger.place_hold(TENANT, reason="standing hold", placed_by="legal")
+        set_override(TENANT, "call_analytics", 12, reason="standing contract", set_by="ops")
+        place_hold(TENANT, reason="standing hold", placed_by="legal")
         yield name
 
 
@@ -62,23 +65,23 @@ def test_override_set_list_clear(private_ledger, capsys) -> None:  # type: ignor
     admin.main(["override", "list"])
     out = capsys.readouterr().out
     assert "12" in out and "call_data" in out and "24 months" in out
-    assert [o.retention_months for o in ledger.list_overrides("call_data")] == [24]
+    assert [o.retention_months for o in list_overrides("call_data")] == [24]
     admin.main(["override", "clear", TENANT, "call_data"])
-    assert ledger.list_overrides() == []
+    assert list_overrides() == []
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.case_id) for c in cases_of(*ADMIN_ENTRY_POINTS)])
 def test_hostile_override_or_hold_is_refused_with_the_documented_error(
     standing_ledger, capsys, case: Case  # type: ignore[no-untyped-def]
 ) -> None:
-    before = (ledger.list_overrides(), ledger.list_holds(active_only=False))
+    before = (list_overrides(), list_holds(active_only=False))
     with pytest.raises((SystemExit, ValueError, KeyError, IdentifierError)) as refused:
         admin.main(case.value(TENANT))
     message = f"{refused.value} {capsys.readouterr().err}"
     assert refused.value.args and refused.value.args[0] not in (0, None), message  # not a successful exit
     assert case.error in message
     assert "+6581234567" not in message and "+65*" not in message  # subject ids are never echoed
-    assert (ledger.list_overrides(), ledger.list_holds(active_only=False)) == before
+    assert (list_overrides(), list_holds(active_only=False)) == before
 
 
 def test_subject_hold_never_prints_or_stores_the_subject(private_ledger, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -88,7 +91,7 @@ def test_subject_hold_never_prints_or_stores_the_subject(private_ledger, capsys)
     admin.main(["hold", "list"])
     out = capsys.readouterr().out
     assert phone not in out and "phone_number" in out
-    (hold,) = ledger.list_holds()
+    (hold,) = list_holds()
     assert phone not in repr(hold) and phone not in (hold.subject_enc or "")
     assert admin.main(["hold", "release", str(hold.id)]) == 0
-    assert ledger.list_holds() == []
+    assert list_holds() == []

@@ -9,16 +9,14 @@ from typing import Any
 import pytest
 
 from devservers.connections import DEV_KEYS
-from include.retention import audit, ledger
-from include.retention.keys import RetentionKeys
+from include.retention import audit
+from include.retention.ledger.holds import list_holds, place_hold, release_hold
+from include.retention.ledger.migrations import MIGRATIONS, applied_migrations, migrate
+from include.retention.ledger.overrides import clear_override, list_overrides, set_override
+from include.retention.crypto import RetentionCrypto
 from include.retention.policy import MySqlTarget, Policy
-from include.retention.stores.base import (
-    ExpiredSelection,
-    PartialPurgeError,
-    PurgeResult,
-    SubjectSelection,
-    TenantSelection,
-)
+from include.retention.selections import ExpiredSelection, SubjectSelection, TenantSelection
+from include.retention.results import PartialPurgeError, PurgeResult
 from include.retention.stores.mysql import MySqlStore
 from tests.fixtures.mysql import MySqlDatabase
 
@@ -27,7 +25,7 @@ pytestmark = pytest.mark.servers
 UTC = timezone.utc
 T0 = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
 PHONE = "+6591234567"
-KEYS = RetentionKeys(
+KEYS = RetentionCrypto(
     subject_hash_key=DEV_KEYS["subject_hash_key"].encode(),
     subject_encryption_key=DEV_KEYS["subject_encryption_key"].encode(),
     certificate_key=DEV_KEYS["certificate_key"].encode(),
@@ -65,15 +63,15 @@ def test_migrate_creates_the_ledger_once(mariadb_endpoint: Any, monkeypatch: pyt
     db = MySqlDatabase(mariadb_endpoint, f"ledger_{secrets.token_hex(4)}")
     monkeypatch.setenv("AIRFLOW_CONN_RETENTION_LEDGER", db.uri)
     try:
-        assert ledger.migrate() == [m.version for m in ledger.MIGRATIONS]
-        assert ledger.migrate() == []
-        assert ledger.applied_migrations() == [m.version for m in ledger.MIGRATIONS]
+        assert migrate() == [m.version for m in MIGRATIONS]
+        assert migrate() == []
+        assert applied_migrations() == [m.version for m in MIGRATIONS]
         tables = {r[0] for r in db.query("SHOW TABLES")}
         assert set(TABLES) <= tables  # later migrations add tables of their own
         indexes = {r[2] for r in db.query("SHOW INDEX FROM purge_audit")}
         assert {"ix_run", "ix_category_finished"} <= indexes
         assert "ix_run" in {r[2] for r in db.query("SHOW INDEX FROM request_events")}  # forget_runs' lookup
-        assert db.query("SELECT COUNT(*) FROM schema_migrations")[0][0] == len(ledger.MIGRATIONS)
+        assert db.query("SELECT COUNT(*) FROM schema_migrations")[0][0] == len(MIGRATIONS)
     finally:
         db.execute(f"DROP DATABASE IF EXISTS `{db.name}`")
 
@@ -81,7 +79,7 @@ def test_migrate_creates_the_ledger_once(mariadb_endpoint: Any, monkeypatch: pyt
 def test_migrate_needs_a_database_name(mariadb_endpoint: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_RETENTION_LEDGER", "mysql://root@127.0.0.1:3306/bad-name")
     with pytest.raises(ValueError, match="must name the ledger database"):
-        ledger.migrate()
+        migrate()
 
 
 # --------------------------------------------------------------------------- audit rows
@@ -223,43 +221,43 @@ def test_summary_counts_per_store_and_target(ledger_db: MySqlDatabase, policy: P
 
 def test_tenant_overrides_set_replace_list_clear(ledger_db: MySqlDatabase) -> None:
     tenant = str(secrets.randbelow(10**9) + 1)
-    ledger.set_override(tenant, "call_data", 12, reason="extended storage", set_by="ops@example", at=T0)
-    ledger.set_override(tenant, "call_data", 18, reason="extended again", set_by="ops@example",
+    set_override(tenant, "call_data", 12, reason="extended storage", set_by="ops@example", at=T0)
+    set_override(tenant, "call_data", 18, reason="extended again", set_by="ops@example",
                        at=T0 + timedelta(days=1))
-    ledger.set_override(tenant, "call_analytics", 9, reason="extended", set_by="ops@example", at=T0)
-    mine = [o for o in ledger.list_overrides() if o.tenant_id == tenant]
+    set_override(tenant, "call_analytics", 9, reason="extended", set_by="ops@example", at=T0)
+    mine = [o for o in list_overrides() if o.tenant_id == tenant]
     assert [(o.category, o.retention_months, o.reason) for o in mine] == [
         ("call_analytics", 9, "extended"), ("call_data", 18, "extended again")
     ]
     assert mine[1].set_at == T0 + timedelta(days=1)
-    assert [o.tenant_id for o in ledger.list_overrides("call_data") if o.tenant_id == tenant] == [tenant]
-    assert ledger.clear_override(tenant, "call_data") is True
-    assert ledger.clear_override(tenant, "call_data") is False
+    assert [o.tenant_id for o in list_overrides("call_data") if o.tenant_id == tenant] == [tenant]
+    assert clear_override(tenant, "call_data") is True
+    assert clear_override(tenant, "call_data") is False
     with pytest.raises(ValueError, match="between 1 and"):
-        ledger.set_override(tenant, "call_data", 0, reason="r", set_by="s")
+        set_override(tenant, "call_data", 0, reason="r", set_by="s")
     with pytest.raises(ValueError, match="reason"):
-        ledger.set_override(tenant, "call_data", 3, reason=" ", set_by="s")
+        set_override(tenant, "call_data", 3, reason=" ", set_by="s")
 
 
 def test_legal_holds_keep_the_subject_only_as_hash_and_token(ledger_db: MySqlDatabase) -> None:
     tenant = str(secrets.randbelow(10**9) + 1)
-    tenant_hold = ledger.place_hold(tenant, reason="litigation", placed_by="legal@example", at=T0)
-    subject_hold = ledger.place_hold(tenant, reason="regulator inquiry", placed_by="legal@example",
-                                          subject_type="phone_number", subject_id=PHONE, keys=KEYS, at=T0)
-    holds = [h for h in ledger.list_holds(tenant_id=tenant)]
+    tenant_hold = place_hold(tenant, reason="litigation", placed_by="legal@example", at=T0)
+    subject_hold = place_hold(tenant, reason="regulator inquiry", placed_by="legal@example",
+                                          subject_type="phone_number", subject_id=PHONE, crypto=KEYS, at=T0)
+    holds = [h for h in list_holds(tenant_id=tenant)]
     assert [h.id for h in holds] == [tenant_hold, subject_hold]
-    assert holds[0].whole_tenant and holds[0].subject_id(KEYS) is None
+    assert holds[0].whole_tenant and holds[0].opened(KEYS).subject_id is None
     assert holds[1].subject_hash == KEYS.subject_hash(tenant, "phone_number", PHONE)
-    assert holds[1].subject_id(KEYS) == PHONE and PHONE not in repr(holds[1])
+    assert holds[1].opened(KEYS).subject_id == PHONE and PHONE not in repr(holds[1])
     raw = ledger_db.query("SELECT * FROM legal_holds WHERE tenant_id = %s", (tenant,))
     assert all(PHONE not in str(value) for row in raw for value in row)
 
-    assert ledger.release_hold(tenant_hold, at=T0 + timedelta(days=3)) is True
-    assert ledger.release_hold(tenant_hold) is False
-    assert [h.id for h in ledger.list_holds(tenant_id=tenant)] == [subject_hold]
-    released = [h for h in ledger.list_holds(tenant_id=tenant, active_only=False) if h.id == tenant_hold]
+    assert release_hold(tenant_hold, at=T0 + timedelta(days=3)) is True
+    assert release_hold(tenant_hold) is False
+    assert [h.id for h in list_holds(tenant_id=tenant)] == [subject_hold]
+    released = [h for h in list_holds(tenant_id=tenant, active_only=False) if h.id == tenant_hold]
     assert released[0].released_at == T0 + timedelta(days=3) and not released[0].active
     with pytest.raises(ValueError, match="retention keys"):
-        ledger.place_hold(tenant, reason="r", placed_by="p", subject_type="agent", subject_id="bob")
+        place_hold(tenant, reason="r", placed_by="p", subject_type="agent", subject_id="bob")
     with pytest.raises(ValueError, match="together"):
-        ledger.place_hold(tenant, reason="r", placed_by="p", subject_type="agent")
+        place_hold(tenant, reason="r", placed_by="p", subject_type="agent")

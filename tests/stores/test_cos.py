@@ -19,16 +19,10 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from devservers.procs import Endpoint
-from include.retention.naming import IdentifierError, Template
+from include.retention.identifiers import IdentifierError, Template
 from include.retention.policy import CosTarget, Policy, Retention
-from include.retention.stores.base import (
-    DatedUnit,
-    ExpiredSelection,
-    PartialPurgeError,
-    SubjectSelection,
-    TenantSelection,
-    UnsupportedSelection,
-)
+from include.retention.selections import DatedUnit, ExpiredSelection, SubjectSelection, TenantSelection
+from include.retention.results import PartialPurgeError, UnsupportedSelection
 from include.retention.stores.cos import CosStore, _KeyParser, _next_version_marker, iso_timestamp
 from tests.fixtures.cos import CosBucket, SeededBucket, connection_env, new_bucket, plain_client
 

@@ -25,7 +25,7 @@ import pytest
 
 from include.retention import audit
 from include.retention.policy import Policy
-from include.retention.stores.base import ExpiredSelection, TenantSelection
+from include.retention.selections import ExpiredSelection, TenantSelection
 from tests.fixtures.cos import CosBucket
 from tests.fixtures.mysql import MySqlDatabase
 from tests.fixtures.redis import RedisKeys
@@ -209,7 +209,7 @@ def test_a_second_attempt_waits_for_a_live_one_and_then_refuses(
 
 
 def _result(target: str, deleted: int) -> Any:
-    from include.retention.stores.base import PurgeResult
+    from include.retention.results import PurgeResult
 
     return PurgeResult(target, "mysql", "keyset_delete", deleted, deleted)
 
@@ -217,7 +217,7 @@ def _result(target: str, deleted: int) -> Any:
 def test_dry_runs_write_one_row_and_take_no_lock(ledger_db: MySqlDatabase, policy: Policy) -> None:
     target = policy.target("call_analytics.call_metrics")
     run_id = new_run_id()
-    from include.retention.stores.base import PurgeResult
+    from include.retention.results import PurgeResult
 
     result = PurgeResult(target.qualified_name, "mysql", "keyset_delete", 7, 0, dry_run=True)
     audit.audited_purge(lambda: result, matched=lambda: pytest.fail("a dry run counts in its purge"), dry_run=True,

@@ -15,15 +15,10 @@ from urllib.parse import quote
 
 import pytest
 
-from include.retention.naming import IdentifierError
+from include.retention.identifiers import IdentifierError
 from include.retention.policy import ElasticsearchTarget, Policy
-from include.retention.stores.base import (
-    ExpiredSelection,
-    PartialPurgeError,
-    SubjectSelection,
-    TenantSelection,
-    UnsupportedSelection,
-)
+from include.retention.selections import ExpiredSelection, SubjectSelection, TenantSelection
+from include.retention.results import PartialPurgeError, UnsupportedSelection
 from include.retention.stores.elasticsearch import ElasticsearchStore, ElasticsearchUnavailable, _chunks
 from tests.fixtures.elasticsearch import LogIndices, StandIn, months_back
 

@@ -15,14 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from include.retention.policy import MySqlTarget, Policy, Retention
-from include.retention.stores.base import (
-    ExpiredSelection,
-    PartialPurgeError,
-    Selection,
-    SubjectSelection,
-    TenantSelection,
-    UnsupportedSelection,
-)
+from include.retention.selections import ExpiredSelection, Selection, SubjectSelection, TenantSelection
+from include.retention.results import PartialPurgeError, UnsupportedSelection
 from include.retention.stores.mysql import EARLIEST, LATEST, MySqlStore, quote_identifier
 from tests.fixtures.mysql import MySqlDatabase
 

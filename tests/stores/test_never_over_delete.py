@@ -37,10 +37,14 @@ from hypothesis.control import currently_in_test_context
 from devservers.connections import DEV_KEYS
 from devservers.procs import Endpoint
 from include.contact_center import schema
-from include.retention import daily, ledger, requests
-from include.retention.daily import RunOptions, RunRef, execute_specs, plan_category, verify_plan
-from include.retention.facts import load_facts
-from include.retention.keys import RetentionKeys
+from include.retention import daily
+from include.retention.ledger.holds import place_hold
+from include.retention.ledger.overrides import set_override
+from include.retention.requests import legacy as requests
+from include.retention.daily import RunOptions, execute_specs, plan_category, verify_plan
+from include.retention.airflow_context import RunRef
+from include.retention.ledger.facts import load_facts
+from include.retention.crypto import RetentionCrypto
 from include.retention.policy import Policy
 from include.retention.stores import store_for
 from include.retention.stores.base import RetentionStore
@@ -59,7 +63,7 @@ COS_SHARE = 0.2  # of a deeper profile's count: Swift writes ~50 objects/s on tw
 ES_EXAMPLES = 12
 CATEGORIES = ("call_data", "call_analytics", "agent_info")
 OPTIONS = RunOptions(allow_large_purge=True, override_reason="never-over-delete property test")
-KEYS = RetentionKeys(
+KEYS = RetentionCrypto(
     subject_hash_key=DEV_KEYS["subject_hash_key"].encode(),
     subject_encryption_key=DEV_KEYS["subject_encryption_key"].encode(),
     certificate_key=DEV_KEYS["certificate_key"].encode(),
@@ -426,12 +430,12 @@ class Stores:
                                         tenant_exists=lambda _tenant: True)
             assert submitted.request.state == "received", submitted.message
         for (tenant, category), months in world.overrides.items():
-            ledger.set_override(tenant, category, months, reason="property test", set_by="property")
+            set_override(tenant, category, months, reason="property test", set_by="property")
         for tenant in sorted(world.held_tenants):
-            ledger.place_hold(tenant, reason="property test", placed_by="property")
+            place_hold(tenant, reason="property test", placed_by="property")
         for tenant, kind, subject in sorted(world.held_subjects):
-            ledger.place_hold(tenant, reason="property test", placed_by="property", subject_type=kind,
-                              subject_id=subject, keys=KEYS)
+            place_hold(tenant, reason="property test", placed_by="property", subject_type=kind,
+                              subject_id=subject, crypto=KEYS)
 
     def surviving(self, world: World) -> dict[str, set[Any]]:
         out: dict[str, set[Any]] = {table: self.cc.ids(table) for table in CALL_TABLES + STAFF_TABLES}

@@ -13,15 +13,10 @@ from typing import Any, Callable
 import pytest
 from redis.client import Pipeline
 
-from include.retention.naming import IdentifierError
+from include.retention.identifiers import IdentifierError
 from include.retention.policy import Policy, RedisTarget
-from include.retention.stores.base import (
-    ExpiredSelection,
-    PartialPurgeError,
-    SubjectSelection,
-    TenantSelection,
-    UnsupportedSelection,
-)
+from include.retention.selections import ExpiredSelection, SubjectSelection, TenantSelection
+from include.retention.results import PartialPurgeError, UnsupportedSelection
 from include.retention.stores.redis import RedisStore, glob_escape
 from tests.fixtures.redis import PrivateRedis, PrivateRedisCluster, RedisKeys
 

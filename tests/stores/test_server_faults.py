@@ -26,7 +26,8 @@ from devservers import connections
 from devservers.procs import Endpoint
 from include.retention import audit
 from include.retention.policy import MySqlTarget, Policy
-from include.retention.stores.base import ExpiredSelection, PartialPurgeError, TenantSelection
+from include.retention.selections import ExpiredSelection, TenantSelection
+from include.retention.results import PartialPurgeError
 from include.retention.stores.cos import CosStore
 from include.retention.stores.mysql import MySqlStore
 from tests.fixtures.cos import CosBucket

@@ -48,7 +48,7 @@ def test_deadline(remaining: timedelta, closed: bool, days_left: int, status: st
 @pytest.mark.parametrize("hours", [-100, -84, -24, -1, 0, 1, 23, 24, 25, 156, 167, 168, 169, 180, 700])
 def test_deadline_agrees_with_the_sla_monitor(hours: int) -> None:
     """Same days left as requests.days_left, same amber/red as sla.classify's warning/breach."""
-    from include.retention import requests as rq
+    from include.retention.requests import legacy as rq
 
     due = NOW + timedelta(hours=hours)
     d = dash.deadline(due, NOW, window_days=30, warning_days=7)
@@ -59,7 +59,7 @@ def test_deadline_agrees_with_the_sla_monitor(hours: int) -> None:
 
 
 def test_states_are_the_request_flow_states() -> None:
-    from include.retention import requests as rq
+    from include.retention.requests import legacy as rq
 
     assert set(dash.KNOWN_STATES) == set(rq.STATES)
     assert dash.CLOSED_STATES == rq.TERMINAL_STATES

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.retention import requests as rq
-from include.retention.keys import RetentionKeys
+from include.retention.requests import legacy as rq
+from include.retention.crypto import RetentionCrypto
 from include.retention.policy import DEFAULT_POLICY_PATH, Policy, PolicyError, load_policy
 from tests.hostile_catalogue import (
     ENTRY_POINTS,
@@ -30,7 +30,7 @@ from tests.hostile_catalogue import (
 UTC = timezone.utc
 RUN_AFTER = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
 TENANT = "1600123"
-KEYS = RetentionKeys(b"unit-hash-key", b"unit-encryption-key", b"unit-certificate-key")
+KEYS = RetentionCrypto(b"unit-hash-key", b"unit-encryption-key", b"unit-certificate-key")
 
 
 def params(*entry_points: str) -> list[object]:

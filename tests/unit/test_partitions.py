@@ -10,21 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from include.retention.partitions import (
-    LegalHold,
-    SubjectDeletion,
-    TenantOverride,
-    Termination,
-    add_months,
-    cutoff,
-    day_span,
-    local_day,
-    month_span,
-    plan_expired,
-    plan_requests,
-)
+from include.retention.facts import LegalHold, SubjectDeletion, TenantOverride, Termination
+from include.retention.timeutil import add_months, day_span, local_day, month_span
+from include.retention.expiry import cutoff, plan_expired, plan_requests
 from include.retention.policy import Retention
-from include.retention.stores.base import DatedUnit, ExpiredSelection, SubjectSelection, TenantSelection
+from include.retention.selections import DatedUnit, ExpiredSelection, SubjectSelection, TenantSelection
 
 SGT = ZoneInfo("Asia/Singapore")
 UTC = timezone.utc
@@ -254,10 +244,10 @@ def test_a_deletion_sweep_keeps_records_naming_another_held_subject_of_its_tenan
 
 
 def test_a_subject_selection_keeps_its_holds_through_xcom_as_hashes() -> None:
-    from include.retention.daily import selection_from_doc, selection_to_doc
-    from include.retention.keys import RetentionKeys
+    from include.retention.selections import selection_from_doc, selection_to_doc
+    from include.retention.crypto import RetentionCrypto
 
-    keys = RetentionKeys(subject_hash_key=b"k" * 32, subject_encryption_key=b"e" * 32, certificate_key=b"c" * 32)
+    keys = RetentionCrypto(subject_hash_key=b"k" * 32, subject_encryption_key=b"e" * 32, certificate_key=b"c" * 32)
     held = ("12", "phone_number", "+6593334444")
     selection = SubjectSelection("12", "agent", "alice", "h" * 64, frozenset({held}))
     doc = selection_to_doc(selection, keys)

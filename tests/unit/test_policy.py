@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.retention.naming import IdentifierError
+from include.retention.identifiers import IdentifierError
 from include.retention.policy import (
     DEFAULT_POLICY_PATH,
     CosTarget,

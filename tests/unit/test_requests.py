@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from include.retention import certificates, sla
-from include.retention import requests as rq
-from include.retention.keys import RetentionKeys
-from include.retention.ledger import LegalHold
+from include.retention.requests import legacy as rq
+from include.retention.crypto import RetentionCrypto
+from include.retention.facts import LegalHold
 from include.retention.policy import CosTarget, Policy
 
 UTC = timezone.utc
 RUN_AFTER = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
-KEYS = RetentionKeys(b"unit-hash-key", b"unit-encryption-key", b"unit-certificate-key")
+KEYS = RetentionCrypto(b"unit-hash-key", b"unit-encryption-key", b"unit-certificate-key")
 PHONE = "+6581234567"
 
 
@@ -157,7 +157,8 @@ def backups(policy: Policy) -> CosTarget:
 
 
 def test_a_backup_expires_when_the_daily_purge_deletes_its_day(policy: Policy) -> None:
-    from include.retention.partitions import cutoff, day_span
+    from include.retention.expiry import cutoff
+    from include.retention.timeutil import day_span
 
     tz, target = policy.timezone, backups(policy)
     day = date(2026, 11, 28)
@@ -279,7 +280,7 @@ def test_a_certificate_verifies_and_any_edit_breaks_it(policy: Policy) -> None:
     late["certificate"]["backups"]["expire_before_due"] = False
     late["signature"] = certificates.sign(late["certificate"], KEYS)["signature"]
     assert "backups outlive the due date" in str(certificates.verify_document(late, KEYS))
-    other = RetentionKeys(b"x", b"y", b"another-certificate-key")
+    other = RetentionCrypto(b"x", b"y", b"another-certificate-key")
     result = certificates.verify_document(doc, other)
     assert not result.ok and "another key" in str(result)
 

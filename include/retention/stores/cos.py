@@ -49,19 +49,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from include.retention.naming import Template
+from include.retention.identifiers import Template
 from include.retention.policy import CosTarget
-from include.retention.stores.base import (
+from include.retention.selections import (
     DatedUnit,
     ExpiredSelection,
-    PartialPurgeError,
-    PurgeResult,
-    RetentionStore,
     Selection,
     SubjectSelection,
     TenantSelection,
-    UnsupportedSelection,
 )
+from include.retention.results import PartialPurgeError, PurgeResult, UnsupportedSelection
+from include.retention.stores.base import RetentionStore
 
 log = logging.getLogger(__name__)
 

@@ -29,18 +29,15 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Ty
 from urllib.parse import quote
 
 from include.retention.policy import ElasticsearchTarget
-from include.retention.stores.base import (
-    DEFAULT_BATCH_SIZE,
+from include.retention.stores.base import DEFAULT_BATCH_SIZE, RetentionStore
+from include.retention.selections import (
     DatedUnit,
     ExpiredSelection,
-    PartialPurgeError,
-    PurgeResult,
-    RetentionStore,
     Selection,
     SubjectSelection,
     TenantSelection,
-    UnsupportedSelection,
 )
+from include.retention.results import PartialPurgeError, PurgeResult, UnsupportedSelection
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch

@@ -34,18 +34,15 @@ from datetime import date, datetime, timezone
 from typing import Any, Callable, Iterator, Literal, Sequence
 
 from include.retention.policy import MySqlTarget
-from include.retention.stores.base import (
-    DEFAULT_BATCH_SIZE,
+from include.retention.stores.base import DEFAULT_BATCH_SIZE, RetentionStore
+from include.retention.selections import (
     DatedUnit,
     ExpiredSelection,
-    PartialPurgeError,
-    PurgeResult,
-    RetentionStore,
     Selection,
     SubjectSelection,
     TenantSelection,
-    UnsupportedSelection,
 )
+from include.retention.results import PartialPurgeError, PurgeResult, UnsupportedSelection
 
 log = logging.getLogger(__name__)
 

@@ -43,19 +43,17 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
-from include.retention.naming import Template
+from include.retention.identifiers import Template
 from include.retention.policy import RedisTarget
-from include.retention.stores.base import (
+from include.retention.selections import (
     DatedUnit,
     ExpiredSelection,
-    PartialPurgeError,
-    PurgeResult,
-    RetentionStore,
     Selection,
     SubjectSelection,
     TenantSelection,
-    UnsupportedSelection,
 )
+from include.retention.results import PartialPurgeError, PurgeResult, UnsupportedSelection
+from include.retention.stores.base import RetentionStore
 
 if TYPE_CHECKING:
     from redis import Redis

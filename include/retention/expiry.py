@@ -23,13 +23,14 @@ A rule of N days works the same way with N calendar days.
 
 from __future__ import annotations
 
-import calendar
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 from typing import Iterable, Sequence
 
+from include.retention.facts import LegalHold, SubjectDeletion, TenantOverride, Termination
 from include.retention.policy import Category, CosTarget, ElasticsearchTarget, Retention, Target
-from include.retention.stores.base import (
+from include.retention.timeutil import add_months, local_day, start_of_day
+from include.retention.selections import (
     DatedUnit,
     ExpiredSelection,
     Selection,
@@ -37,37 +38,7 @@ from include.retention.stores.base import (
     TenantSelection,
 )
 
-# --------------------------------------------------------------------------- calendar
-
-
-def local_day(instant: datetime, tz: tzinfo) -> date:
-    """The calendar day of an aware instant in ``tz``."""
-    if instant.tzinfo is None:
-        raise ValueError("the as-of instant must be timezone-aware (it comes from the run)")
-    return instant.astimezone(tz).date()
-
-
-def start_of_day(day: date, tz: tzinfo) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=tz)
-
-
-def day_span(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
-    """The aware [start, end) of a calendar day in ``tz``."""
-    return start_of_day(day, tz), start_of_day(day + timedelta(days=1), tz)
-
-
-def month_span(month: date, tz: tzinfo) -> tuple[datetime, datetime]:
-    """The aware [start, end) of the calendar month containing ``month`` in ``tz``."""
-    first = month.replace(day=1)
-    return start_of_day(first, tz), start_of_day(add_months(first, 1), tz)
-
-
-def add_months(day: date, months: int) -> date:
-    """``day`` moved by whole calendar months, clamped to the end of a shorter month."""
-    index = day.year * 12 + (day.month - 1) + months
-    year, month = divmod(index, 12)
-    last = calendar.monthrange(year, month + 1)[1]
-    return date(year, month + 1, min(day.day, last))
+# --------------------------------------------------------------------------- the cut-off
 
 
 def cutoff(as_of: datetime, retention: Retention, tz: tzinfo, *, months: int | None = None) -> datetime | None:
@@ -86,53 +57,7 @@ def cutoff(as_of: datetime, retention: Retention, tz: tzinfo, *, months: int | N
     return start_of_day(today - timedelta(days=retention.days), tz)
 
 
-# --------------------------------------------------------------------------- facts
-
-
-@dataclass(frozen=True)
-class TenantOverride:
-    """A tenant that bought extended storage for a category."""
-
-    tenant: str
-    category: str
-    retention_months: int
-
-
-@dataclass(frozen=True)
-class LegalHold:
-    """A hold on a whole tenant (``subject_type`` None) or on one subject of it."""
-
-    tenant: str
-    subject_type: str | None = None
-    subject_id: str | None = field(default=None, repr=False)
-
-    @property
-    def is_tenant_hold(self) -> bool:
-        return self.subject_type is None
-
-
-@dataclass(frozen=True)
-class Termination:
-    """A termination request from the ledger: the tenant's data goes, and late-arriving data
-    keeps being swept until ``due_at``."""
-
-    tenant: str
-    received_at: datetime
-    due_at: datetime
-    categories: frozenset[str]
-
-
-@dataclass(frozen=True)
-class SubjectDeletion:
-    """A deletion request from the ledger (subject id decrypted for the sweep only)."""
-
-    tenant: str
-    subject_type: str
-    subject_id: str = field(repr=False)
-    subject_hash: str
-    received_at: datetime
-    due_at: datetime
-    categories: frozenset[str]
+# --------------------------------------------------------------------------- plans
 
 
 @dataclass(frozen=True)
@@ -157,9 +82,9 @@ class TargetPlan:
 def held_subjects(holds: Iterable[LegalHold], target: Target) -> frozenset[tuple[str, str, str]]:
     """(tenant, subject_type, subject_id) of the held subjects this target can name."""
     return frozenset(
-        (h.tenant, h.subject_type, h.subject_id)
+        (h.tenant_id, h.subject_type, h.subject_id)
         for h in holds
-        if not h.is_tenant_hold and h.subject_type in target.subject_types and h.subject_id
+        if not h.whole_tenant and h.subject_type in target.subject_types and h.subject_id
     )
 
 
@@ -190,14 +115,14 @@ def plan_expired(
     if default_cut is None:
         return TargetPlan(target.qualified_name, ())
     holds = list(holds)
-    held_tenants = {h.tenant for h in holds if h.is_tenant_hold}
+    held_tenants = {h.tenant_id for h in holds if h.whole_tenant}
     held = held_subjects(holds, target)
-    tenants_with_subject_holds = {h.tenant for h in holds if not h.is_tenant_hold}
+    tenants_with_subject_holds = {h.tenant_id for h in holds if not h.whole_tenant}
     extended: dict[str, int] = {}
     if retention.extendable and retention.months is not None:
         for o in overrides:
             if o.category == target.category and o.retention_months > retention.months:
-                extended[o.tenant] = o.retention_months
+                extended[o.tenant_id] = o.retention_months
     tenant_cut = {t: cutoff(as_of, retention, tz, months=m) for t, m in extended.items()}
     rule = retention.describe()
     day = local_day(as_of, tz).isoformat()
@@ -278,11 +203,11 @@ def plan_requests(
     (a hold wins over an erasure): those subjects go into the selection's ``exclude_subjects``.
     """
     holds = list(holds)
-    held_tenants = {h.tenant for h in holds if h.is_tenant_hold}
+    held_tenants = {h.tenant_id for h in holds if h.whole_tenant}
     held_here = held_subjects(holds, target)
     # A termination takes everything of the tenant, so a hold on any of its subjects stops
     # it as well (requests.validate and Runner.blocking_holds refuse it for the same reason).
-    tenants_with_holds = {h.tenant for h in holds}
+    tenants_with_holds = {h.tenant_id for h in holds}
     purges: list[PlannedPurge] = []
     skipped: list[str] = []
     for t in terminations:

@@ -34,8 +34,50 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from include.retention import ledger
-from include.retention.naming import IdentifierError
+from include.retention.facts import LegalHold
+from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
+from include.retention.ledger.holds import list_holds
+from include.retention.ledger.requests import (
+    Event,
+    Request,
+    Step,
+    StepSpec,
+    _insert_request,
+    claim,
+    ensure_steps,
+    find_by_reference,
+    forget_closed_subjects,
+    get_request,
+    list_events,
+    list_requests,
+    list_steps,
+    new_request_id,
+    record_event,
+    release,
+    store_keys,
+    stored_keys,
+    transition,
+    update_step,
+)
+from include.retention.timeutil import UTC, days_left, to_naive_utc, wall_clock
+from include.retention.request_states import (
+    KIND_EXPIRY,
+    KIND_KEYS,
+    KIND_PURGE,
+    MODES,
+    OPEN_STATES,
+    STATES,
+    STEP_FAILED,
+    STEP_PENDING,
+    STEP_RUNNING,
+    STEP_VERIFIED,
+    TERMINAL_STATES,
+    TRANSITIONS,
+    InvalidTransition,
+    allowed_from,
+    check_transition,
+)
+from include.retention.identifiers import IdentifierError
 from include.retention.policy import (
     REQUEST_TYPES,
     CosTarget,
@@ -47,43 +89,18 @@ from include.retention.policy import (
 )
 
 if TYPE_CHECKING:
-    from include.retention.daily import RunRef
-    from include.retention.keys import RetentionKeys
-    from include.retention.stores.base import RetentionStore, Selection, SubjectSelection
+    from include.retention.airflow_context import RunRef
+    from include.retention.crypto import RetentionCrypto
+    from include.retention.stores.base import RetentionStore
+    from include.retention.selections import Selection, SubjectSelection
 
 log = logging.getLogger(__name__)
 
-UTC = timezone.utc
 DAG_ID = "deletion_requests"
 MYSQL_CONN_ID = "retention_mysql"
 
-MODES = ("preview", "execute")
-STATES = ("received", "planned", "in_progress", "verifying", "completed", "failed", "rejected")
-TERMINAL_STATES = frozenset({"completed", "rejected"})
-#: States of an accepted request that is not finished: what the SLA monitor watches.
-OPEN_STATES = ("received", "planned", "in_progress", "verifying", "failed")
-
-#: The state machine. A new run of an unfinished request plans it again (``planned``).
-TRANSITIONS: Mapping[str, frozenset[str]] = {
-    "received": frozenset({"planned", "failed", "rejected"}),
-    "planned": frozenset({"planned", "in_progress", "failed"}),
-    "in_progress": frozenset({"planned", "in_progress", "verifying", "failed"}),
-    "verifying": frozenset({"planned", "in_progress", "verifying", "completed", "failed"}),
-    "failed": frozenset({"planned", "in_progress", "failed"}),
-    "completed": frozenset(),
-    "rejected": frozenset(),
-}
-
-STEP_PENDING, STEP_RUNNING, STEP_VERIFIED, STEP_FAILED = "pending", "in_progress", "verified", "failed"
-#: purge: a tenant or subject selection the store addresses itself; purge_keys: explicit
-#: object keys resolved from a MySQL column (recordings); expiry: data the store cannot
-#: address per subject (backups), which expires by date, or is purged by day when it would
-#: outlive the request's due date.
-KIND_PURGE, KIND_KEYS, KIND_EXPIRY = "purge", "purge_keys", "expiry"
-
 REFERENCE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,127}$"
 REQUESTED_BY_PATTERN = r"^[^\x00-\x1f\x7f]{1,128}$"
-KEY_BATCH = 1_000
 STORE_ORDER = ("mysql", "redis", "cos", "elasticsearch")
 
 
@@ -105,10 +122,6 @@ class RequestRejected(ValueError):
 
 class RequestConflict(ValueError):
     """A reference already names a different request."""
-
-
-class InvalidTransition(RuntimeError):
-    """A state change the state machine does not allow."""
 
 
 class RequestBlocked(RuntimeError):
@@ -144,132 +157,6 @@ class ValidRequest:
 
 
 @dataclass(frozen=True)
-class Request:
-    """A request as the ledger holds it (no raw subject id)."""
-
-    request_id: str
-    reference: str
-    request_type: str
-    tenant_id: str
-    subject_type: str | None
-    subject_hash: str | None
-    subject_enc: str | None = field(repr=False)
-    categories: tuple[str, ...]
-    received_at: datetime
-    due_at: datetime
-    state: str
-    requested_by: str
-    mode: str
-    error: str | None
-    created_at: datetime
-    updated_at: datetime
-    completed_at: datetime | None
-    run_id: str | None
-    lease_until: datetime | None
-    attempts: int
-    failed_step: str | None
-
-    @property
-    def is_open(self) -> bool:
-        return self.mode == "execute" and self.state in OPEN_STATES
-
-    def days_left(self, as_of: datetime) -> int:
-        """Whole days until ``due_at`` (rounded up); 0 or less once it has passed."""
-        return days_left(self.due_at, as_of)
-
-    def summary(self) -> dict[str, Any]:
-        """JSON without personal data (the subject appears as its keyed hash)."""
-        return {
-            "request_id": self.request_id,
-            "reference": self.reference,
-            "request_type": self.request_type,
-            "tenant_id": self.tenant_id,
-            "subject_type": self.subject_type,
-            "subject_hash": self.subject_hash,
-            "categories": list(self.categories),
-            "received_at": self.received_at.isoformat(),
-            "due_at": self.due_at.isoformat(),
-            "state": self.state,
-            "mode": self.mode,
-            "error": self.error,
-            "failed_step": self.failed_step,
-            "completed_at": self.completed_at.isoformat() if self.completed_at else None,
-        }
-
-
-@dataclass(frozen=True)
-class StepSpec:
-    """One step of a request: one store target of one category. Pure data, from the policy."""
-
-    category: str
-    target: str
-    store: str
-    kind: str
-    location: str
-    source: str | None = None  # purge_keys: the MySQL target whose column holds the keys
-    column: str | None = None
-
-    @property
-    def qualified_name(self) -> str:
-        return f"{self.category}.{self.target}"
-
-
-@dataclass(frozen=True)
-class Step:
-    """A step as the ledger holds it."""
-
-    request_id: str
-    category: str
-    target: str
-    store: str
-    kind: str
-    state: str
-    planned: int | None
-    deleted: int
-    verified_remaining: int | None
-    run_id: str | None
-    error: str | None
-    updated_at: datetime
-    verified_at: datetime | None
-    location: str | None
-    method: str | None
-    attempts: int
-    details: dict[str, Any]
-
-    @property
-    def qualified_name(self) -> str:
-        return f"{self.category}.{self.target}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.qualified_name,
-            "store": self.store,
-            "kind": self.kind,
-            "state": self.state,
-            "location": self.location,
-            "method": self.method,
-            "planned": self.planned,
-            "deleted": self.deleted,
-            "remaining": self.verified_remaining,
-            "verified_at": self.verified_at.isoformat() if self.verified_at else None,
-            "run_id": self.run_id,
-            "attempts": self.attempts,
-            "error": self.error,
-            "details": self.details,
-        }
-
-
-@dataclass(frozen=True)
-class Event:
-    at: datetime
-    run_id: str | None
-    event: str
-    from_state: str | None
-    to_state: str | None
-    message: str | None
-
-
-@dataclass(frozen=True)
 class Submission:
     """What :func:`submit` did: ``new``, ``duplicate`` (same reference again), ``rejected``."""
 
@@ -279,28 +166,6 @@ class Submission:
 
 
 # --------------------------------------------------------------------------- time
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _naive_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("timestamps must be timezone-aware")
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
-def _wall_clock() -> datetime:
-    """Wall-clock instant for the record (events, audit). It never decides what is deleted."""
-    return datetime.now(UTC)
-
-
-def days_left(due_at: datetime, as_of: datetime) -> int:
-    """Whole days from ``as_of`` to ``due_at``, rounded up: 7.0 and 6.5 days both read 7."""
-    return math.ceil((due_at - as_of).total_seconds() / 86_400)
 
 
 def due_at_for(policy: Policy, received_at: datetime) -> datetime:
@@ -349,7 +214,7 @@ def validate(
     *,
     run_after: datetime,
     tenant_exists: Callable[[str], bool],
-    active_holds: Callable[[str], Sequence[ledger.LegalHold]],
+    active_holds: Callable[[str], Sequence[LegalHold]],
     subject_hash: Callable[[str, str, str], str],
 ) -> ValidRequest:
     """Validate a request's conf; raise :class:`RequestRejected` with every problem found.
@@ -506,257 +371,15 @@ def validate(
     )
 
 
-# --------------------------------------------------------------------------- ledger rows
-
-_REQUEST_COLUMNS = (
-    "request_id, reference, request_type, tenant_id, subject_type, subject_hash, subject_enc, categories, "
-    "received_at, due_at, state, requested_by, mode, error, created_at, updated_at, completed_at, run_id, "
-    "lease_until, attempts, failed_step"
-)
-_STEP_COLUMNS = (
-    "request_id, category, target, store, kind, state, planned, deleted, verified_remaining, run_id, error, "
-    "updated_at, verified_at, location, method, attempts, details"
-)
-
-
-def _request_from_row(row: Sequence[Any]) -> Request:
-    return Request(
-        request_id=str(row[0]), reference=str(row[1]), request_type=str(row[2]), tenant_id=str(row[3]),
-        subject_type=row[4], subject_hash=row[5], subject_enc=row[6], categories=tuple(json.loads(row[7] or "[]")),
-        received_at=_aware(row[8]), due_at=_aware(row[9]), state=str(row[10]),  # type: ignore[arg-type]
-        requested_by=str(row[11]), mode=str(row[12]), error=row[13], created_at=_aware(row[14]),  # type: ignore[arg-type]
-        updated_at=_aware(row[15]), completed_at=_aware(row[16]), run_id=row[17],  # type: ignore[arg-type]
-        lease_until=_aware(row[18]), attempts=int(row[19] or 0), failed_step=row[20],
-    )
-
-
-def _step_from_row(row: Sequence[Any]) -> Step:
-    return Step(
-        request_id=str(row[0]), category=str(row[1]), target=str(row[2]), store=str(row[3]), kind=str(row[4]),
-        state=str(row[5]), planned=None if row[6] is None else int(row[6]), deleted=int(row[7] or 0),
-        verified_remaining=None if row[8] is None else int(row[8]), run_id=row[9], error=row[10],
-        updated_at=_aware(row[11]), verified_at=_aware(row[12]), location=row[13], method=row[14],  # type: ignore[arg-type]
-        attempts=int(row[15] or 0), details=json.loads(row[16]) if row[16] else {},
-    )
-
-
-def new_request_id(request_type: str | None, received_at: datetime) -> str:
-    prefix = {"termination": "TRM", "deletion": "DEL"}.get(str(request_type), "REQ")
-    return f"{prefix}-{received_at.astimezone(UTC):%Y%m%d}-{secrets.token_hex(4)}"
-
-
-def get_request(request_id: str, *, conn_id: str = ledger.LEDGER_CONN_ID) -> Request | None:
-    with ledger.connect(conn_id) as conn:
-        cur = ledger.plain_cursor(conn)
-        cur.execute(f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE request_id = %s", (request_id,))
-        row = cur.fetchone()
-    return _request_from_row(row) if row else None
-
-
-def find_by_reference(reference: str, *, conn_id: str = ledger.LEDGER_CONN_ID) -> Request | None:
-    with ledger.connect(conn_id) as conn:
-        cur = ledger.plain_cursor(conn)
-        cur.execute(f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE reference = %s", (reference,))
-        row = cur.fetchone()
-    return _request_from_row(row) if row else None
-
-
-def list_requests(
-    *,
-    states: Iterable[str] | None = None,
-    tenant_id: str | None = None,
-    mode: str | None = None,
-    conn_id: str = ledger.LEDGER_CONN_ID,
-) -> list[Request]:
-    """Requests, optionally filtered, ordered by due date."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if states is not None:
-        wanted = list(states)
-        if not wanted:
-            return []
-        clauses.append(f"state IN ({', '.join(['%s'] * len(wanted))})")
-        params += wanted
-    if tenant_id is not None:
-        clauses.append("tenant_id = %s")
-        params.append(tenant_id)
-    if mode is not None:
-        clauses.append("mode = %s")
-        params.append(mode)
-    sql = f"SELECT {_REQUEST_COLUMNS} FROM requests"
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
-    with ledger.connect(conn_id) as conn:
-        cur = ledger.plain_cursor(conn)
-        cur.execute(sql + " ORDER BY due_at, request_id", tuple(params))
-        return [_request_from_row(r) for r in cur.fetchall()]
-
-
-def list_steps(request_id: str, *, conn_id: str = ledger.LEDGER_CONN_ID) -> list[Step]:
-    with ledger.connect(conn_id) as conn:
-        cur = ledger.plain_cursor(conn)
-        cur.execute(f"SELECT {_STEP_COLUMNS} FROM request_steps WHERE request_id = %s", (request_id,))
-        steps = [_step_from_row(r) for r in cur.fetchall()]
-    return steps
-
-
-def list_events(request_id: str, *, conn_id: str = ledger.LEDGER_CONN_ID) -> list[Event]:
-    with ledger.connect(conn_id) as conn:
-        cur = ledger.plain_cursor(conn)
-        cur.execute(
-            "SELECT at, run_id, event, from_state, to_state, message FROM request_events"
-            " WHERE request_id = %s ORDER BY id",
-            (request_id,),
-        )
-        return [Event(_aware(r[0]), r[1], str(r[2]), r[3], r[4], r[5]) for r in cur.fetchall()]  # type: ignore[arg-type]
-
-
-def record_event(
-    request_id: str,
-    event: str,
-    *,
-    run_id: str | None,
-    message: str = "",
-    from_state: str | None = None,
-    to_state: str | None = None,
-    conn_id: str = ledger.LEDGER_CONN_ID,
-    cur: Any = None,
-) -> None:
-    """Append to the request's history (no personal data in ``message``)."""
-    params = (request_id, _naive_utc(_wall_clock()), run_id, event[:32], from_state, to_state, message[:4000] or None)
-    sql = ("INSERT INTO request_events (request_id, at, run_id, event, from_state, to_state, message)"
-           " VALUES (%s, %s, %s, %s, %s, %s, %s)")
-    if cur is not None:
-        cur.execute(sql, params)
-        return
-    with ledger.connect(conn_id) as conn:
-        ledger.plain_cursor(conn).execute(sql, params)
-
-
-def allowed_from(to_state: str) -> frozenset[str]:
-    """The states a request may move to ``to_state`` from."""
-    if to_state not in STATES:
-        raise ValueError(f"unknown state {to_state!r}")
-    return frozenset(s for s, targets in TRANSITIONS.items() if to_state in targets)
-
-
-def check_transition(from_state: str, to_state: str) -> None:
-    """Raise :class:`InvalidTransition` unless the state machine allows ``from_state -> to_state``."""
-    if from_state not in TRANSITIONS or to_state not in TRANSITIONS[from_state]:
-        raise InvalidTransition(f"a request cannot go from {from_state} to {to_state}")
-
-
-def transition(
-    request_id: str,
-    to_state: str,
-    *,
-    run_id: str | None,
-    message: str = "",
-    error: str | None = None,
-    failed_step: str | None = None,
-    completed_at: datetime | None = None,
-    release: bool = False,
-    conn_id: str = ledger.LEDGER_CONN_ID,
-) -> Request:
-    """Move a request to ``to_state`` if the state machine allows it (compare-and-set).
-
-    :param error: stored with ``failed``; cleared by any other state.
-    :param release: end the run's lease (the run is done with the request).
-    """
-    sources = sorted(allowed_from(to_state))
-    now = _naive_utc(_wall_clock())
-    sets = ["state = %s", "updated_at = %s", "error = %s", "failed_step = %s"]
-    params: list[Any] = [to_state, now, error if to_state == "failed" else None,
-                         failed_step if to_state == "failed" else None]
-    if completed_at is not None:
-        sets.append("completed_at = %s")
-        params.append(_naive_utc(completed_at))
-    if release:
-        sets.append("lease_until = NULL")
-    with ledger.connect(conn_id) as conn:
-        cur = ledger.plain_cursor(conn)
-        cur.execute("SELECT state FROM requests WHERE request_id = %s", (request_id,))
-        row = cur.fetchone()
-        if row is None:
-            raise LookupError(f"no request {request_id}")
-        current = str(row[0])
-        check_transition(current, to_state)
-        cur.execute(
-            f"UPDATE requests SET {', '.join(sets)} WHERE request_id = %s AND state = %s",
-            (*params, request_id, current),
-        )
-        if cur.rowcount != 1:
-            cur.execute("SELECT state FROM requests WHERE request_id = %s", (request_id,))
-            now_state = str(cur.fetchone()[0])
-            check_transition(now_state, to_state)  # raced: try once more from the new state
-            cur.execute(
-                f"UPDATE requests SET {', '.join(sets)} WHERE request_id = %s AND state IN "
-                f"({', '.join(['%s'] * len(sources))})",
-                (*params, request_id, *sources),
-            )
-            current = now_state
-        if current != to_state or message:
-            record_event(request_id, "state", run_id=run_id, message=message or (error or ""),
-                         from_state=current, to_state=to_state, cur=cur)
-    log.info("Request %s: %s -> %s", request_id, current, to_state)
-    request = get_request(request_id, conn_id=conn_id)
-    assert request is not None
-    return request
-
-
-def _insert_request(
-    request_id: str,
-    *,
-    reference: str,
-    request_type: str,
-    tenant_id: str,
-    subject_type: str | None,
-    subject_hash: str | None,
-    subject_enc: str | None,
-    categories: Sequence[str],
-    received_at: datetime,
-    due_at: datetime,
-    state: str,
-    requested_by: str,
-    mode: str,
-    error: str | None,
-    run_id: str | None,
-    conn_id: str,
-) -> bool:
-    """Insert a request row; False when the reference is taken (a duplicate submission)."""
-    import MySQLdb
-
-    now = _naive_utc(_wall_clock())
-    with ledger.connect(conn_id) as conn:
-        cur = ledger.plain_cursor(conn)
-        try:
-            cur.execute(
-                """INSERT INTO requests (request_id, reference, request_type, tenant_id, subject_type, subject_hash,
-                     subject_enc, categories, received_at, due_at, state, requested_by, mode, error, created_at,
-                     updated_at, run_id)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                (request_id, reference, request_type[:16], tenant_id[:64], subject_type, subject_hash, subject_enc,
-                 json.dumps(list(categories)), _naive_utc(received_at), _naive_utc(due_at), state,
-                 requested_by[:128], mode[:16], error, now, now, None),  # run_id: set by claim()
-            )
-        except MySQLdb.IntegrityError as exc:
-            if exc.args and exc.args[0] == 1062:  # duplicate key: the reference is taken
-                return False
-            raise
-        record_event(request_id, "submitted" if state != "rejected" else "rejected", run_id=run_id,
-                     message=error or f"{request_type} request received ({mode})", to_state=state, cur=cur)
-    return True
-
-
 def submit(
     policy: Policy,
     conf: Mapping[str, Any],
     *,
     run_after: datetime,
     run_id: str,
-    keys: RetentionKeys,
+    keys: RetentionCrypto,
     tenant_exists: Callable[[str], bool] | None = None,
-    conn_id: str = ledger.LEDGER_CONN_ID,
+    conn_id: str = LEDGER_CONN_ID,
 ) -> Submission:
     """Validate and record a request, or recognise it as one already recorded.
 
@@ -788,8 +411,8 @@ def submit(
         return _same_request(policy, existing, conf, run_after=run_after, run_id=run_id, keys=keys,
                              tenant_exists=exists, conn_id=conn_id)
 
-    def holds(tenant: str) -> list[ledger.LegalHold]:
-        return ledger.list_holds(tenant_id=tenant, conn_id=conn_id)
+    def holds(tenant: str) -> list[LegalHold]:
+        return list_holds(tenant_id=tenant, conn_id=conn_id)
 
     try:
         valid = validate(policy, conf, run_after=run_after, tenant_exists=exists, active_holds=holds,
@@ -827,7 +450,7 @@ def _record_rejection(
     *,
     run_after: datetime,
     run_id: str,
-    keys: RetentionKeys,
+    keys: RetentionCrypto,
     conn_id: str,
 ) -> Submission:
     f = rejection.fields
@@ -860,7 +483,7 @@ def _same_request(
     *,
     run_after: datetime,
     run_id: str,
-    keys: RetentionKeys,
+    keys: RetentionCrypto,
     tenant_exists: Callable[[str], bool],
     conn_id: str,
 ) -> Submission:
@@ -902,10 +525,10 @@ def _same_request(
             notes.append("the received_at given is not valid; the first submission's stands")
     request = existing
     if conf.get("mode") == "execute" and existing.mode == "preview":
-        with ledger.connect(conn_id) as conn:
-            cur = ledger.plain_cursor(conn)
+        with connect(conn_id) as conn:
+            cur = plain_cursor(conn)
             cur.execute("UPDATE requests SET mode = 'execute', updated_at = %s WHERE request_id = %s AND mode = 'preview'",
-                        (_naive_utc(_wall_clock()), existing.request_id))
+                        (to_naive_utc(wall_clock()), existing.request_id))
         notes.append("promoted from preview to execute")
         request = get_request(existing.request_id, conn_id=conn_id) or existing
     record_event(existing.request_id, "resubmitted", run_id=run_id,
@@ -916,44 +539,13 @@ def _same_request(
                       + (f"; {'; '.join(notes)}" if notes else ""))
 
 
-def claim(
-    request_id: str, *, run_id: str, run_after: datetime, lease: timedelta, conn_id: str = ledger.LEDGER_CONN_ID
-) -> bool:
-    """Let ``run_id`` work on the request until ``run_after + lease``; False if another live run holds it.
-
-    The lease ends with the holding run's ``dagrun_timeout`` (Airflow stops a run by then),
-    so a run that died leaves a request any later run may take over. Time comes from the
-    run (``run_after``), not from the worker's clock.
-    """
-    until = _naive_utc(run_after + lease)
-    now = _naive_utc(run_after)
-    with ledger.connect(conn_id) as conn:
-        cur = ledger.plain_cursor(conn)
-        # attempts is assigned before run_id: MySQL evaluates SET left to right
-        cur.execute(
-            """UPDATE requests SET attempts = attempts + (run_id IS NULL OR run_id <> %s), run_id = %s, lease_until = %s
-               WHERE request_id = %s AND state NOT IN ('completed', 'rejected')
-                 AND (run_id IS NULL OR run_id = %s OR lease_until IS NULL OR lease_until < %s)""",
-            (run_id, run_id, until, request_id, run_id, now),
-        )
-        claimed = cur.rowcount == 1
-        if claimed:
-            record_event(request_id, "claimed", run_id=run_id, message=f"lease until {until.isoformat()}Z", cur=cur)
-    return claimed
-
-
-def release(request_id: str, *, conn_id: str = ledger.LEDGER_CONN_ID) -> None:
-    with ledger.connect(conn_id) as conn:
-        ledger.plain_cursor(conn).execute("UPDATE requests SET lease_until = NULL WHERE request_id = %s", (request_id,))
-
-
 def tenant_in_contact_center(tenant_id: str, *, mysql_conn_id: str = MYSQL_CONN_ID) -> bool:
     """Whether the tenant exists in the contact center's ``tenants`` table."""
     from airflow.providers.mysql.hooks.mysql import MySqlHook
 
     conn = MySqlHook(mysql_conn_id=mysql_conn_id).get_conn()
     try:
-        cur = ledger.plain_cursor(conn)
+        cur = plain_cursor(conn)
         cur.execute("SELECT 1 FROM tenants WHERE tenant_id = %s LIMIT 1", (tenant_id,))
         return cur.fetchone() is not None
     finally:
@@ -1030,7 +622,7 @@ def is_backup_target(target: Target) -> bool:
 def backup_expiry(target: CosTarget, day: date, tz: tzinfo) -> datetime:
     """When the daily purge deletes the ``day`` unit of a day-retained target: the first
     midnight (policy zone) whose cut-off (``N`` days back) is at or after the unit's end."""
-    from include.retention.partitions import start_of_day
+    from include.retention.timeutil import start_of_day
 
     assert target.retention.days is not None
     return start_of_day(day + timedelta(days=1 + target.retention.days), tz)
@@ -1046,88 +638,6 @@ def backup_days_to_purge(target: CosTarget, last_day: date, due_at: datetime, tz
     return sorted(out)
 
 
-# --------------------------------------------------------------------------- step rows
-
-
-def ensure_steps(request_id: str, specs: Sequence[StepSpec], *, conn_id: str = ledger.LEDGER_CONN_ID) -> None:
-    """One row per step; existing rows (and their progress) are kept."""
-    now = _naive_utc(_wall_clock())
-    with ledger.connect(conn_id) as conn:
-        cur = ledger.plain_cursor(conn)
-        cur.executemany(
-            """INSERT IGNORE INTO request_steps (request_id, category, target, store, kind, state, deleted, updated_at,
-                 location) VALUES (%s, %s, %s, %s, %s, 'pending', 0, %s, %s)""",
-            [(request_id, s.category, s.target, s.store, s.kind, now, s.location[:255]) for s in specs],
-        )
-
-
-def update_step(
-    request_id: str, qualified_name: str, *, conn_id: str = ledger.LEDGER_CONN_ID, add_deleted: int = 0,
-    add_attempt: bool = False, details: Mapping[str, Any] | None = None, **values: Any,
-) -> None:
-    """Set columns of one step (``state``, ``planned``, ``verified_remaining``, ``error``, ...)."""
-    category, _, target = qualified_name.partition(".")
-    allowed = {"state", "planned", "verified_remaining", "run_id", "error", "verified_at", "method"}
-    unknown = set(values) - allowed
-    if unknown:
-        raise ValueError(f"unknown step columns {sorted(unknown)}")
-    sets = ["updated_at = %s"]
-    params: list[Any] = [_naive_utc(_wall_clock())]
-    for column, value in values.items():
-        sets.append(f"{column} = %s")
-        params.append(_naive_utc(value) if isinstance(value, datetime) else value)
-    if add_deleted:
-        sets.append("deleted = deleted + %s")
-        params.append(int(add_deleted))
-    if add_attempt:
-        sets.append("attempts = attempts + 1")
-    if details is not None:
-        sets.append("details = %s")
-        params.append(json.dumps(dict(details), sort_keys=True, default=str))
-    with ledger.connect(conn_id) as conn:
-        ledger.plain_cursor(conn).execute(
-            f"UPDATE request_steps SET {', '.join(sets)} WHERE request_id = %s AND category = %s AND target = %s",
-            (*params, request_id, category, target),
-        )
-
-
-def store_keys(request_id: str, qualified_name: str, keys: Iterable[str], *, conn_id: str = ledger.LEDGER_CONN_ID) -> int:
-    """Remember object keys of a step (idempotent); returns how many were offered."""
-    category, _, target = qualified_name.partition(".")
-    n = 0
-    with ledger.connect(conn_id) as conn:
-        cur = ledger.plain_cursor(conn)
-        batch: list[tuple[str, str, str, str]] = []
-        for key in keys:
-            batch.append((request_id, category, target, key))
-            n += 1
-            if len(batch) >= KEY_BATCH:
-                cur.executemany("INSERT IGNORE INTO request_step_keys VALUES (%s, %s, %s, %s)", batch)
-                batch = []
-        if batch:
-            cur.executemany("INSERT IGNORE INTO request_step_keys VALUES (%s, %s, %s, %s)", batch)
-    return n
-
-
-def stored_keys(request_id: str, qualified_name: str, *, conn_id: str = ledger.LEDGER_CONN_ID) -> Iterator[str]:
-    """The step's remembered object keys, in key order, read in batches."""
-    category, _, target = qualified_name.partition(".")
-    after = ""
-    with ledger.connect(conn_id) as conn:
-        cur = ledger.plain_cursor(conn)
-        while True:
-            cur.execute(
-                "SELECT object_key FROM request_step_keys WHERE request_id = %s AND category = %s AND target = %s"
-                " AND object_key > %s ORDER BY object_key LIMIT %s",
-                (request_id, category, target, after, KEY_BATCH),
-            )
-            rows = [str(r[0]) for r in cur.fetchall()]
-            yield from rows
-            if len(rows) < KEY_BATCH:
-                return
-            after = rows[-1]
-
-
 # --------------------------------------------------------------------------- carrying it out
 
 
@@ -1141,10 +651,10 @@ class Runner:
     """
 
     policy: Policy
-    keys: RetentionKeys
+    keys: RetentionCrypto
     run: RunRef
     run_after: datetime
-    conn_id: str = ledger.LEDGER_CONN_ID
+    conn_id: str = LEDGER_CONN_ID
     stores: dict[str, RetentionStore] = field(default_factory=dict)  # type: ignore[type-arg]
 
     # ------------------------------------------------------------------ helpers
@@ -1167,7 +677,7 @@ class Runner:
                           request.categories)
 
     def selection(self, request: Request) -> Selection:
-        from include.retention.stores.base import SubjectSelection, TenantSelection
+        from include.retention.selections import SubjectSelection, TenantSelection
 
         if request.request_type == "termination":
             return TenantSelection(request.tenant_id)
@@ -1180,16 +690,16 @@ class Runner:
         # erasure); a hold on this subject itself blocks the request (blocking_holds).
         others_held = frozenset(
             (hold.tenant_id, hold.subject_type, held_id)
-            for hold in ledger.list_holds(tenant_id=request.tenant_id, conn_id=self.conn_id)
+            for hold in list_holds(tenant_id=request.tenant_id, conn_id=self.conn_id)
             if hold.subject_type and hold.subject_hash != request.subject_hash
-            and (held_id := hold.subject_id(self.keys)) is not None
+            and (held_id := hold.opened(self.keys).subject_id) is not None
         )
         return SubjectSelection(request.tenant_id, request.subject_type, subject_id, request.subject_hash, others_held)
 
     def held_keys(self, target: Target, selection: Selection) -> set[str]:
         """Object keys of the subject's rows that also name another held subject: they stay."""
-        from include.retention.daily import held_object_keys
-        from include.retention.stores.base import SubjectSelection
+        from include.retention.subject_keys import held_object_keys
+        from include.retention.selections import SubjectSelection
 
         if not isinstance(selection, SubjectSelection) or not selection.exclude_subjects:
             return set()
@@ -1202,7 +712,7 @@ class Runner:
 
     def withheld(self, target: Target, selection: Selection, remaining: int, held_keys: set[str]) -> int:
         """Records of the subject kept because they also name another held subject (0 without such holds)."""
-        from include.retention.stores.base import SubjectSelection
+        from include.retention.selections import SubjectSelection
 
         if not isinstance(selection, SubjectSelection) or not selection.exclude_subjects:
             return 0
@@ -1210,10 +720,10 @@ class Runner:
             return int(self.store("cos").count_keys(target, selection.tenant, sorted(held_keys))) if held_keys else 0  # type: ignore[attr-defined]
         return self.store(target.store).count(target, selection.without_holds()) - remaining
 
-    def blocking_holds(self, request: Request) -> list[ledger.LegalHold]:
+    def blocking_holds(self, request: Request) -> list[LegalHold]:
         """Active holds that forbid this request's purges (checked again right before deleting)."""
         out = []
-        for hold in ledger.list_holds(tenant_id=request.tenant_id, conn_id=self.conn_id):
+        for hold in list_holds(tenant_id=request.tenant_id, conn_id=self.conn_id):
             if request.request_type == "termination" or hold.whole_tenant or hold.subject_hash == request.subject_hash:
                 out.append(hold)
         return out
@@ -1278,7 +788,7 @@ class Runner:
 
     def _resolve_keys(self, request: Request, spec: StepSpec, selection: Selection) -> None:
         """Remember the object keys the subject's rows point at, before those rows are deleted."""
-        from include.retention.stores.base import SubjectSelection
+        from include.retention.selections import SubjectSelection
 
         target = self.policy.target(spec.qualified_name)
         source = self.policy.target(f"{spec.category}.{spec.source}")
@@ -1330,7 +840,7 @@ class Runner:
     def _expiry_units(self, request: Request, target: Target) -> tuple[datetime, list[str], list[date]]:
         """(when the backups holding the subject are gone, units to purge now, their days)."""
         assert isinstance(target, CosTarget) and target.prefix is not None
-        from include.retention.partitions import local_day
+        from include.retention.timeutil import local_day
 
         tz = self.policy.timezone
         # Backups of days up to the run's day may hold the subject; later ones do not.
@@ -1343,8 +853,8 @@ class Runner:
 
     def _late_backups(self, request: Request, target: Target, days: Sequence[date] | None = None) -> Selection | None:
         """The backups that would outlive the due date, as a selection of whole day units."""
-        from include.retention.partitions import start_of_day
-        from include.retention.stores.base import ExpiredSelection
+        from include.retention.timeutil import start_of_day
+        from include.retention.selections import ExpiredSelection
 
         assert isinstance(target, CosTarget) and target.prefix is not None
         if days is None:
@@ -1356,7 +866,7 @@ class Runner:
                                 tenant=request.tenant_id, units=units)
 
     def _run_expiry(self, request: Request, target: Target, step: Step) -> tuple[int, int, str, dict[str, Any]]:
-        tenant_holds = [h for h in ledger.list_holds(tenant_id=request.tenant_id, conn_id=self.conn_id)]
+        tenant_holds = [h for h in list_holds(tenant_id=request.tenant_id, conn_id=self.conn_id)]
         if tenant_holds:
             ids = ", ".join(f"#{h.id}" for h in tenant_holds)
             raise RequestBlocked(
@@ -1421,7 +931,7 @@ class Runner:
     def execute_store(self, request_id: str, store: str) -> dict[str, Any]:
         """Purge and verify this store's steps that are not verified yet; raise if any fails."""
         from include.retention.audit import scrub
-        from include.retention.stores.base import PartialPurgeError
+        from include.retention.results import PartialPurgeError
 
         request = self.request(request_id)
         steps = [s for s in self.ordered_steps(request) if s.store == store]
@@ -1457,7 +967,7 @@ class Runner:
             state = STEP_VERIFIED if remaining == 0 else STEP_FAILED
             error = None if remaining == 0 else f"{remaining} record(s) remain after the purge"
             update_step(request_id, name, state=state, verified_remaining=remaining, method=method, error=error,
-                        verified_at=_wall_clock() if remaining == 0 else None, add_deleted=deleted,
+                        verified_at=wall_clock() if remaining == 0 else None, add_deleted=deleted,
                         details=details, conn_id=self.conn_id)
             log.info("Request %s: %s deleted %d, %d remain", request_id, name, deleted, remaining)
             done.append({"step": name, "deleted": deleted, "remaining": remaining, "method": method})
@@ -1532,26 +1042,10 @@ class Runner:
             self.fail(request, leftovers[0], message)
             release(request_id, conn_id=self.conn_id)
             raise RequestIncomplete(f"request {request_id} failed: {message}; a rerun purges them")
-        verified_at = _wall_clock()
+        verified_at = wall_clock()
         record_event(request_id, "verified", run_id=self.run.run_id, conn_id=self.conn_id,
                      message=f"{len(steps)} step(s) re-counted: 0 records remain")
         return {"request_id": request_id, "verified_at": verified_at.isoformat(), "steps": checked}
-
-
-# --------------------------------------------------------------------------- SLA helpers
-
-
-def forget_closed_subjects(as_of: datetime, *, conn_id: str = ledger.LEDGER_CONN_ID) -> int:
-    """Drop the subject token of requests whose window has closed (completed, or never
-    executed), keeping only the keyed hash. Returns how many were forgotten."""
-    with ledger.connect(conn_id) as conn:
-        cur = ledger.plain_cursor(conn)
-        cur.execute(
-            """UPDATE requests SET subject_enc = NULL, updated_at = %s
-               WHERE subject_enc IS NOT NULL AND due_at < %s AND (state = 'completed' OR mode = 'preview')""",
-            (_naive_utc(_wall_clock()), _naive_utc(as_of)),
-        )
-        return int(cur.rowcount)
 
 
 # --------------------------------------------------------------------------- for the demo and tests

@@ -1,36 +1,20 @@
-"""The retention ledger database: versioned migrations, a connection helper, overrides and holds.
+"""The ledger's schema: versioned, append-only migrations, applied idempotently.
 
-The ledger (connection ``retention_ledger``) records what the package did and the few
-decisions operators take by hand:
-
-- ``purge_audit``: one row per purge attempt, dry or real (written by ``audit.py``);
-- ``tenant_overrides``: a tenant that bought extended storage keeps a category longer;
-- ``legal_holds``: a tenant, or one subject of a tenant, whose data must not be purged;
-- ``requests`` / ``request_steps``: termination and deletion requests and their progress.
-
-No column holds a raw subject id: subjects are stored as a keyed hash (``subject_hash``),
-and where the id must stay usable (holds, open requests) as a Fernet token
-(``subject_enc``) that only the ``retention_keys`` connection can open.
+Tables: ``purge_audit`` (one row per purge attempt), ``tenant_overrides`` and
+``legal_holds`` (decisions operators take by hand), ``requests``, ``request_steps``,
+``request_events``, ``request_step_keys``, ``request_alerts``, ``certificates``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from dataclasses import dataclass
 
-if TYPE_CHECKING:
-    from include.retention.keys import RetentionKeys
+from include.retention.ledger.db import LEDGER_CONN_ID, connect, hook, ledger_database, plain_cursor
+from include.retention.timeutil import to_naive_utc, wall_clock
 
 log = logging.getLogger(__name__)
 
-LEDGER_CONN_ID = "retention_ledger"
-UTC = timezone.utc
-MAX_OVERRIDE_MONTHS = 120
-_DATABASE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _MIGRATION_LOCK_SECONDS = 60
 
 
@@ -234,55 +218,6 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-# --------------------------------------------------------------------------- connections
-
-
-def _hook(conn_id: str, schema: str | None = None) -> Any:
-    from airflow.providers.mysql.hooks.mysql import MySqlHook
-
-    return MySqlHook(mysql_conn_id=conn_id, schema=schema) if schema else MySqlHook(mysql_conn_id=conn_id)
-
-
-def ledger_database(conn_id: str = LEDGER_CONN_ID) -> str:
-    """The ledger's database name, from the connection's schema."""
-    name = _hook(conn_id).get_connection(conn_id).schema
-    if not name or not _DATABASE_NAME.match(name):
-        raise ValueError(f"connection {conn_id!r} must name the ledger database (letters, digits, _), got {name!r}")
-    return str(name)
-
-
-@contextmanager
-def connect(conn_id: str = LEDGER_CONN_ID) -> Iterator[Any]:
-    """A short-lived autocommit connection to the ledger; closed on exit."""
-    conn = _hook(conn_id).get_conn()
-    conn.autocommit(True)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-def plain_cursor(conn: Any) -> Any:
-    import MySQLdb.cursors
-
-    return conn.cursor(MySQLdb.cursors.Cursor)
-
-
-def _now(at: datetime | None) -> datetime:
-    """An aware instant as naive UTC for a DATETIME column (``at`` defaults to now)."""
-    instant = at if at is not None else datetime.now(UTC)
-    if instant.tzinfo is None:
-        raise ValueError("timestamps must be timezone-aware")
-    return instant.astimezone(UTC).replace(tzinfo=None)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None else None
-
-
-# --------------------------------------------------------------------------- migrations
-
-
 def migrate(conn_id: str = LEDGER_CONN_ID) -> list[int]:
     """Create the ledger database and apply every migration not applied yet; idempotent.
 
@@ -290,7 +225,7 @@ def migrate(conn_id: str = LEDGER_CONN_ID) -> list[int]:
     """
     database = ledger_database(conn_id)
     # Connect without the ledger database, which may not exist yet.
-    conn = _hook(conn_id, schema="information_schema").get_conn()
+    conn = hook(conn_id, schema="information_schema").get_conn()
     conn.autocommit(True)
     applied_now: list[int] = []
     try:
@@ -319,7 +254,7 @@ def migrate(conn_id: str = LEDGER_CONN_ID) -> list[int]:
                     cur.execute(statement)
                 cur.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
-                    (migration.version, migration.name, _now(None)),
+                    (migration.version, migration.name, to_naive_utc(wall_clock())),
                 )
                 applied_now.append(migration.version)
                 log.info("Ledger %s: applied migration %d (%s)", database, migration.version, migration.name)
@@ -336,200 +271,3 @@ def applied_migrations(conn_id: str = LEDGER_CONN_ID) -> list[int]:
         cur = plain_cursor(conn)
         cur.execute("SELECT version FROM schema_migrations ORDER BY version")
         return [int(row[0]) for row in cur.fetchall()]
-
-
-# --------------------------------------------------------------------------- tenant overrides
-
-
-@dataclass(frozen=True)
-class TenantOverride:
-    """A tenant keeps a category for ``retention_months`` instead of the policy's period."""
-
-    tenant_id: str
-    category: str
-    retention_months: int
-    reason: str
-    set_by: str
-    set_at: datetime
-
-
-def _text(value: object, what: str, limit: int) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{what} must be a non-empty string")
-    if len(value) > limit:
-        raise ValueError(f"{what} is longer than {limit} characters")
-    if not value.isprintable():  # NUL, escape sequences and line breaks would garble listings and logs
-        raise ValueError(f"{what} contains a control character; write it on one line of printable text")
-    return value.strip()
-
-
-def set_override(
-    tenant_id: str,
-    category: str,
-    retention_months: int,
-    *,
-    reason: str,
-    set_by: str,
-    at: datetime | None = None,
-    conn_id: str = LEDGER_CONN_ID,
-) -> TenantOverride:
-    """Set (or replace) a tenant's retention period for one category."""
-    if isinstance(retention_months, bool) or not isinstance(retention_months, int):
-        raise ValueError("retention_months must be a whole number")
-    if not 1 <= retention_months <= MAX_OVERRIDE_MONTHS:
-        raise ValueError(f"retention_months must be between 1 and {MAX_OVERRIDE_MONTHS}")
-    override = TenantOverride(
-        tenant_id=_text(tenant_id, "tenant_id", 64),
-        category=_text(category, "category", 64),
-        retention_months=retention_months,
-        reason=_text(reason, "reason", 255),
-        set_by=_text(set_by, "set_by", 128),
-        set_at=_now(at).replace(tzinfo=UTC),
-    )
-    with connect(conn_id) as conn:
-        plain_cursor(conn).execute(
-            """INSERT INTO tenant_overrides (tenant_id, category, retention_months, reason, set_by, set_at)
-               VALUES (%s, %s, %s, %s, %s, %s)
-               ON DUPLICATE KEY UPDATE retention_months = VALUES(retention_months), reason = VALUES(reason),
-                 set_by = VALUES(set_by), set_at = VALUES(set_at)""",
-            (override.tenant_id, override.category, override.retention_months, override.reason,
-             override.set_by, _now(override.set_at)),
-        )
-    log.info("Tenant %s keeps %s for %d months", override.tenant_id, override.category, retention_months)
-    return override
-
-
-def clear_override(tenant_id: str, category: str, *, conn_id: str = LEDGER_CONN_ID) -> bool:
-    """Remove a tenant's override of one category; False when there was none."""
-    with connect(conn_id) as conn:
-        cur = plain_cursor(conn)
-        cur.execute("DELETE FROM tenant_overrides WHERE tenant_id = %s AND category = %s", (tenant_id, category))
-        return bool(cur.rowcount)
-
-
-def list_overrides(category: str | None = None, *, conn_id: str = LEDGER_CONN_ID) -> list[TenantOverride]:
-    """Every override, or those of one category, ordered by category and tenant."""
-    sql = "SELECT tenant_id, category, retention_months, reason, set_by, set_at FROM tenant_overrides"
-    params: tuple[Any, ...] = ()
-    if category is not None:
-        sql += " WHERE category = %s"
-        params = (category,)
-    with connect(conn_id) as conn:
-        cur = plain_cursor(conn)
-        cur.execute(sql + " ORDER BY category, tenant_id", params)
-        rows = cur.fetchall()
-    return [
-        TenantOverride(str(t), str(c), int(m), str(r), str(b), _aware(s))  # type: ignore[arg-type]
-        for t, c, m, r, b, s in rows
-    ]
-
-
-# --------------------------------------------------------------------------- legal holds
-
-
-@dataclass(frozen=True)
-class LegalHold:
-    """Data of a tenant, or of one subject of a tenant, that no purge may touch while active."""
-
-    id: int
-    tenant_id: str
-    subject_type: str | None
-    subject_hash: str | None
-    subject_enc: str | None = field(repr=False)
-    reason: str
-    placed_by: str
-    placed_at: datetime
-    released_at: datetime | None
-
-    @property
-    def active(self) -> bool:
-        return self.released_at is None
-
-    @property
-    def whole_tenant(self) -> bool:
-        return self.subject_type is None
-
-    def subject_id(self, keys: RetentionKeys) -> str | None:
-        """The held subject's id, decrypted; None for a whole-tenant hold. Never log it."""
-        return keys.decrypt_subject(self.subject_enc) if self.subject_enc else None
-
-
-def place_hold(
-    tenant_id: str,
-    *,
-    reason: str,
-    placed_by: str,
-    subject_type: str | None = None,
-    subject_id: str | None = None,
-    keys: RetentionKeys | None = None,
-    at: datetime | None = None,
-    conn_id: str = LEDGER_CONN_ID,
-) -> int:
-    """Place a legal hold on a tenant, or on one subject of it; returns the hold's id.
-
-    A subject is stored as its keyed hash and as a Fernet token (``keys``), so that the
-    daily purges can keep its rows out while the id itself never appears in the ledger.
-    """
-    tenant_id = _text(tenant_id, "tenant_id", 64)
-    reason = _text(reason, "reason", 255)
-    placed_by = _text(placed_by, "placed_by", 128)
-    subject_hash = subject_enc = None
-    if (subject_type is None) != (subject_id is None):
-        raise ValueError("give subject_type and subject_id together, or neither for a whole-tenant hold")
-    if subject_type is not None and subject_id is not None:
-        if keys is None:
-            raise ValueError("a subject hold needs the retention keys to hash and encrypt the subject")
-        subject_type = _text(subject_type, "subject_type", 32)
-        subject_hash = keys.subject_hash(tenant_id, subject_type, subject_id)
-        subject_enc = keys.encrypt_subject(subject_id)
-    with connect(conn_id) as conn:
-        cur = plain_cursor(conn)
-        cur.execute(
-            """INSERT INTO legal_holds (tenant_id, subject_type, subject_hash, subject_enc, reason, placed_by, placed_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s)""",
-            (tenant_id, subject_type, subject_hash, subject_enc, reason, placed_by, _now(at)),
-        )
-        hold_id = int(cur.lastrowid)
-    log.info("Legal hold %d placed on tenant %s%s", hold_id, tenant_id,
-             f" ({subject_type} {subject_hash[:12]}…)" if subject_hash else "")
-    return hold_id
-
-
-def release_hold(hold_id: int, *, at: datetime | None = None, conn_id: str = LEDGER_CONN_ID) -> bool:
-    """Release an active hold; False when it does not exist or was already released."""
-    with connect(conn_id) as conn:
-        cur = plain_cursor(conn)
-        cur.execute("UPDATE legal_holds SET released_at = %s WHERE id = %s AND released_at IS NULL",
-                    (_now(at), int(hold_id)))
-        released = bool(cur.rowcount)
-    if released:
-        log.info("Legal hold %d released", hold_id)
-    return released
-
-
-def list_holds(
-    *, tenant_id: str | None = None, active_only: bool = True, conn_id: str = LEDGER_CONN_ID
-) -> list[LegalHold]:
-    """Holds, active ones only by default, optionally of one tenant, oldest first."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if active_only:
-        clauses.append("released_at IS NULL")
-    if tenant_id is not None:
-        clauses.append("tenant_id = %s")
-        params.append(tenant_id)
-    sql = ("SELECT id, tenant_id, subject_type, subject_hash, subject_enc, reason, placed_by, placed_at, released_at"
-           " FROM legal_holds")
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
-    with connect(conn_id) as conn:
-        cur = plain_cursor(conn)
-        cur.execute(sql + " ORDER BY id", tuple(params))
-        rows: Sequence[tuple[Any, ...]] = cur.fetchall()
-    return [
-        LegalHold(
-            id=int(r[0]), tenant_id=str(r[1]), subject_type=r[2], subject_hash=r[3], subject_enc=r[4],
-            reason=str(r[5]), placed_by=str(r[6]), placed_at=_aware(r[7]), released_at=_aware(r[8]),  # type: ignore[arg-type]
-        )
-        for r in rows
-    ]

@@ -20,13 +20,13 @@ DEFAULT_KEYS_CONN_ID = "retention_keys"
 
 
 @dataclass(frozen=True)
-class RetentionKeys:
+class RetentionCrypto:
     subject_hash_key: bytes = field(repr=False)
     subject_encryption_key: bytes = field(repr=False)
     certificate_key: bytes = field(repr=False)
 
     @classmethod
-    def from_connection(cls, conn_id: str = DEFAULT_KEYS_CONN_ID) -> RetentionKeys:
+    def from_connection(cls, conn_id: str = DEFAULT_KEYS_CONN_ID) -> RetentionCrypto:
         from airflow.sdk import BaseHook
 
         extra = BaseHook.get_connection(conn_id).extra_dejson

@@ -1,0 +1,1 @@
+"""Termination and deletion requests: validate, take in, plan steps, carry them out, verify."""
