@@ -410,7 +410,7 @@ def runner(args: argparse.Namespace) -> None:
     import sqlite3
 
     from devservers.airflow_local import load_dags, prepare_metadata_db, run_dag
-    from include.retention import audit
+    from include.retention.ledger import audit
     from include.retention.ledger.migrations import migrate
     from include.retention.requests import legacy as requests
     from include.retention.crypto import RetentionCrypto

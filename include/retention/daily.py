@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
-from include.retention import audit
+from include.retention.ledger import audit
 from include.retention.airflow_context import RunRef
 from include.retention.facts import LedgerFacts
 from include.retention.crypto import RetentionCrypto

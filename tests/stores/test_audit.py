@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from devservers.connections import DEV_KEYS
-from include.retention import audit
+from include.retention.ledger import audit
 from include.retention.ledger.holds import list_holds, place_hold, release_hold
 from include.retention.ledger.migrations import MIGRATIONS, applied_migrations, migrate
 from include.retention.ledger.overrides import clear_override, list_overrides, set_override

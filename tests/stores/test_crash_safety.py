@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import pytest
 
-from include.retention import audit
+from include.retention.ledger import audit
 from include.retention.policy import Policy
 from include.retention.selections import ExpiredSelection, TenantSelection
 from tests.fixtures.cos import CosBucket

@@ -24,7 +24,7 @@ import pytest
 
 from devservers import connections
 from devservers.procs import Endpoint
-from include.retention import audit
+from include.retention.ledger import audit
 from include.retention.policy import MySqlTarget, Policy
 from include.retention.selections import ExpiredSelection, TenantSelection
 from include.retention.results import PartialPurgeError

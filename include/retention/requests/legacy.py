@@ -759,7 +759,7 @@ class Runner:
                 out_steps.append({"step": spec.qualified_name, "store": spec.store, "kind": spec.kind,
                                   "location": spec.location, "planned": planned, "state": step.state})
         except Exception as exc:
-            from include.retention.audit import scrub
+            from include.retention.redaction import scrub
 
             message = scrub(f"planning failed: {type(exc).__name__}: {exc}", selection)
             self.fail(request, None, message + " (nothing was deleted)")
@@ -893,7 +893,7 @@ class Runner:
     def _audited_purge(
         self, target: Target, selection: Selection, purge: Callable[[], Any], matched: Callable[[], int]
     ) -> Any:
-        from include.retention import audit
+        from include.retention.ledger import audit
 
         return audit.audited_purge(purge, matched=matched, dry_run=False, run_id=self.run.run_id,
                                    dag_id=self.run.dag_id, task_id=self.run.task_id, target=target,
@@ -930,7 +930,7 @@ class Runner:
 
     def execute_store(self, request_id: str, store: str) -> dict[str, Any]:
         """Purge and verify this store's steps that are not verified yet; raise if any fails."""
-        from include.retention.audit import scrub
+        from include.retention.redaction import scrub
         from include.retention.results import PartialPurgeError
 
         request = self.request(request_id)

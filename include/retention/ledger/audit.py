@@ -18,50 +18,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Iterator, Literal
 
 from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
 from include.retention.policy import Target
+from include.retention.redaction import scrub, subject_ids
+from include.retention.timeutil import to_naive_utc, wall_clock
 from include.retention.selections import ExpiredSelection, Selection, SubjectSelection, describe_selection
 from include.retention.results import PartialPurgeError, PurgeResult
 
 log = logging.getLogger(__name__)
 
-UTC = timezone.utc
 Outcome = Literal["ok", "failed", "refused"]
-MAX_ERROR_CHARS = 2000
 #: How long a new attempt waits for an earlier attempt of the same purge that still runs.
 ATTEMPT_LOCK_SECONDS = 30
-_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-
-
-def _subject_ids(selection: Selection) -> list[str]:
-    """Raw subject ids a selection carries (never to be written anywhere)."""
-    if isinstance(selection, (SubjectSelection, ExpiredSelection)):
-        held = [subject_id for _tenant, _type, subject_id in selection.exclude_subjects]
-        return [selection.subject_id, *held] if isinstance(selection, SubjectSelection) else held
-    return []
-
-
-def scrub(text: str, selection: Selection) -> str:
-    """``text`` without the selection's subject ids, phone numbers or e-mail addresses."""
-    for subject_id in sorted(_subject_ids(selection), key=len, reverse=True):
-        if len(subject_id) >= 3:  # shorter ids are not identifying, and would shred the text
-            text = text.replace(subject_id, "[subject]")
-    text = _E164.sub("[number]", text)
-    text = _EMAIL.sub("[email]", text)
-    return text[:MAX_ERROR_CHARS]
-
-
-def _utc(instant: datetime) -> datetime:
-    if instant.tzinfo is None:
-        raise ValueError("audit timestamps must be timezone-aware")
-    return instant.astimezone(UTC).replace(tzinfo=None)
 
 
 _COLUMNS = (
@@ -149,7 +122,7 @@ def record_purge(
 def _checked_description(selection: Selection) -> dict[str, object]:
     description = describe_selection(selection)
     serialised = json.dumps(description, sort_keys=True, default=str)
-    if "subject_id" in description or any(s and s in serialised for s in _subject_ids(selection) if len(s) >= 3):
+    if "subject_id" in description or any(s and s in serialised for s in subject_ids(selection) if len(s) >= 3):
         raise ValueError("refusing to audit a selection description that carries a subject id")
     return description
 
@@ -166,13 +139,13 @@ def _row(
         "target": target.name, "store": target.store, "selection_kind": selection.kind,
         "tenant_id": description.get("tenant"), "subject_type": description.get("subject_type"),
         "subject_hash": description.get("subject_hash"),
-        "cutoff": _utc(selection.before) if isinstance(selection, ExpiredSelection) else None,
+        "cutoff": to_naive_utc(selection.before) if isinstance(selection, ExpiredSelection) else None,
         "units_count": len(selection.units) if isinstance(selection, ExpiredSelection) else 0,
         "planned": planned, "deleted": deleted, "verified_remaining": remaining, "method": method,
         "dry_run": dry_run, "override_reason": scrub(override_reason, selection) if override_reason else None,
         "duration_s": max(0.0, (finished_at - started_at).total_seconds()), "outcome": outcome,
         "error": error_text, "details": scrub(json.dumps(details, sort_keys=True, default=str), selection),
-        "started_at": _utc(started_at), "finished_at": _utc(finished_at),
+        "started_at": to_naive_utc(started_at), "finished_at": to_naive_utc(finished_at),
     }
 
 
@@ -279,32 +252,32 @@ def audited_purge(
     who: dict[str, Any] = {"run_id": run_id, "dag_id": dag_id, "task_id": task_id, "target": target,
                            "selection": selection, "override_reason": override_reason}
     # Wall-clock times are for the audit only; they never choose what is deleted.
-    started = datetime.now(UTC)
+    started = wall_clock()
     if dry_run:
         try:
             result = purge()
         except Exception as exc:
-            record_purge(ledger_conn_id, error=exc, dry_run=True, started_at=started, finished_at=datetime.now(UTC),
+            record_purge(ledger_conn_id, error=exc, dry_run=True, started_at=started, finished_at=wall_clock(),
                          **who)
             raise
-        record_purge(ledger_conn_id, result=result, started_at=started, finished_at=datetime.now(UTC), **who)
+        record_purge(ledger_conn_id, result=result, started_at=started, finished_at=wall_clock(), **who)
         return result
     key = attempt_key(run_id, target, selection, key_extra)
     with _attempt_lock(ledger_conn_id, key):
         try:
             count = matched()
         except Exception as exc:
-            record_purge(ledger_conn_id, error=exc, started_at=started, finished_at=datetime.now(UTC), **who)
+            record_purge(ledger_conn_id, error=exc, started_at=started, finished_at=wall_clock(), **who)
             raise
         audit_id = _open_attempt(ledger_conn_id, key, count, started, who)
         settle_attempts(key, count, audit_id, ledger_conn_id=ledger_conn_id)
         try:
             result = purge()
         except Exception as exc:
-            record_purge(ledger_conn_id, error=exc, started_at=started, finished_at=datetime.now(UTC),
+            record_purge(ledger_conn_id, error=exc, started_at=started, finished_at=wall_clock(),
                          audit_id=audit_id, **who)
             raise
-        record_purge(ledger_conn_id, result=result, started_at=started, finished_at=datetime.now(UTC),
+        record_purge(ledger_conn_id, result=result, started_at=started, finished_at=wall_clock(),
                      audit_id=audit_id, **who)
     return result
 
