@@ -344,7 +344,7 @@ class Server:
     def client(self) -> Any:
         from devservers import swift
         from devservers.procs import Endpoint
-        from include.retention.stores.cos import install_content_md5
+        from include.retention.stores.cos_client import install_content_md5
 
         port = int(self.url.rsplit(":", 1)[1])
         ep = Endpoint("s3", "127.0.0.1", port, owned=True, login=self.login, password=self.password)

@@ -58,8 +58,9 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# The seeder's month arithmetic and its map of backup targets to the tables they hold.
-from include.contact_center.seed import _add_months, _backup_targets  # noqa: E402
+# The seeder's map of backup targets to the tables they hold, and the one month arithmetic.
+from devdata.seed_cos import backup_targets  # noqa: E402
+from include.retention.timeutil import add_months  # noqa: E402
 
 TENANT_BASE = 9_700_000
 BACKUP_DAYS_AGO = (29, 27, 31, 25, 33, 23)  # around the 28-day cut-off: alternately expired and kept
@@ -88,7 +89,7 @@ class Sizes:
         self.policy = load_policy()
         self.as_of_day: date = args.as_of
         self.as_of = datetime.combine(args.as_of, clock.min, tzinfo=self.policy.timezone)
-        self.first_day = _add_months(args.as_of, -args.months)
+        self.first_day = add_months(args.as_of, -args.months)
         self.days = (args.as_of - self.first_day).days
         # Asia/Singapore has no daylight saving: one offset turns local days into UTC instants in SQL.
         offset = self.as_of.utcoffset()
@@ -98,7 +99,7 @@ class Sizes:
         self.terminated = self.tenants[len(self.tenants) - args.terminated:] if args.terminated else []
         self.calls = args.calls
         self.backup_days = [self.as_of_day - timedelta(days=d) for d in BACKUP_DAYS_AGO[: args.backup_days]]
-        self.backup_targets = _backup_targets(self.policy)
+        self.backup_targets = backup_targets(self.policy)
         self.backup_objects = len(self.tenants) * len(self.backup_days) * sum(len(t) for _, t in self.backup_targets)
         self.recordings = args.objects - self.backup_objects
         if self.recordings <= 0:
@@ -111,7 +112,7 @@ class Sizes:
             raise SystemExit("--redis-keys too small for a profile, a status and a session per agent")
         self.sessions_per_agent = per_agent - 2
         self.metrics_agents = min(args.metrics_agents, self.agents)
-        self.months = [_add_months(self.as_of_day.replace(day=1), -k) for k in range(args.months - 1, -1, -1)]
+        self.months = [add_months(self.as_of_day.replace(day=1), -k) for k in range(args.months - 1, -1, -1)]
         self.docs_per_index = args.docs_per_index
 
 
@@ -198,7 +199,7 @@ class Loader:
 
     def s3(self) -> Any:
         from devservers import swift
-        from include.retention.stores.cos import install_content_md5
+        from include.retention.stores.cos_client import install_content_md5
 
         return install_content_md5(swift.s3_client(self.servers.endpoints["s3"], max_pool_connections=16))
 
@@ -221,7 +222,7 @@ class Loader:
 
     def mysql_schema(self) -> None:
         from benchmarks import bench_mysql
-        from include.contact_center import schema
+        from devdata import schema
 
         first_month = (self.s.first_day - timedelta(days=1)).replace(day=1)  # local midnight is the day before in UTC
         months = (self.s.as_of_day.year - first_month.year) * 12 + self.s.as_of_day.month - first_month.month + 4
@@ -412,7 +413,7 @@ def runner(args: argparse.Namespace) -> None:
     from devservers.airflow_local import load_dags, prepare_metadata_db, run_dag
     from include.retention.ledger import audit
     from include.retention.ledger.migrations import migrate
-    from include.retention.requests import legacy as requests
+    from include.retention.requests.intake import submit
     from include.retention.crypto import RetentionCrypto
 
     sizes = Sizes(args)
@@ -425,11 +426,11 @@ def runner(args: argparse.Namespace) -> None:
     keys = RetentionCrypto.from_connection()
     received = sizes.as_of - timedelta(days=10)
     for tenant in sizes.terminated:
-        submitted = requests.submit(
+        submitted = submit(
             policy, {"request_type": "termination", "tenant_id": tenant, "mode": "execute",
                      "reference": f"BENCH-{tenant}", "requested_by": "bench@example.test",
                      "received_at": received.isoformat()},
-            run_after=received, run_id="bench_daily_dags", keys=keys, tenant_exists=lambda _: True)
+            run_after=received, run_id="bench_daily_dags", crypto=keys, tenant_exists=lambda _: True)
         assert submitted.outcome == "new", submitted
     dags = load_dags()
     results: dict[str, Any] = {"migrate_s": migrate_s}

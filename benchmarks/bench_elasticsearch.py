@@ -101,7 +101,7 @@ def create_indices(
     subject_share: float = 0.0,
 ) -> int:
     """Create the tenants' monthly indices, each with ``docs_per_index`` documents; returns docs loaded."""
-    from include.retention.stores.elasticsearch import index_mappings
+    from include.retention.stores.elasticsearch_indices import index_mappings
 
     loaded = 0
     ops: list[dict[str, Any]] = []

@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from include.contact_center import schema  # noqa: E402
+from devdata import schema  # noqa: E402
 
 UTC = timezone.utc
 HOST, USER = "127.0.0.1", "root"

@@ -29,29 +29,20 @@ audit rows and certificates carry its keyed hash.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pendulum
 from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, get_current_context, task
 
-from include.retention.policy import load_policy
-from include.retention.requests.legacy import DAG_ID, MODES, REFERENCE_PATTERN, STORE_ORDER
+from include.retention.airflow_context import default_args
+from include.retention.policy import STORES, load_policy
+from include.retention.request_states import MODES, REQUESTS_DAG_ID
+from include.retention.requests.validation import REFERENCE_PATTERN
 
 POLICY = load_policy()  # the one file read at parse time: the policy next to the code
 RUN_TIMEOUT = timedelta(hours=6)  # also the lease a run holds on its request
 RUN_DEADLINE = timedelta(hours=2)  # a run still going after this is reported (Deadline Alert)
-PARAM_NAMES = ("request_type", "tenant_id", "subject_type", "subject_id", "categories", "received_at",
-               "reference", "requested_by", "mode", "resume")
-
-DEFAULT_ARGS = {
-    "owner": "data-retention",
-    "retries": 3,
-    "retry_delay": timedelta(minutes=2),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=30),
-    "execution_timeout": timedelta(hours=1),
-}
 
 PARAMS = {
     "request_type": Param(
@@ -101,28 +92,8 @@ PARAMS = {
 }
 
 
-def _run_after(context: Any) -> datetime:
-    value = context["dag_run"].run_after
-    instant = datetime.fromisoformat(value.isoformat()) if hasattr(value, "isoformat") else value
-    if instant.tzinfo is None:
-        raise ValueError("the run has no time zone")
-    return instant
-
-
-def _runner(context: Any) -> Any:
-    from include.retention.airflow_context import RunRef
-    from include.retention.crypto import RetentionCrypto
-    from include.retention.requests.legacy import Runner
-
-    return Runner(POLICY, RetentionCrypto.from_connection(), RunRef.from_context(context), _run_after(context))
-
-
-def _registration(context: Any) -> dict[str, Any] | None:
-    return context["ti"].xcom_pull(task_ids="register")
-
-
 @dag(
-    dag_id=DAG_ID,
+    dag_id=REQUESTS_DAG_ID,
     description="Termination and deletion requests: validate, purge every store, verify, certify",
     doc_md=__doc__,
     schedule=None,
@@ -130,7 +101,8 @@ def _registration(context: Any) -> dict[str, Any] | None:
     catchup=False,
     max_active_runs=4,  # independent requests run side by side; one request is held by one run
     dagrun_timeout=RUN_TIMEOUT,
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(retry_delay=timedelta(minutes=2), max_retry_delay=timedelta(minutes=30),
+                              execution_timeout=timedelta(hours=1)),
     tags=["retention", "requests", "termination", "deletion"],
     params=PARAMS,
     deadline=DeadlineAlert(
@@ -144,150 +116,52 @@ def deletion_requests() -> None:
     @task(execution_timeout=timedelta(minutes=10))
     def register() -> dict[str, Any]:
         """Validate and record the request (or find it by its reference); claim it for this run."""
-        from airflow.sdk.exceptions import AirflowFailException
+        from include.retention.requests import tasks
 
-        from include.retention.requests import legacy as rq
-        from include.retention.crypto import RetentionCrypto
-
-        context = get_current_context()
-        params = context["params"]
-        conf = {name: params.get(name) for name in PARAM_NAMES}
-        run_after = _run_after(context)
-        run_id = str(context["run_id"])
-        try:
-            submission = rq.submit(POLICY, conf, run_after=run_after, run_id=run_id,
-                                   keys=RetentionCrypto.from_connection())
-        except (rq.RequestConflict, LookupError) as exc:
-            raise AirflowFailException(str(exc)) from None
-        request = submission.request
-        out = {"request_id": request.request_id, "outcome": submission.outcome, "state": request.state,
-               "mode": request.mode, "due_at": request.due_at.isoformat(), "message": submission.message}
-        if submission.outcome == "rejected":
-            raise AirflowFailException(f"{request.request_id}: {submission.message}")
-        if request.state == "completed":
-            return {**out, "action": "certificate"}
-        if params.get("mode") == "preview" and request.mode == "execute" and not params.get("resume"):
-            return {**out, "action": "skip",
-                    "message": f"request {request.request_id} is already accepted for execution ({request.state}); "
-                               "a preview changes nothing"}
-        if not rq.claim(request.request_id, run_id=run_id, run_after=run_after, lease=RUN_TIMEOUT):
-            holder = rq.get_request(request.request_id)
-            return {**out, "action": "skip",
-                    "message": f"request {request.request_id} is being carried out by run "
-                               f"{holder.run_id if holder else '?'}; this run does nothing"}
-        return {**out, "action": "run"}
+        return tasks.register(POLICY, get_current_context(), lease=RUN_TIMEOUT)
 
     @task(execution_timeout=timedelta(minutes=30))
     def plan(registration: dict[str, Any]) -> dict[str, Any]:
         """One step per category and store target, each counted; nothing is deleted here."""
-        import json
-        import logging
+        from include.retention.requests import tasks
 
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-
-        from include.retention.requests.legacy import RequestBlocked
-
-        if registration["action"] != "run":
-            raise AirflowSkipException(registration["message"])
-        try:
-            result = _runner(get_current_context()).plan(registration["request_id"])
-        except RequestBlocked as exc:
-            raise AirflowFailException(str(exc)) from None
-        logging.getLogger(__name__).info("Plan: %s", json.dumps(result, sort_keys=True, default=str))
-        return result
+        return tasks.plan(POLICY, registration, get_current_context())
 
     def purge_task(store: str) -> Any:
         @task(task_id=f"purge_{store}", pool=f"retention_{store}", execution_timeout=timedelta(hours=2))
         def purge(the_plan: dict[str, Any]) -> dict[str, Any]:
             """Purge and verify this store's steps that are not verified yet."""
-            from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+            from include.retention.requests import tasks
 
-            from include.retention.requests.legacy import RequestBlocked
-
-            if the_plan["mode"] != "execute":
-                raise AirflowSkipException("preview: nothing is deleted")
-            if store not in the_plan["stores"]:
-                raise AirflowSkipException(f"this request has no {store} steps")
-            try:
-                return _runner(get_current_context()).execute_store(the_plan["request_id"], store)
-            except RequestBlocked as exc:
-                raise AirflowFailException(str(exc)) from None
+            return tasks.purge(POLICY, store, the_plan, get_current_context())
 
         return purge
 
     @task(trigger_rule="all_done", execution_timeout=timedelta(hours=1))
     def verify() -> dict[str, Any]:
         """Independent re-count of every step. Runs whatever the purges did: it decides the state."""
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+        from include.retention.requests import tasks
 
-        from include.retention.requests import legacy as rq
-
-        context = get_current_context()
-        registration = _registration(context)
-        if not registration:  # register failed: the run must fail too, whatever was skipped
-            raise AirflowFailException("the request was not registered (see the register task)")
-        if registration.get("action") != "run":
-            raise AirflowSkipException("nothing to verify")
-        request_id = registration["request_id"]
-        runner = _runner(context)
-        request = runner.request(request_id)
-        if request.mode != "execute":
-            raise AirflowSkipException("preview: nothing to verify")
-        if context["ti"].xcom_pull(task_ids="plan") is None:
-            if request.state != "failed":
-                runner.fail(request, None, "planning did not finish; nothing was verified")
-            rq.release(request_id)
-            raise AirflowFailException(f"request {request_id}: planning did not finish")
-        try:
-            return runner.verify(request_id)
-        except rq.RequestIncomplete as exc:
-            raise AirflowFailException(str(exc)) from None
+        return tasks.verify(POLICY, get_current_context())
 
     @task(execution_timeout=timedelta(minutes=10))
     def certificate(verified: dict[str, Any]) -> dict[str, Any]:
         """Sign and store the certificate; the request is ``completed`` once it is stored."""
-        from include.retention import certificates
-        from include.retention.requests import legacy as rq
-        from include.retention.airflow_context import RunRef
-        from include.retention.crypto import RetentionCrypto
+        from include.retention.requests import tasks
 
-        context = get_current_context()
-        request_id = verified["request_id"]
-        try:
-            stored = certificates.issue(POLICY, request_id, keys=RetentionCrypto.from_connection(),
-                                        run=RunRef.from_context(context),
-                                        verified_at=datetime.fromisoformat(verified["verified_at"]))
-        except Exception as exc:
-            ti = context["ti"]
-            if ti.try_number > (ti.task.retries or 0):  # the last attempt: say so in the ledger
-                rq.transition(request_id, "failed", run_id=str(context["run_id"]), failed_step="certificate",
-                              error=f"the certificate could not be stored: {type(exc).__name__}", release=True)
-            raise
-        doc = stored.document["certificate"]
-        return {"request_id": request_id, "certificate_id": stored.certificate_id,
-                "cos": f"s3://{stored.cos_bucket}/{stored.cos_key}", "signature": stored.signature,
-                "records_deleted": doc["outcome"]["records_deleted"]}
+        return tasks.certificate(POLICY, verified, get_current_context())
 
     @task(execution_timeout=timedelta(minutes=5))
     def existing_certificate() -> dict[str, Any]:
         """For a completed request submitted again: report its certificate."""
-        from airflow.sdk.exceptions import AirflowSkipException
+        from include.retention.requests import tasks
 
-        from include.retention import certificates
-
-        registration = _registration(get_current_context())
-        if not registration or registration.get("action") != "certificate":
-            raise AirflowSkipException("not a completed request")
-        stored = certificates.load(registration["request_id"])
-        if stored is None:
-            raise RuntimeError(f"request {registration['request_id']} is completed but has no certificate")
-        return {"request_id": stored.request_id, "certificate_id": stored.certificate_id,
-                "cos": f"s3://{stored.cos_bucket}/{stored.cos_key}", "signature": stored.signature}
+        return tasks.existing_certificate(get_current_context())
 
     registration = register()
     planned = plan(registration)
     checked = verify()
-    for store in STORE_ORDER:
+    for store in STORES:
         purge_task(store)(planned) >> checked
     certificate(checked)
     registration >> existing_certificate()

@@ -38,39 +38,15 @@ from typing import Any
 import pendulum
 from airflow.sdk import Asset, CronTriggerTimetable, Param, dag, get_current_context, task
 
-from include.retention.policy import Category, Policy, load_policy
+from include.retention.airflow_context import default_args
+from include.retention.policy import STORES, Category, Policy, load_policy
 
 POLICY = load_policy()  # the one file read at parse time: the policy next to the code
-STORE_ORDER = ("mysql", "redis", "cos", "elasticsearch")
-
-DEFAULT_ARGS = {
-    "owner": "data-retention",
-    "retries": 3,
-    "retry_delay": timedelta(minutes=5),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(hours=1),
-    "execution_timeout": timedelta(hours=2),
-}
-
-
-def _context_options() -> tuple[Any, Any]:
-    from include.retention.daily import RunOptions
-    from include.retention.airflow_context import as_of_from_context
-
-    context = get_current_context()
-    params = context["params"]
-    options = RunOptions(
-        dry_run=bool(params["dry_run"]),
-        max_share=float(params["max_share"]),
-        allow_large_purge=bool(params["allow_large_purge"]),
-        override_reason=str(params["override_reason"] or ""),
-    )
-    return as_of_from_context(context), options
 
 
 def build_daily_dag(policy: Policy, category: Category) -> Any:
     """One category's daily DAG; tasks use ``policy`` (tests pass a modified one)."""
-    stores = [s for s in STORE_ORDER if any(t.store == s for t in category.targets)]
+    stores = [s for s in STORES if any(t.store == s for t in category.targets)]
 
     @dag(
         dag_id=f"retention_{category.name}",
@@ -80,7 +56,7 @@ def build_daily_dag(policy: Policy, category: Category) -> Any:
         start_date=pendulum.datetime(2026, 1, 1, tz=policy.timezone_name),
         catchup=False,
         max_active_runs=1,
-        default_args=DEFAULT_ARGS,
+        default_args=default_args(execution_timeout=timedelta(hours=2)),
         tags=["retention", "daily", category.name, *stores],
         params={
             "dry_run": Param(False, type="boolean", description="Count and audit, delete nothing."),
@@ -98,64 +74,39 @@ def build_daily_dag(policy: Policy, category: Category) -> Any:
     def daily() -> None:
         @task(execution_timeout=timedelta(minutes=30))
         def plan() -> dict[str, Any]:
-            from include.retention import daily as d
-            from include.retention.crypto import RetentionCrypto
-            from include.retention.ledger.facts import load_facts
+            from include.retention.daily import tasks
 
-            as_of, options = _context_options()
-            keys = RetentionCrypto.from_connection()
-            facts = load_facts(as_of, keys)
-            return d.plan_category(policy, category.name, as_of, options, keys=keys, facts=facts)
+            return tasks.plan(policy, category.name, get_current_context())
 
         def batches_task(store: str) -> Any:
             @task(task_id=f"batches_{store}", execution_timeout=timedelta(minutes=5))
             def batches(the_plan: dict[str, Any]) -> list[list[dict[str, Any]]]:
-                """This store's purges in groups: the mapped list stays under max_map_length."""
-                from airflow.configuration import conf
+                from include.retention.daily import tasks
 
-                from include.retention import daily as d
-
-                return d.batches(the_plan["specs"], store, conf.getint("core", "max_map_length", fallback=1024))
+                return tasks.store_batches(the_plan, store)
 
             return batches
 
         def purge_task(store: str) -> Any:
             @task(task_id=f"purge_{store}", pool=f"retention_{store}", max_active_tis_per_dagrun=4)
             def purge(batch: list[dict[str, Any]], the_plan: dict[str, Any]) -> list[dict[str, Any]]:
-                from include.retention import daily as d
-                from include.retention.ledger.facts import load_facts
-                from include.retention.crypto import RetentionCrypto
+                from include.retention.daily import tasks
 
-                as_of, options = _context_options()
-                keys = RetentionCrypto.from_connection()
-                return d.execute_specs(
-                    policy, batch, dry_run=options.dry_run, run=d.RunRef.from_context(get_current_context()),
-                    keys=keys, facts=load_facts(as_of, keys), override_reason=the_plan["override_reason"],
-                )
+                return tasks.purge(policy, batch, the_plan, get_current_context())
 
             return purge
 
         @task(trigger_rule="none_failed")
         def verify(the_plan: dict[str, Any]) -> list[dict[str, Any]]:
-            from include.retention import daily as d
-            from include.retention.crypto import RetentionCrypto
-            from include.retention.ledger.facts import load_facts
+            from include.retention.daily import tasks
 
-            as_of, _ = _context_options()
-            keys = RetentionCrypto.from_connection()
-            return d.verify_plan(policy, the_plan, keys=keys, facts=load_facts(as_of, keys))
+            return tasks.verify(policy, the_plan, get_current_context())
 
         @task(trigger_rule="none_failed", outlets=[Asset(f"retention://{category.name}")])
         def summary(the_plan: dict[str, Any], verified: list[dict[str, Any]]) -> dict[str, Any]:
-            import json
-            import logging
+            from include.retention.daily import tasks
 
-            from include.retention import daily as d
-
-            result = d.summarize(the_plan, str(get_current_context()["run_id"]))
-            result["verified"] = verified
-            logging.getLogger(__name__).info("Retention summary: %s", json.dumps(result, sort_keys=True))
-            return result
+            return tasks.summary(the_plan, verified, get_current_context())
 
         planned = plan()
         purges = [purge_task(s).partial(the_plan=planned).expand(batch=batches_task(s)(planned)) for s in stores]

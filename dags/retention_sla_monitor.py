@@ -39,19 +39,11 @@ import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 
+from include.retention.airflow_context import default_args
 from include.retention.policy import load_policy
-from include.retention.requests.legacy import DAG_ID as REQUESTS_DAG_ID
+from include.retention.request_states import REQUESTS_DAG_ID
 
 POLICY = load_policy()
-
-DEFAULT_ARGS = {
-    "owner": "data-retention",
-    "retries": 3,
-    "retry_delay": timedelta(minutes=5),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(hours=1),
-    "execution_timeout": timedelta(minutes=30),
-}
 
 
 @dag(
@@ -62,7 +54,7 @@ DEFAULT_ARGS = {
     start_date=pendulum.datetime(2026, 1, 1, tz=POLICY.timezone_name),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(execution_timeout=timedelta(minutes=30)),
     tags=["retention", "requests", "sla"],
     params={
         "stall_hours": Param(6, type="number", minimum=1, maximum=72,
@@ -73,45 +65,16 @@ def retention_sla_monitor() -> None:
     @task
     def sweep() -> dict[str, Any]:
         """Which alerts and re-triggers the open requests are owed as of this run."""
-        from include.retention.requests import legacy as rq
-        from include.retention import sla
-        from include.retention.airflow_context import as_of_from_context
+        from include.retention import sla_tasks
 
-        context = get_current_context()
-        as_of = as_of_from_context(context)
-        stall = timedelta(hours=float(context["params"]["stall_hours"]))
-        open_requests = rq.list_requests(states=rq.OPEN_STATES, mode="execute")
-        owed = sla.classify(open_requests, as_of, warning_days=POLICY.sla_warning_days, tz=POLICY.timezone,
-                            stall_after=stall)
-        forgotten = rq.forget_closed_subjects(as_of)
-        return {
-            "as_of": as_of.isoformat(),
-            "open": owed.open_requests,
-            "alerts": [{"request_id": a.request_id, "kind": a.kind, "days_left": a.days_left} for a in owed.alerts],
-            "retrigger": [{"trigger_run_id": r.trigger_run_id, "conf": dict(r.conf)} for r in owed.retriggers],
-            "retrigger_reasons": {r.request_id: r.reason for r in owed.retriggers},
-            "subjects_forgotten": forgotten,
-        }
+        return sla_tasks.sweep(POLICY, get_current_context())
 
     @task
     def notify(swept: dict[str, Any]) -> dict[str, Any]:
         """E-mail each alert not sent yet (warning once; breach once a day), and record it."""
-        from datetime import datetime
+        from include.retention import sla_tasks
 
-        from include.retention import sla
-
-        alerts, as_of = swept["alerts"], swept["as_of"]
-        if not alerts:
-            return {"sent": 0}
-        context = get_current_context()
-        day = sla.local_day(datetime.fromisoformat(as_of), POLICY.timezone)
-        owed = [sla.Alert(a["request_id"], a["kind"], int(a["days_left"])) for a in alerts]
-        pending = sla.due_alerts(owed, day, sla.sent_alerts(sorted({a.request_id for a in owed})))
-        to = sla.recipient() if pending else ""
-        for alert in pending:
-            sla.send(alert, context, to=to)
-            sla.record_alert(alert, day, run_id=str(context["run_id"]))
-        return {"sent": len(pending), "already_sent": len(owed) - len(pending)}
+        return sla_tasks.notify(POLICY, swept, get_current_context())
 
     @task
     def to_retrigger(swept: dict[str, Any]) -> list[dict[str, Any]]:
@@ -121,11 +84,9 @@ def retention_sla_monitor() -> None:
     @task
     def forget_runs() -> dict[str, int]:
         """Delete the finished deletion_requests runs of closed requests (their conf holds the subject id)."""
-        from include.retention import airflow_runs
-        from include.retention.airflow_context import as_of_from_context
+        from include.retention import sla_tasks
 
-        api = airflow_runs.AirflowApi.from_connection()  # skipped, with the reason, when it is not defined
-        return airflow_runs.forget_request_runs(api, as_of_from_context(get_current_context())).as_dict()
+        return sla_tasks.forget_runs(get_current_context())
 
     swept = sweep()
     notify(swept)

@@ -1,6 +1,6 @@
 """Airflow plugin: the data-retention operator dashboard (read-only).
 
-Mounts the FastAPI app of ``include/retention/dashboard_app.py`` at ``/retention`` in the
+Mounts the FastAPI app of ``include/retention/dashboard/app.py`` at ``/retention`` in the
 api-server and adds "Retention" to the UI's navigation (an external view, shown in
 the UI at ``/plugin/retention``). It only reads the ledger and Airflow's metadata; it never
 deletes or changes anything. Routes, auth and screenshots: ``docs/DASHBOARD.md``.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from include.retention.dashboard_app import app
+from include.retention.dashboard.app import app
 
 URL_PREFIX = "/retention"
 

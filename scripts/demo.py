@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     say("servers: " + ", ".join(f"{n} 127.0.0.1:{ep.port}{' (' + kinds[n] + ')' if kinds[n] else ''}"
                                  for n, ep in endpoints.items()))
 
-    from include.contact_center.seed import SeedConfig, seed_all
+    from devdata.seed import seed_all
+    from devdata.world import SeedConfig
     from include.retention.policy import load_policy
 
     policy = load_policy()
@@ -104,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_sample_requests(config, policy, as_of: datetime) -> dict[str, tuple[str, float]]:  # type: ignore[no-untyped-def]
     """One termination and one deletion request through the deletion_requests DAG; print their certificates."""
-    from include.contact_center.seed import build_world
-    from include.retention.requests.legacy import run_request_via_dag_test
+    from devdata.world import build_world
+    from devservers.request_runs import run_request_via_dag_test
 
     world = build_world(config, policy)
     leaving, staying = world[-1], world[0]

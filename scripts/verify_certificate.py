@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from include.retention.certificates import main  # noqa: E402
+from include.retention.cli.verify_certificate import main  # noqa: E402
 
 if __name__ == "__main__":
     raise SystemExit(main(["verify", *sys.argv[1:]]))

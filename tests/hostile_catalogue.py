@@ -11,7 +11,7 @@ existing tenant:
   request's conf (:func:`request_conf`);
 - ``policy file``: one edit of the packaged policy, ``path = value`` or ``del path``, where
   ``targets.<name>`` picks a target by name (:func:`edited_policy`);
-- ``tenant override`` / ``legal hold``: the argument list of ``python -m include.retention.admin``.
+- ``tenant override`` / ``legal hold``: the argument list of ``python -m include.retention.cli.admin``.
 """
 
 from __future__ import annotations

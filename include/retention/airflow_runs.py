@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
-from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
-from include.retention.requests.legacy import DAG_ID as REQUESTS_DAG_ID
-from include.retention.requests.legacy import TERMINAL_STATES
+from include.retention.ledger.db import LEDGER_CONN_ID
+from include.retention.ledger.requests import closed_by_run
+from include.retention.request_states import REQUESTS_DAG_ID
 
 log = logging.getLogger(__name__)
 
@@ -167,39 +167,11 @@ class AirflowApi:
         return True
 
 
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def closed_by_run(run_ids: Iterable[str], as_of: datetime, *, conn_id: str = LEDGER_CONN_ID) -> dict[str, bool]:
-    """For each run the ledger's request events name: True when every request it touched is
-    closed as of ``as_of`` (terminal, or a preview whose window has passed). Runs the ledger
-    never saw are absent."""
-    terminal = sorted(TERMINAL_STATES)
-    as_of_utc = as_of.astimezone(timezone.utc).replace(tzinfo=None)
-    closed: dict[str, bool] = {}
-    with connect(conn_id) as conn:
-        cur = plain_cursor(conn)
-        for chunk in _chunks(sorted(set(run_ids)), PAGE_SIZE):
-            cur.execute(
-                f"""SELECT e.run_id,
-                           MIN(r.state IN ({', '.join(['%s'] * len(terminal))})
-                               OR (r.mode = 'preview' AND r.due_at < %s))
-                    FROM request_events e JOIN requests r ON r.request_id = e.request_id
-                    WHERE e.run_id IN ({', '.join(['%s'] * len(chunk))})
-                    GROUP BY e.run_id""",
-                (*terminal, as_of_utc, *chunk),
-            )
-            closed.update({str(run_id): bool(all_closed) for run_id, all_closed in cur.fetchall()})
-    return closed
-
-
 def forget_request_runs(api: AirflowApi, as_of: datetime, *, conn_id: str = LEDGER_CONN_ID) -> ForgetReport:
     """Delete the finished ``deletion_requests`` runs (ended by ``as_of``) whose requests are
     all closed in the ledger; keep the others. A rerun deletes nothing more."""
     run_ids = api.finished_run_ids(REQUESTS_DAG_ID, as_of)
-    closed = closed_by_run(run_ids, as_of, conn_id=conn_id)
+    closed = closed_by_run(run_ids, as_of, chunk=PAGE_SIZE, conn_id=conn_id)
     deleted = kept = unknown = 0
     for run_id in run_ids:
         if run_id not in closed:

@@ -107,3 +107,14 @@ class LedgerFacts:
     holds: tuple[LegalHold, ...] = ()
     terminations: tuple[Termination, ...] = ()
     deletions: tuple[SubjectDeletion, ...] = ()
+
+    def subject_lookup(self, crypto: RetentionCrypto) -> dict[str, tuple[str, str, str]]:
+        """hash -> (tenant, type, id) for every subject these facts let a run name (to rebuild selections)."""
+        out: dict[str, tuple[str, str, str]] = {}
+        for d in self.deletions:
+            out[d.subject_hash] = (d.tenant, d.subject_type, d.subject_id)
+        for h in self.holds:
+            if h.subject_type and h.subject_id:
+                out[crypto.subject_hash(h.tenant_id, h.subject_type, h.subject_id)] = (
+                    h.tenant_id, h.subject_type, h.subject_id)
+        return out

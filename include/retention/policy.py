@@ -89,6 +89,11 @@ class Target:
         """Whether this target's data carries a date the planner can expire by age."""
         return False
 
+    @property
+    def holds_backups(self) -> bool:
+        """Backups: whole dated units that name no subject; they expire by date, never per subject."""
+        return False
+
 
 @dataclass(frozen=True, eq=False)
 class MySqlTarget(Target):
@@ -139,6 +144,11 @@ class CosTarget(Target):
     @property
     def is_dated(self) -> bool:
         return self.prefix is not None and self.prefix.date_placeholder is not None
+
+    @property
+    def holds_backups(self) -> bool:
+        """Backups: dated, kept for days, naming no subject. They expire by date, never per subject."""
+        return self.is_dated and self.retention.days is not None and not self.subject_types
 
 
 @dataclass(frozen=True, eq=False)

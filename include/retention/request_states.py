@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Mapping
 
+#: The on-demand DAG that carries out requests (the SLA monitor re-triggers it, forget_runs cleans it).
+REQUESTS_DAG_ID = "deletion_requests"
+
 MODES = ("preview", "execute")
 STATES = ("received", "planned", "in_progress", "verifying", "completed", "failed", "rejected")
 TERMINAL_STATES = frozenset({"completed", "rejected"})

@@ -21,15 +21,15 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, Iterable, Mapping, Sequence
 
-from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
-from include.retention.requests.legacy import OPEN_STATES, Request, days_left
+from include.retention.ledger.requests import Request
+from include.retention.request_states import OPEN_STATES
+from include.retention.timeutil import days_left, local_day
 
 log = logging.getLogger(__name__)
 
-UTC = timezone.utc
 SMTP_CONN_ID = "retention_smtp"
 EMAIL_ENV = "RETENTION_SLA_EMAIL"
 EMAIL_VARIABLE = "retention_sla_email"
@@ -81,10 +81,6 @@ class SweepPlan:
     alerts: tuple[Alert, ...]
     retriggers: tuple[Retrigger, ...]
     open_requests: int
-
-
-def local_day(instant: datetime, tz: tzinfo) -> date:
-    return instant.astimezone(tz).date()
 
 
 def retrigger_conf(request: Request) -> dict[str, Any]:
@@ -144,21 +140,7 @@ def classify(
     return SweepPlan(tuple(alerts), tuple(retriggers), count)
 
 
-# --------------------------------------------------------------------------- alert ledger
-
-
-def sent_alerts(request_ids: Sequence[str], *, conn_id: str = LEDGER_CONN_ID) -> set[tuple[str, str, date]]:
-    """(request_id, kind, day) of alerts already sent for these requests."""
-    if not request_ids:
-        return set()
-    with connect(conn_id) as conn:
-        cur = plain_cursor(conn)
-        cur.execute(
-            f"SELECT request_id, kind, alert_day FROM request_alerts WHERE request_id IN "
-            f"({', '.join(['%s'] * len(request_ids))})",
-            tuple(request_ids),
-        )
-        return {(str(r), str(k), d) for r, k, d in cur.fetchall()}
+# --------------------------------------------------------------------------- which alerts are due
 
 
 def due_alerts(alerts: Sequence[Alert], day: date, sent: set[tuple[str, str, date]]) -> list[Alert]:
@@ -172,16 +154,6 @@ def due_alerts(alerts: Sequence[Alert], day: date, sent: set[tuple[str, str, dat
             continue
         out.append(alert)
     return out
-
-
-def record_alert(alert: Alert, day: date, *, run_id: str, conn_id: str = LEDGER_CONN_ID) -> None:
-    with connect(conn_id) as conn:
-        plain_cursor(conn).execute(
-            """INSERT IGNORE INTO request_alerts (request_id, kind, alert_day, days_left, run_id, sent_at)
-               VALUES (%s, %s, %s, %s, %s, %s)""",
-            (alert.request_id, alert.kind, day, alert.days_left, run_id,
-             datetime.now(UTC).replace(tzinfo=None)),
-        )
 
 
 # --------------------------------------------------------------------------- e-mail

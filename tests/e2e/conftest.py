@@ -167,7 +167,7 @@ class Stores:
 
     def s3(self) -> Any:
         from devservers import swift
-        from include.retention.stores.cos import install_content_md5
+        from include.retention.stores.cos_client import install_content_md5
 
         return install_content_md5(swift.s3_client(self.endpoints["s3"]))
 
@@ -211,7 +211,7 @@ def cos_connection(ep: Any, bucket: str, **config: Any) -> str:
 @pytest.fixture(scope="session")
 def stores(servers: dict[str, Any], airflow_db: Path) -> Iterator[Stores]:
     """Private databases, bucket and tenants for the session, wired as the retention_* connections."""
-    from include.contact_center import schema
+    from devdata import schema
     from include.retention.ledger.migrations import migrate
 
     tag = secrets.token_hex(3)
@@ -341,7 +341,7 @@ class World:
 
     def _seed_logs(self) -> None:
         from include.retention.policy import load_policy
-        from include.retention.stores.elasticsearch import index_mappings
+        from include.retention.stores.elasticsearch_indices import index_mappings
 
         target = load_policy().target("log_data.cc_logs")
         self.index = f"cc-logs-{self.tenant}-{self.day:%Y.%m}"

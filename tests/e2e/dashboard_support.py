@@ -197,25 +197,26 @@ def seed_ledger(uri_env: dict[str, str], db: Any, now: datetime) -> None:
 def seed_certificate(request_id: str, now: datetime) -> None:
     """A signed certificate for a completed request, built by the request flow's own code, in the ledger."""
     from devservers.connections import DEV_KEYS
-    from include.retention import certificates
+    from include.retention.certificates.document import build, sign
+    from include.retention.certificates.issue import cos_key
     from include.retention.ledger.db import connect, plain_cursor
-    from include.retention.requests import legacy as rq
+    from include.retention.ledger.requests import get_request
     from include.retention.crypto import RetentionCrypto
     from include.retention.policy import load_policy
 
-    request = rq.get_request(request_id)
+    request = get_request(request_id)
     assert request is not None
     keys = RetentionCrypto(*(DEV_KEYS[k].encode() for k in ("subject_hash_key", "subject_encryption_key",
                                                             "certificate_key")))
     issued = now - timedelta(days=2)
-    body = certificates.build(load_policy(), request, [], [], verified_at=issued, issued_at=issued)
-    document = certificates.sign(body, keys)
+    body = build(load_policy(), request, [], [], verified_at=issued, issued_at=issued)
+    document = sign(body, keys)
     with connect() as conn:
         plain_cursor(conn).execute(
             "INSERT INTO certificates (request_id, certificate_id, issued_at, key_id, signature, cos_bucket, cos_key,"
             " document) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             (request_id, body["certificate_id"], _naive(issued), document["signature"]["key_id"],
-             document["signature"]["value"], "cc-test", certificates.cos_key(request_id),
+             document["signature"]["value"], "cc-test", cos_key(request_id),
              json.dumps(document, sort_keys=True)),
         )
 

@@ -53,7 +53,8 @@ def seeded_world(servers: dict[str, Any], as_of: date, *, ns: Any = None, tenant
         connections before seeding.
     """
     from devservers import connections
-    from include.contact_center.seed import SeedConfig, seed_all
+    from devdata.seed import seed_all
+    from devdata.world import SeedConfig
     from include.retention.ledger.db import connect, plain_cursor
     from include.retention.ledger.holds import place_hold
     from include.retention.ledger.migrations import migrate

@@ -120,11 +120,11 @@ def test_the_ledger_session_is_read_only(
 ) -> None:
     import MySQLdb
 
-    from include.retention import dashboard as dash
+    from include.retention.dashboard.queries import read_only_cursor
 
     for key, value in dashboard.ledger_env.items():
         monkeypatch.setenv(key, value)
-    with dash.read_only_cursor() as cur:
+    with read_only_cursor() as cur:
         with pytest.raises(MySQLdb.OperationalError) as err:
             cur.execute("DELETE FROM requests WHERE request_id = 'req-done'")
         assert err.value.args[0] == 1792  # ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
@@ -248,7 +248,8 @@ def test_summary_is_the_page_as_json(admin: httpx.Client) -> None:
 
 def test_certificates_are_listed_and_downloadable(admin: httpx.Client) -> None:
     from devservers.connections import DEV_KEYS
-    from include.retention import certificates
+    from include.retention.certificates.document import verify_document
+    from include.retention.certificates.render import render_html
     from include.retention.crypto import RetentionCrypto
 
     listed = get_json(admin, "/retention/api/certificates")["certificates"]
@@ -266,13 +267,13 @@ def test_certificates_are_listed_and_downloadable(admin: httpx.Client) -> None:
     assert response.headers["content-disposition"] == "attachment; filename*=UTF-8''CERT-req-done.json"
     keys = RetentionCrypto(*(DEV_KEYS[k].encode() for k in ("subject_hash_key", "subject_encryption_key",
                                                             "certificate_key")))
-    check = certificates.verify_document(response.json(), keys)
+    check = verify_document(response.json(), keys)
     assert check.ok, check  # the download is the signed document, signature intact
 
     html = admin.get("/retention/api/certificates/req-done.html")
     assert html.status_code == 200 and html.headers["content-disposition"].startswith("inline")
     assert "CERT-req-done" in html.text and "sandbox" in html.headers["content-security-policy"]
-    assert html.text == certificates.render_html(response.json())
+    assert html.text == render_html(response.json())
     markdown = admin.get("/retention/api/certificates/req-done.md")
     assert markdown.status_code == 200 and markdown.text.startswith("# Deletion certificate CERT-req-done")
 

@@ -30,7 +30,7 @@ CHROMIUM_FLAGS = (
     "--window-size=1440,2200", "--hide-scrollbars", "--force-device-scale-factor=1",
 )
 WAIT_S = 60
-#: The bar colours of dashboard_app.STATUS_COLOURS, as the browser computes them.
+#: The bar colours of dashboard.app.STATUS_COLOURS, as the browser computes them.
 RED, AMBER, GREEN = "rgba(217, 48, 37, 1)", "rgba(232, 163, 23, 1)", "rgba(46, 158, 68, 1)"
 
 

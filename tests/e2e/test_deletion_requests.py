@@ -37,17 +37,17 @@ def run(dag: Any, conf: dict[str, Any], **kwargs: Any) -> Any:
 
 
 def request_of(reference: str) -> Any:
-    from include.retention.requests import legacy as rq
+    from include.retention.ledger.requests import find_by_reference
 
-    found = rq.find_by_reference(reference)
+    found = find_by_reference(reference)
     assert found is not None, f"no request with reference {reference}"
     return found
 
 
 def steps_of(request_id: str) -> dict[str, Any]:
-    from include.retention.requests import legacy as rq
+    from include.retention.ledger.request_steps import list_steps
 
-    return {s.qualified_name: s for s in rq.list_steps(request_id)}
+    return {s.qualified_name: s for s in list_steps(request_id)}
 
 
 def audit_rows(stores: Stores, run_id: str) -> list[tuple[Any, ...]]:
@@ -55,19 +55,19 @@ def audit_rows(stores: Stores, run_id: str) -> list[tuple[Any, ...]]:
 
 
 def certificate_of(request_id: str) -> dict[str, Any]:
-    from include.retention import certificates
+    from include.retention.certificates.issue import load
 
-    stored = certificates.load(request_id)
+    stored = load(request_id)
     assert stored is not None, f"no certificate for {request_id}"
     return stored.document
 
 
 def submit(conf: dict[str, Any]) -> Any:
     """What the register task does, without a DAG run (for the many refusal cases)."""
-    from include.retention.requests import legacy as rq
+    from include.retention.requests.intake import submit
     from include.retention.policy import load_policy
 
-    return rq.submit(load_policy(), conf, run_after=datetime.now(UTC), run_id="manual__test", keys=keys())
+    return submit(load_policy(), conf, run_after=datetime.now(UTC), run_id="manual__test", crypto=keys())
 
 
 def keys() -> Any:
@@ -80,7 +80,7 @@ def keys() -> Any:
 
 
 def test_termination_purges_every_store_and_certifies(requests_dag: Any, world: World, stores: Stores) -> None:
-    from include.retention import certificates
+    from include.retention.certificates.document import verify_document
 
     bystander = World(stores, world.tenant + "1", world.day).seed()  # an id that starts with the tenant's
     stores.tenants.append(bystander.tenant)
@@ -105,7 +105,7 @@ def test_termination_purges_every_store_and_certifies(requests_dag: Any, world: 
     assert len(steps) == 17 and all(s.state == "verified" and s.verified_remaining == 0 for s in steps.values())
     document = certificate_of(request.request_id)
     body = document["certificate"]
-    assert certificates.verify_document(document, keys()).ok
+    assert verify_document(document, keys()).ok
     assert body["outcome"]["records_deleted"] == sum(s.deleted for s in steps.values()) > 0
     assert body["backups"]["status"] == "deleted" and body["backups"]["objects_deleted"] == 9
     assert body["runs"][0]["run_id"] == dag_run.run_id
@@ -147,13 +147,15 @@ def test_deletion_of_an_agent_purges_only_that_agent(deleted_agent: dict[str, An
 
 
 def test_deletion_certificate_is_signed_and_holds_no_subject_id(deleted_agent: dict[str, Any], stores: Stores) -> None:
-    from include.retention import certificates
+    from include.retention.certificates.document import verify_document
+    from include.retention.certificates.render import render_html, render_markdown
+    from include.retention.cli.verify_certificate import main
 
     request = deleted_agent["request"]
     document = certificate_of(request.request_id)
     body = document["certificate"]
-    assert certificates.verify_document(document, keys()).ok
-    text = json.dumps(document) + certificates.render_markdown(document) + certificates.render_html(document)
+    assert verify_document(document, keys()).ok
+    text = json.dumps(document) + render_markdown(document) + render_html(document)
     assert '"a1"' not in text and "agent_id = a1" not in text
     assert body["request"]["subject"]["keyed_hash"] == keys().subject_hash(request.tenant_id, "agent", "a1")
     backups = body["backups"]
@@ -165,18 +167,18 @@ def test_deletion_certificate_is_signed_and_holds_no_subject_id(deleted_agent: d
     # tampering breaks it
     forged = json.loads(json.dumps(document))
     forged["certificate"]["outcome"]["records_deleted"] += 1
-    assert not certificates.verify_document(forged, keys()).ok
+    assert not verify_document(forged, keys()).ok
     # the command an auditor runs
     path = ROOT / ".run" / f"cert-{request.request_id}.json"
     path.write_text(json.dumps(document))
     try:
-        assert certificates.main(["verify", str(path)]) == 0
+        assert main(["verify", str(path)]) == 0
         script = [sys.executable, str(ROOT / "scripts" / "verify_certificate.py"), str(path), "--key-env", "CERT_KEY"]
         env = {**os.environ, "CERT_KEY": keys().certificate_key.decode()}
         checked = subprocess.run(script, env=env, capture_output=True, text=True, timeout=120)
         assert checked.returncode == 0 and checked.stdout.startswith("OK: CERT-"), checked.stdout + checked.stderr
         path.write_text(json.dumps(forged))
-        assert certificates.main(["verify", str(path)]) == 1
+        assert main(["verify", str(path)]) == 1
         checked = subprocess.run(script, env=env, capture_output=True, text=True, timeout=120)
         assert checked.returncode == 1 and "INVALID" in checked.stdout
     finally:
@@ -198,10 +200,10 @@ def test_same_reference_twice_is_one_request(requests_dag: Any, deleted_agent: d
 
 
 def test_a_reference_naming_another_request_is_refused(deleted_agent: dict[str, Any]) -> None:
-    from include.retention.requests import legacy as rq
+    from include.retention.requests.intake import RequestConflict
 
     conf = {**deleted_agent["conf"], "subject_id": "a10"}
-    with pytest.raises(rq.RequestConflict, match="differs in subject_id"):
+    with pytest.raises(RequestConflict, match="differs in subject_id"):
         submit(conf)
     assert deleted_agent["world"].rows("agents", "agent_id = 'a10'") == 1
 
@@ -232,7 +234,7 @@ def test_preview_counts_and_deletes_nothing(requests_dag: Any, world: World, sto
     conf = base_conf(request_type="termination", tenant_id=world.tenant, reference=f"TKT-{world.tenant}-PV",
                      mode="preview")
     objects, keys_before = world.objects(), world.redis_keys()
-    from include.retention.requests.legacy import run_request_via_dag_test
+    from devservers.request_runs import run_request_via_dag_test
 
     outcome = run_request_via_dag_test(conf)  # what the demo calls
 
@@ -292,7 +294,8 @@ def test_a_hold_on_another_subject_keeps_the_records_naming_it(requests_dag: Any
     document stay and are counted as withheld; verify does not count them as left over. Logs
     alone have no backups, so that request completes and its certificate says what it kept; the
     whole request waits for the hold on its expiry steps (the tenant's backups cannot be split)."""
-    from include.retention import certificates
+    from include.retention.certificates.document import verify_document
+    from include.retention.certificates.render import render_markdown
     from include.retention.ledger.holds import place_hold, release_hold
 
     hold = place_hold(world.tenant, reason="litigation", placed_by="legal", subject_type="agent",
@@ -304,11 +307,11 @@ def test_a_hold_on_another_subject_keeps_the_records_naming_it(requests_dag: Any
         document = certificate_of(request_of(logs_only["reference"]).request_id)
         outcome = document["certificate"]["outcome"]
         assert (outcome["records_deleted"], outcome["records_withheld"]) == (1, 1)
-        markdown = certificates.render_markdown(document)
+        markdown = render_markdown(document)
         held_hash = keys().subject_hash(world.tenant, "agent", "a10")
         assert "kept under another subject's legal hold:** 1" in markdown
         assert '"a10"' not in json.dumps(document) and held_hash not in json.dumps(document)
-        assert certificates.verify_document(document, keys()).ok
+        assert verify_document(document, keys()).ok
 
         conf = base_conf(request_type="deletion", tenant_id=world.tenant, subject_type="phone_number",
                          subject_id=world.P1, reference=f"TKT-{world.tenant}-P1-HELD")
@@ -343,7 +346,8 @@ def test_s3_stopped_mid_request_fails_it_and_a_rerun_resumes_it(
     """Stop our own S3 server after the first COS step: the request fails naming the step;
     after a restart a rerun completes it without touching the verified steps."""
     from devservers import swift
-    from include.retention.stores.cos import CosStore, install_content_md5
+    from include.retention.stores.cos import CosStore
+    from include.retention.stores.cos_client import install_content_md5
 
     endpoint = private_swift.endpoint()
     bucket = f"cc-req-private-{world.tenant}"

@@ -56,16 +56,17 @@ def submit_run(server: AirflowProcesses, token: str, tenant: str, reference: str
 
 def record_request(conf: dict[str, Any], run_id: str, as_of: datetime, *, end_state: str | None) -> None:
     """The ledger row ``register`` would write for this run, moved on to ``end_state``."""
-    from include.retention.requests import legacy as rq
+    from include.retention.ledger.requests import transition
+    from include.retention.requests.intake import submit
     from include.retention.policy import load_policy
 
     accepted = end_state != "rejected"  # an unknown tenant is refused at intake
-    submission = rq.submit(load_policy(), conf, run_after=as_of, run_id=run_id, keys=KEYS,
+    submission = submit(load_policy(), conf, run_after=as_of, run_id=run_id, crypto=KEYS,
                            tenant_exists=lambda _tenant: accepted)
     assert submission.outcome == ("new" if accepted else "rejected"), submission.message
     if end_state == "completed":
         for state in ("planned", "in_progress", "verifying", "completed"):
-            rq.transition(submission.request.request_id, state, run_id=run_id)
+            transition(submission.request.request_id, state, run_id=run_id)
 
 
 def dag_run_rows(server: AirflowProcesses) -> dict[str, str]:

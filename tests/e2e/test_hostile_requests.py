@@ -1,5 +1,5 @@
 """The request rows of the hostile-input catalogue (docs/RELIABILITY.md) on the real servers:
-each goes through ``requests.submit``, what the ``register`` task of ``deletion_requests`` calls,
+each goes through ``requests.intake.submit``, what the ``register`` task of ``deletion_requests`` calls,
 against a seeded tenant, and nothing in any store or in the ledger changes but a ``rejected`` row.
 """
 
@@ -79,15 +79,15 @@ def snapshots(target_world: World) -> Iterator[tuple[Snapshot, dict[str, Any]]]:
 def test_hostile_request_is_rejected_and_nothing_changes(
     target_world: World, snapshots: tuple[Snapshot, dict[str, Any]], case: Case
 ) -> None:
-    from include.retention.requests import legacy as rq
+    from include.retention.requests.intake import submit
     from include.retention.crypto import RetentionCrypto
     from include.retention.policy import load_policy
 
     conf = request_conf(case, target_world.tenant)
     keys = RetentionCrypto.from_connection()
 
-    submission = rq.submit(load_policy(), conf, run_after=datetime.now(UTC), run_id=f"manual__{case.case_id}",
-                           keys=keys)
+    submission = submit(load_policy(), conf, run_after=datetime.now(UTC), run_id=f"manual__{case.case_id}",
+                        crypto=keys)
 
     assert submission.outcome == "rejected"
     request = submission.request
@@ -97,5 +97,5 @@ def test_hostile_request_is_rejected_and_nothing_changes(
     snapshot, before = snapshots
     assert snapshot.take() == before
     if isinstance(conf.get("reference"), str) and request.reference == conf["reference"]:
-        assert rq.submit(load_policy(), conf, run_after=datetime.now(UTC), run_id="manual__again",
-                         keys=keys).outcome == "rejected"  # a rejected reference stays rejected
+        assert submit(load_policy(), conf, run_after=datetime.now(UTC), run_id="manual__again",
+                      crypto=keys).outcome == "rejected"  # a rejected reference stays rejected

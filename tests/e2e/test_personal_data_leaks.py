@@ -49,7 +49,8 @@ class Needles:
 def leak_world(servers: dict[str, Any], airflow_db: Path) -> Iterator[dict[str, Any]]:
     """A private contact center (two tenants, seven months) in all four stores, and its ledger."""
     from devservers import connections
-    from include.contact_center.seed import SeedConfig, seed_all
+    from devdata.seed import seed_all
+    from devdata.world import SeedConfig
     from include.retention.ledger.migrations import migrate
     from include.retention.policy import load_policy
 
@@ -93,7 +94,7 @@ def _drop(ns: Any, tenants: Iterable[str], servers: dict[str, Any]) -> None:
             db.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
     finally:
         db.close()
-    from include.retention.stores.cos import install_content_md5
+    from include.retention.stores.cos_client import install_content_md5
 
     s3 = install_content_md5(S3Hook(aws_conn_id="retention_cos").get_conn())
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=ns.bucket):
@@ -214,8 +215,9 @@ def test_no_personal_data_in_logs_xcom_ledger_certificates_or_mails(
     leak_world: dict[str, Any], airflow_db: Path, inbox: Inbox, capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from include.contact_center.seed import build_world, known_personal_data
-    from include.retention.requests import legacy as rq
+    from devdata.world import build_world, known_personal_data
+    from include.retention.ledger.requests import find_by_reference
+    from include.retention.requests.intake import submit
     from include.retention.crypto import RetentionCrypto
     from include.retention.policy import load_policy
 
@@ -250,7 +252,7 @@ def test_no_personal_data_in_logs_xcom_ledger_certificates_or_mails(
     for kind, conf in confs.items():
         dag_run = requests_dag.test(logical_date=None, run_conf=conf)
         assert str(dag_run.state) == "success", (kind, task_states(dag_run))
-    completed = [rq.find_by_reference(c["reference"]) for c in confs.values()]
+    completed = [find_by_reference(c["reference"]) for c in confs.values()]
     assert all(r is not None and r.state == "completed" for r in completed)
     # two open requests the SLA monitor writes about: a warning (T-7) and a breach (T-0)
     as_of = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
@@ -260,7 +262,7 @@ def test_no_personal_data_in_logs_xcom_ledger_certificates_or_mails(
                 "subject_id": customer, "reference": f"LEAK-{staying.tenant_id}-{days}",
                 "requested_by": "dpo@example.test", "mode": "execute",
                 "received_at": (as_of - timedelta(days=days)).isoformat()}
-        assert rq.submit(policy, conf, run_after=as_of, run_id="manual__leak", keys=keys).outcome == "new"
+        assert submit(policy, conf, run_after=as_of, run_id="manual__leak", crypto=keys).outcome == "new"
     sla_run = load_dag("retention_sla_monitor", "retention_sla_monitor").test(logical_date=as_of)
     assert str(sla_run.state) == "success", task_states(sla_run)
     captured = capfd.readouterr()

@@ -25,7 +25,8 @@ def monitor(airflow_db: Any) -> Any:
 
 def open_request(stores: Stores, *, received_days_ago: float, as_of: datetime, state: str = "received") -> Any:
     """An accepted deletion request received that long before ``as_of`` (never run)."""
-    from include.retention.requests import legacy as rq
+    from include.retention.ledger.requests import transition
+    from include.retention.requests.intake import submit
     from include.retention.crypto import RetentionCrypto
     from include.retention.policy import load_policy
 
@@ -36,12 +37,12 @@ def open_request(stores: Stores, *, received_days_ago: float, as_of: datetime, s
     conf = {"request_type": "deletion", "tenant_id": tenant, "subject_type": "phone_number", "subject_id": PHONE,
             "reference": f"SLA-{tenant}", "requested_by": "dpo@example.test", "mode": "execute",
             "received_at": received.isoformat()}
-    submission = rq.submit(load_policy(), conf, run_after=as_of, run_id="manual__sla_test",
-                           keys=RetentionCrypto.from_connection())
+    submission = submit(load_policy(), conf, run_after=as_of, run_id="manual__sla_test",
+                        crypto=RetentionCrypto.from_connection())
     assert submission.outcome == "new"
     request = submission.request
     if state == "failed":
-        request = rq.transition(request.request_id, "failed", run_id="manual__sla_test", error="S3 unreachable",
+        request = transition(request.request_id, "failed", run_id="manual__sla_test", error="S3 unreachable",
                                 failed_step="call_data.recordings", release=True)
     return request
 
@@ -93,14 +94,14 @@ def test_failed_requests_are_retriggered_without_their_subject(monitor: Any, sto
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
-    from include.retention.requests import legacy as rq
+    from include.retention.ledger.requests import get_request, transition
 
     as_of = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     failed = open_request(stores, received_days_ago=3, as_of=as_of, state="failed")
     closed = open_request(stores, received_days_ago=40, as_of=as_of)  # completed, window closed 10 days ago
     for state in ("planned", "in_progress", "verifying", "completed"):
-        rq.transition(closed.request_id, state, run_id="manual__sla_test", completed_at=as_of - timedelta(days=35))
-    assert rq.get_request(closed.request_id).subject_enc  # type: ignore[union-attr]
+        transition(closed.request_id, state, run_id="manual__sla_test", completed_at=as_of - timedelta(days=35))
+    assert get_request(closed.request_id).subject_enc  # type: ignore[union-attr]
 
     dag_run = monitor.test(logical_date=as_of)
 
@@ -114,7 +115,7 @@ def test_failed_requests_are_retriggered_without_their_subject(monitor: Any, sto
         conf = dict(triggered[0].conf)
     assert conf["resume"] is True and conf["reference"] == failed.reference and conf["mode"] == "execute"
     assert "subject_id" not in conf and PHONE not in json.dumps(conf)
-    closed_now = rq.get_request(closed.request_id)
+    closed_now = get_request(closed.request_id)
     assert closed_now is not None and closed_now.subject_enc is None and closed_now.subject_hash  # forgotten, hash kept
     with create_session() as session:
         assert session.query(DagRun).filter(DagRun.run_id.like(f"sla_retrigger__{closed.request_id}__%")).count() == 0

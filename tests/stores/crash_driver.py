@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from devservers.connections import DEV_KEYS
 from include.retention.airflow_context import RunRef
-from include.retention.daily import execute_specs
+from include.retention.daily.purge import execute_specs
 from include.retention.facts import LedgerFacts
 from include.retention.crypto import RetentionCrypto
 from include.retention.policy import load_policy
@@ -77,7 +77,7 @@ def run_spec(job: Mapping[str, Any], *, pause: float) -> list[dict[str, Any]]:
     spec = job["spec"]
     store = paced_store(spec["store"], int(job["batch_size"]), pause, job.get("options", {}))
     run = RunRef(run_id=job["run_id"], dag_id=RUN.dag_id, task_id=RUN.task_id)
-    return execute_specs(load_policy(), [spec], dry_run=False, run=run, keys=KEYS, facts=LedgerFacts(),
+    return execute_specs(load_policy(), [spec], dry_run=False, run=run, crypto=KEYS, facts=LedgerFacts(),
                          stores={spec["store"]: store})
 
 

@@ -12,7 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from include.retention import admin
+from include.retention.cli import admin
 from include.retention.ledger.holds import list_holds, place_hold
 from include.retention.ledger.migrations import migrate
 from include.retention.ledger.overrides import list_overrides, set_override

@@ -23,7 +23,10 @@ from include.retention.identifiers import IdentifierError, Template
 from include.retention.policy import CosTarget, Policy, Retention
 from include.retention.selections import DatedUnit, ExpiredSelection, SubjectSelection, TenantSelection
 from include.retention.results import PartialPurgeError, UnsupportedSelection
-from include.retention.stores.cos import CosStore, _KeyParser, _next_version_marker, iso_timestamp
+from include.retention.stores.cos import CosStore
+from include.retention.stores.cos_bucket import next_version_marker
+from include.retention.stores.cos_client import iso_timestamp
+from include.retention.stores.cos_scan import KeyParser
 from tests.fixtures.cos import CosBucket, SeededBucket, connection_env, new_bucket, plain_client
 
 pytestmark = pytest.mark.servers
@@ -113,7 +116,7 @@ def test_key_parser_agrees_with_template_parse(policy: Policy) -> None:
     for target in (recordings(policy), backups(policy), backups(policy, "call_data")):
         template = target.prefix
         assert template is not None
-        parse = _KeyParser(template)
+        parse = KeyParser(template)
         samples = [rec_key("12", DAYS[0], 1), backup_key("123", DAYS[1], "agent_info"),
                    backup_key("1", DAYS[2], "call_data"), *FOREIGN,
                    "recordings/12/2026/02/30/feb-30.wav", "", "backups/"]
@@ -139,11 +142,11 @@ def test_fast_timestamps_read_what_botocore_reads(value: str) -> None:
 def test_version_markers_survive_swifts_null_marker() -> None:
     t = [datetime(2026, 5, 1, 0, 0, s, tzinfo=TZ) for s in range(3)]
     listed = [("a", "3.0", t[2]), ("a", "2.0", t[1]), ("b", "1.0", t[0])]
-    assert _next_version_marker({"NextKeyMarker": "a", "NextVersionIdMarker": "2.0"}, listed[:2]) == ("a", "2.0")
+    assert next_version_marker({"NextKeyMarker": "a", "NextVersionIdMarker": "2.0"}, listed[:2]) == ("a", "2.0")
     # Swift 2.30 says "null": continue after the oldest version listed of that key
-    assert _next_version_marker({"NextKeyMarker": "a", "NextVersionIdMarker": "null"}, listed[:2]) == ("a", "2.0")
-    assert _next_version_marker({"NextKeyMarker": "b"}, listed) == ("b", "1.0")
-    assert _next_version_marker({"NextKeyMarker": "c", "NextVersionIdMarker": "null"},
+    assert next_version_marker({"NextKeyMarker": "a", "NextVersionIdMarker": "null"}, listed[:2]) == ("a", "2.0")
+    assert next_version_marker({"NextKeyMarker": "b"}, listed) == ("b", "1.0")
+    assert next_version_marker({"NextKeyMarker": "c", "NextVersionIdMarker": "null"},
                                 [("c", "null", t[0])]) == ("c", None)
 
 

@@ -19,7 +19,8 @@ from include.retention.identifiers import IdentifierError
 from include.retention.policy import ElasticsearchTarget, Policy
 from include.retention.selections import ExpiredSelection, SubjectSelection, TenantSelection
 from include.retention.results import PartialPurgeError, UnsupportedSelection
-from include.retention.stores.elasticsearch import ElasticsearchStore, ElasticsearchUnavailable, _chunks
+from include.retention.stores.elasticsearch import ElasticsearchStore
+from include.retention.stores.elasticsearch_client import ElasticsearchUnavailable, chunk_names
 from tests.fixtures.elasticsearch import LogIndices, StandIn, months_back
 
 pytestmark = [pytest.mark.servers, pytest.mark.timeout(60)]
@@ -591,11 +592,11 @@ def test_slow_task_times_out_with_a_clear_error(
 
 def test_chunks_keep_every_request_short() -> None:
     names = [f"cc-logs-{9_000_000_000 + i}-2025.{m:02d}" for i in range(400) for m in range(1, 13)]
-    chunks = list(_chunks(names, 3_000, 10_000))
+    chunks = list(chunk_names(names, 3_000, 10_000))
     assert [n for c in chunks for n in c] == names
     assert all(len(",".join(c)) <= 3_000 for c in chunks)
     assert len(chunks) <= len(",".join(names)) // 2_900 + 1  # full chunks: few requests
-    assert list(_chunks(["a", "b", "c"], 3_000, 2)) == [["a", "b"], ["c"]]
+    assert list(chunk_names(["a", "b", "c"], 3_000, 2)) == [["a", "b"], ["c"]]
 
 
 @pytest.fixture(autouse=True)

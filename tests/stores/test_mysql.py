@@ -17,7 +17,8 @@ import pytest
 from include.retention.policy import MySqlTarget, Policy, Retention
 from include.retention.selections import ExpiredSelection, Selection, SubjectSelection, TenantSelection
 from include.retention.results import PartialPurgeError, UnsupportedSelection
-from include.retention.stores.mysql import EARLIEST, LATEST, MySqlStore, quote_identifier
+from include.retention.stores.mysql import MySqlStore
+from include.retention.stores.mysql_sql import EARLIEST, LATEST, quote_identifier, walk_plan, walk_sql
 from tests.fixtures.mysql import MySqlDatabase
 
 pytestmark = pytest.mark.servers
@@ -758,11 +759,11 @@ def test_batch_queries_read_an_index_range_without_sorting_the_selection(
 ) -> None:
     t = target(policy, name)
     info = store.table_info(t)
-    plan = store._walk_plan(t, selection, info)
+    plan = walk_plan(t, selection, info)
     after = ["2026-02-01 00:00:00" if c == t.time_column else ("x" if c == t.tenant_column else 5)
              for c in plan.order]
     for position in (None, after):
-        sql, params, plan, _ = store.walk_sql(t, selection, info, limit=100, after=position)
+        sql, params, plan, _ = walk_sql(t, selection, info, limit=100, after=position)
         (row,) = cc_mysql.query("EXPLAIN " + sql, params)
         access, key, extra = row[3], row[5], row[-1]
         assert access in ("range", "ref") and key != "PRIMARY", row

@@ -36,12 +36,17 @@ from hypothesis.control import currently_in_test_context
 
 from devservers.connections import DEV_KEYS
 from devservers.procs import Endpoint
-from include.contact_center import schema
-from include.retention import daily
+from devdata import schema
 from include.retention.ledger.holds import place_hold
 from include.retention.ledger.overrides import set_override
-from include.retention.requests import legacy as requests
-from include.retention.daily import RunOptions, execute_specs, plan_category, verify_plan
+from include.retention.requests.intake import submit
+from include.retention.daily import plan as daily_plan
+from include.retention.daily import purge as daily_purge
+from include.retention.daily import verify as daily_verify
+from include.retention.daily.breaker import RunOptions
+from include.retention.daily.purge import execute_specs
+from include.retention.daily.plan import plan_category
+from include.retention.daily.verify import verify_plan
 from include.retention.airflow_context import RunRef
 from include.retention.ledger.facts import load_facts
 from include.retention.crypto import RetentionCrypto
@@ -191,7 +196,7 @@ class World:
 
     def terminated(self, tenant: str) -> bool:
         """An open termination sweeps the tenant, unless any hold is on it: a termination
-        would delete held data (requests.validate refuses one for the same reason)."""
+        would delete held data (requests.validation.validate refuses one for the same reason)."""
         return not self.any_hold(tenant) and any(
             r.kind == "termination" and r.tenant == tenant and r.open_at(self.as_of) for r in self.requests
         )
@@ -426,7 +431,7 @@ class Stores:
                     "received_at": r.received_at.isoformat()}
             if r.kind == "deletion":
                 conf |= {"subject_type": r.subject_type, "subject_id": r.subject_id}
-            submitted = requests.submit(self.policy, conf, run_after=world.as_of, run_id="prop", keys=KEYS,
+            submitted = submit(self.policy, conf, run_after=world.as_of, run_id="prop", crypto=KEYS,
                                         tenant_exists=lambda _tenant: True)
             assert submitted.request.state == "received", submitted.message
         for (tenant, category), months in world.overrides.items():
@@ -453,11 +458,11 @@ def run_daily(policy: Policy, as_of: datetime, categories: Iterable[str]) -> Non
     """What the daily DAGs do for each category, in-process: plan, purge, verify."""
     facts = load_facts(as_of, KEYS)
     for category in categories:
-        plan = plan_category(policy, category, as_of, OPTIONS, keys=KEYS, facts=facts)
+        plan = plan_category(policy, category, as_of, OPTIONS, crypto=KEYS, facts=facts)
         run = RunRef(run_id=f"scheduled__{as_of.isoformat()}", dag_id=f"retention_{category}", task_id="purge")
-        execute_specs(policy, plan["specs"], dry_run=False, run=run, keys=KEYS, facts=facts,
+        execute_specs(policy, plan["specs"], dry_run=False, run=run, crypto=KEYS, facts=facts,
                       override_reason=plan["override_reason"])
-        verify_plan(policy, plan, keys=KEYS, facts=facts)
+        verify_plan(policy, plan, crypto=KEYS, facts=facts)
 
 
 def check_world(world: World, stores: Stores) -> None:
@@ -541,7 +546,8 @@ def stores(
             shared[store] = store_for(store, tz, **kwargs)
         return shared[store]
 
-    monkeypatch.setattr(daily, "store_for", shared_store)
+    for module in (daily_plan, daily_purge, daily_verify):  # every step of the daily path builds its stores
+        monkeypatch.setattr(module, "store_for", shared_store)
     yield Stores(cc_mysql, ledger_db, redis_keys, cos_bucket, log_indices, policy)
     for back_end in shared.values():
         getattr(back_end, "close", lambda: None)()
@@ -611,6 +617,6 @@ def test_a_hold_on_one_subject_wins_over_another_subjects_deletion(stores: Store
     assert world.expired_objects() == {world.rows[1].recording_key, world.rows[2].recording_key}
     check_world(world, stores)
     # The next daily plan says what it keeps, in counts only: call 1 and its recording.
-    plan = plan_category(stores.policy, "call_data", as_of, OPTIONS, keys=KEYS, facts=load_facts(as_of, KEYS))
+    plan = plan_category(stores.policy, "call_data", as_of, OPTIONS, crypto=KEYS, facts=load_facts(as_of, KEYS))
     kept = sorted(s.split(": ", 1)[0] for s in plan["skipped"] if "kept under another subject's legal hold" in s)
     assert kept == ["call_data.call_records", "call_data.recordings"] and p not in json.dumps(plan)

@@ -20,8 +20,12 @@ from typing import Any, Iterator
 import pytest
 
 from devservers.procs import Endpoint
-from include.contact_center import seed as seeder
-from include.contact_center.seed import SeedConfig, SeedReport, known_personal_data, seed_all
+from devdata.report import SeedReport
+from devdata.seed import seed_all
+from devdata.seed_cos import cos_objects
+from devdata.seed_elasticsearch import es_client, es_documents
+from devdata.seed_mysql import seed_mysql
+from devdata.world import SeedConfig, build_world, calls_on, days, decrypt, known_personal_data, tenant_ids
 from include.retention.policy import CosTarget, Policy, RedisTarget
 
 pytestmark = pytest.mark.servers
@@ -54,7 +58,7 @@ def test_known_personal_data_is_deterministic_and_complete(policy: Policy) -> No
     first, again = known_personal_data(config), known_personal_data(small_config())
     assert first == again
     assert known_personal_data(small_config(seed=12)) != first
-    world = seeder.build_world(config, policy)
+    world = build_world(config, policy)
     for tenant in world:
         for person in tenant.agents + tenant.admins:
             assert {person.name, person.email} <= first
@@ -66,20 +70,20 @@ def test_known_personal_data_is_deterministic_and_complete(policy: Policy) -> No
 
 def test_ids_exercise_exactness(policy: Policy) -> None:
     config = small_config()
-    ids = seeder.tenant_ids(config)
+    ids = tenant_ids(config)
     assert ids[0] + "3" == ids[1]  # one tenant id is a prefix of another
-    agents = {a.person_id for a in seeder.build_world(config, policy)[0].agents}
+    agents = {a.person_id for a in build_world(config, policy)[0].agents}
     assert {"a1", "a10"} <= agents
-    shared = set.intersection(*(set(t.customers) for t in seeder.build_world(config, policy)))
+    shared = set.intersection(*(set(t.customers) for t in build_world(config, policy)))
     assert shared  # some people call every tenant
 
 
 def test_every_generator_is_deterministic(policy: Policy) -> None:
     def snapshot(config: SeedConfig) -> tuple[str, str, str]:
-        world = seeder.build_world(config, policy)
-        calls = [c for t in world for d in seeder.days(config, t) for c in seeder.calls_on(config, t, d, policy)]
-        objects = [(k, hashlib.sha256(b).hexdigest()) for _, _, k, b in seeder.cos_objects(config, policy)]
-        docs = list(seeder.es_documents(config, policy))
+        world = build_world(config, policy)
+        calls = [c for t in world for d in days(config, t) for c in calls_on(config, t, d, policy)]
+        objects = [(k, hashlib.sha256(b).hexdigest()) for _, _, k, b in cos_objects(config, policy)]
+        docs = list(es_documents(config, policy))
         return digest(calls), digest(objects), digest(docs)
 
     quick = {"months": 1, "agents_per_tenant": 4}
@@ -91,8 +95,8 @@ def test_every_generator_is_deterministic(policy: Policy) -> None:
 def test_calls_are_utc_and_days_are_local(policy: Policy) -> None:
     config = small_config()
     tz = policy.timezone
-    world = seeder.build_world(config, policy)
-    calls = [c for t in world for d in seeder.days(config, t) for c in seeder.calls_on(config, t, d, policy)]
+    world = build_world(config, policy)
+    calls = [c for t in world for d in days(config, t) for c in calls_on(config, t, d, policy)]
     assert calls and all(c.started_at.tzinfo == timezone.utc for c in calls)
     assert all(c.started_at.astimezone(tz).date() == c.local_day for c in calls)
     # a call before 08:00 in Singapore is on the previous UTC day
@@ -161,7 +165,7 @@ def _cleanup(config: SeedConfig, database: str, bucket: str, endpoints: dict[str
     finally:
         conn.close()
     client = _redis()
-    for tenant in seeder.tenant_ids(config):
+    for tenant in tenant_ids(config):
         keys = list(client.scan_iter(match=_glob(f"cc:{tenant}:") + "*", count=1_000))
         for start in range(0, len(keys), 500):
             client.unlink(*keys[start : start + 500])
@@ -174,8 +178,8 @@ def _cleanup(config: SeedConfig, database: str, bucket: str, endpoints: dict[str
         s3.delete_bucket(Bucket=bucket)
     except s3.exceptions.NoSuchBucket:
         pass
-    es = seeder.es_client()
-    names = {index for _, index, _, _ in seeder.es_documents(config, policy)}
+    es = es_client()
+    names = {index for _, index, _, _ in es_documents(config, policy)}
     for name in sorted(names):  # explicit names: ES 8 refuses wildcard deletes
         es.options(ignore_status=404).indices.delete(index=name)
 
@@ -208,7 +212,7 @@ def test_report_covers_every_store_and_tenant(seeded: Seeded) -> None:
                    "agent_info.agent_sessions", "call_data.recordings", "agent_info.agent_info_backups",
                    "log_data.cc_logs", "configuration.blacklist_numbers", "mysql.tenants", "redis.other_keys"):
         assert counts.get(target, 0) > 0, target
-    assert set(seeded.report.by_tenant) == set(seeder.tenant_ids(seeded.config))
+    assert set(seeded.report.by_tenant) == set(tenant_ids(seeded.config))
     for tenant, by_target in seeded.report.by_tenant.items():
         assert by_target["call_data.call_records"] > 0, tenant
 
@@ -231,7 +235,7 @@ def test_mysql_holds_what_the_report_says(seeded: Seeded, policy: Policy) -> Non
 
 
 def test_personal_fields_are_encrypted_at_rest(seeded: Seeded, policy: Policy) -> None:
-    world = {t.tenant_id: t for t in seeder.build_world(seeded.config, policy)}
+    world = {t.tenant_id: t for t in build_world(seeded.config, policy)}
     conn = _mysql(seeded.endpoints, seeded.database)
     try:
         cur = conn.cursor()
@@ -243,7 +247,7 @@ def test_personal_fields_are_encrypted_at_rest(seeded: Seeded, policy: Policy) -
     secrets_ = known_personal_data(seeded.config)
     for tenant, agent_id, *encrypted in rows:
         person = next(p for p in world[tenant].agents if p.person_id == agent_id)
-        assert [seeder.decrypt(seeded.config, value) for value in encrypted] == [person.name, person.email, person.phone]
+        assert [decrypt(seeded.config, value) for value in encrypted] == [person.name, person.email, person.phone]
         assert not any(s.encode() in value for value in encrypted for s in secrets_)
 
 
@@ -285,7 +289,7 @@ def test_cos_holds_what_the_report_says(seeded: Seeded, policy: Policy) -> None:
 def test_redis_holds_what_the_report_says(seeded: Seeded, policy: Policy) -> None:
     client = _redis()
     targets = [t for t in policy.targets if isinstance(t, RedisTarget)]
-    world = {t.tenant_id: t for t in seeder.build_world(seeded.config, policy)}
+    world = {t.tenant_id: t for t in build_world(seeded.config, policy)}
     for tenant, counts in seeded.report.by_tenant.items():
         found: Counter[str] = Counter()
         for key in client.scan_iter(match=_glob(f"cc:{tenant}:") + "*", count=1_000):
@@ -301,7 +305,7 @@ def test_redis_holds_what_the_report_says(seeded: Seeded, policy: Policy) -> Non
 
 
 def test_elasticsearch_holds_what_the_report_says(seeded: Seeded, policy: Policy) -> None:
-    es = seeder.es_client()
+    es = es_client()
     indices: dict[str, int] = dict(seeded.report.details["indices"])  # type: ignore[arg-type]
     assert indices
     for index, expected in indices.items():
@@ -315,7 +319,7 @@ def test_elasticsearch_holds_what_the_report_says(seeded: Seeded, policy: Policy
 
 
 def test_a_customers_calls_agree_across_mysql_and_elasticsearch(seeded: Seeded, policy: Policy) -> None:
-    tenant = seeder.tenant_ids(seeded.config)[0]
+    tenant = tenant_ids(seeded.config)[0]
     conn = _mysql(seeded.endpoints, seeded.database)
     try:
         cur = conn.cursor()
@@ -324,7 +328,7 @@ def test_a_customers_calls_agree_across_mysql_and_elasticsearch(seeded: Seeded, 
         number, calls = cur.fetchone()
     finally:
         conn.close()
-    es = seeder.es_client()
+    es = es_client()
     indices = [i for i in seeded.report.details["indices"] if i.startswith(f"cc-logs-{tenant}-")]  # type: ignore[union-attr]
     query = {"bool": {"filter": [{"term": {"phone_number": number}}, {"term": {"log_type": "call_trajectory"}}]}}
     assert es.count(index=",".join(indices), query=query)["count"] == calls
@@ -333,9 +337,9 @@ def test_a_customers_calls_agree_across_mysql_and_elasticsearch(seeded: Seeded, 
 def test_seeding_again_gives_the_same_counts(seeded: Seeded, policy: Policy) -> None:
     config = seeded.config
     with pytest.raises(ValueError, match="already holds these tenants"):
-        seeder.seed_mysql(config, database=seeded.database, policy=policy)
+        seed_mysql(config, database=seeded.database, policy=policy)
     again = seed_all(config, stores=("redis", "cos", "elasticsearch"), cos_bucket=seeded.bucket, policy=policy)
-    mysql_again = seeder.seed_mysql(config, database=seeded.database, reset=True, policy=policy)
+    mysql_again = seed_mysql(config, database=seeded.database, reset=True, policy=policy)
     merged = again.merged(mysql_again)
     assert dict(merged.counts) == dict(seeded.report.counts)
     assert {t: dict(c) for t, c in merged.by_tenant.items()} == {t: dict(c) for t, c in seeded.report.by_tenant.items()}

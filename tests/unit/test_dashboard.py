@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from include.retention import dashboard as dash
+from include.retention.dashboard import queries
+from include.retention.dashboard import view as dash
 from include.retention.policy import Policy
 
 UTC = timezone.utc
@@ -47,22 +48,22 @@ def test_deadline(remaining: timedelta, closed: bool, days_left: int, status: st
 
 @pytest.mark.parametrize("hours", [-100, -84, -24, -1, 0, 1, 23, 24, 25, 156, 167, 168, 169, 180, 700])
 def test_deadline_agrees_with_the_sla_monitor(hours: int) -> None:
-    """Same days left as requests.days_left, same amber/red as sla.classify's warning/breach."""
-    from include.retention.requests import legacy as rq
+    """Same days left as timeutil.days_left, same amber/red as sla.classify's warning/breach."""
+    from include.retention.timeutil import days_left
 
     due = NOW + timedelta(hours=hours)
     d = dash.deadline(due, NOW, window_days=30, warning_days=7)
-    assert d.days_left == rq.days_left(due, NOW)
+    assert d.days_left == days_left(due, NOW)
     remaining = due - NOW
     expected = "breached" if remaining <= timedelta(0) else "warning" if remaining <= timedelta(days=7) else "ok"
     assert d.status == expected
 
 
 def test_states_are_the_request_flow_states() -> None:
-    from include.retention.requests import legacy as rq
+    from include.retention.request_states import STATES, TERMINAL_STATES
 
-    assert set(dash.KNOWN_STATES) == set(rq.STATES)
-    assert dash.CLOSED_STATES == rq.TERMINAL_STATES
+    assert set(dash.KNOWN_STATES) == set(STATES)
+    assert dash.CLOSED_STATES == TERMINAL_STATES
 
 
 def test_deadline_bar_is_the_share_of_the_window_left() -> None:
@@ -177,7 +178,7 @@ def test_dag_status_per_category_and_reader_failure(policy: Policy) -> None:
         assert now == NOW and set(dag_ids) == {f"retention_{c}" for c in policy.categories}
         return {"retention_call_data": (run, (run,), 1)}
 
-    statuses = {s.dag_id: s for s in dash.read_dag_status(policy, NOW, reader)}
+    statuses = {s.dag_id: s for s in queries.read_dag_status(policy, NOW, reader)}
     assert statuses["retention_call_data"].failure_count == 1
     assert statuses["retention_configuration"].last_run is None
     assert dash.dag_status_json(statuses["retention_call_data"])["last_run"]["failed_tasks"] == ["verify"]
@@ -185,7 +186,7 @@ def test_dag_status_per_category_and_reader_failure(policy: Policy) -> None:
     def broken(dag_ids: list[str], now: datetime) -> dict:
         raise ConnectionError("metadata DB down")
 
-    down = dash.read_dag_status(policy, NOW, broken)
+    down = queries.read_dag_status(policy, NOW, broken)
     assert all(s.error and "ConnectionError" in s.error for s in down)
 
 
@@ -199,13 +200,13 @@ def _view(policy: Policy, requests: tuple[dash.RequestRow, ...] = (), **series: 
                                timezone="Asia/Singapore")
     return dash.DashboardView(
         generated_at=NOW, filters=dash.Filters(), states=dash.KNOWN_STATES, requests=requests, purges=purges,
-        dags=tuple(dash.read_dag_status(policy, NOW, lambda ids, now: {})), certificates=(),
+        dags=tuple(queries.read_dag_status(policy, NOW, lambda ids, now: {})), certificates=(),
         window_days=30, warning_days=7, counts={"shown": len(requests), "breached": 0, "warning": 0, "ok": 0},
     )
 
 
 def test_svg_plot_draws_stacked_bars_to_scale(policy: Policy) -> None:
-    from include.retention.dashboard_app import render_purge_svg
+    from include.retention.dashboard.app import render_purge_svg
 
     view = _view(policy, call_data=(100, 0, 40), agent_info=(100, 0, 0))
     svg = str(render_purge_svg(view.purges))
@@ -218,7 +219,7 @@ def test_svg_plot_draws_stacked_bars_to_scale(policy: Policy) -> None:
 
 
 def test_svg_plot_when_nothing_was_purged(policy: Policy) -> None:
-    from include.retention.dashboard_app import render_purge_svg
+    from include.retention.dashboard.app import render_purge_svg
 
     svg = str(render_purge_svg(_view(policy).purges))
     assert "No purges in these 3 days" in svg and 'class="bar"' not in svg
@@ -227,13 +228,13 @@ def test_svg_plot_when_nothing_was_purged(policy: Policy) -> None:
 @pytest.mark.parametrize("value, ceiling", [(0, 1), (7, 10), (10, 10), (11, 20), (1311, 2000), (4321, 5000),
                                             (2400, 2500), (99999, 100000)])
 def test_nice_ceiling(value: int, ceiling: int) -> None:
-    from include.retention.dashboard_app import _nice_ceiling
+    from include.retention.dashboard.app import _nice_ceiling
 
     assert _nice_ceiling(value) == ceiling
 
 
 def test_page_escapes_ledger_text_and_fetches_nothing(policy: Policy) -> None:
-    from include.retention.dashboard_app import render_page
+    from include.retention.dashboard.app import render_page
 
     hostile = _row('<script>alert("x")</script>', -2, "failed")
     hostile = dash.RequestRow(**{**hostile.__dict__, "error": '<img src=x onerror="alert(1)">'})
@@ -253,7 +254,7 @@ def test_page_escapes_ledger_text_and_fetches_nothing(policy: Policy) -> None:
 def test_app_routes_are_gets_and_writes_are_refused() -> None:
     from fastapi.testclient import TestClient
 
-    from include.retention.dashboard_app import app
+    from include.retention.dashboard.app import app
 
     methods = {m for route in app.routes for m in getattr(route, "methods", set())}
     assert methods <= {"GET", "HEAD"}

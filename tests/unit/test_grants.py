@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from include.retention.grants import main, mysql_grant_statements, mysql_table_privileges
+from devdata import schema
+from include.retention.cli.grants import DEFAULT_PARTITIONED, main, mysql_grant_statements, mysql_table_privileges
 from include.retention.policy import MySqlTarget, Policy
 
 
@@ -46,4 +47,15 @@ def test_the_ledger_grant_names_one_database_and_the_cli_prints_the_same(
     assert "GRANT SELECT, DELETE, ALTER, DROP ON `contact_center`.`call_records` TO 'retention'@'10.0.%'" in statements
     assert main(["--user", "retention", "--host", "10.0.%", "--database", "contact_center",
                        "--ledger-database", "retention_ledger", "--partitioned", "call_records"]) == 0
+    assert capsys.readouterr().out.splitlines() == [s + ";" for s in statements]
+
+
+def test_without_partitioned_the_cli_grants_the_demo_schemas_partitioned_tables(
+    policy: Policy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The default is a constant in grants (product code does not import devdata): held to the schema here.
+    assert sorted(DEFAULT_PARTITIONED) == sorted(schema.PARTITIONED_TABLES)
+    statements = mysql_grant_statements(policy, user="retention", host="%", database="contact_center",
+                                        ledger_database="retention_ledger", partitioned=schema.PARTITIONED_TABLES)
+    assert main(["--user", "retention", "--database", "contact_center", "--ledger-database", "retention_ledger"]) == 0
     assert capsys.readouterr().out.splitlines() == [s + ";" for s in statements]

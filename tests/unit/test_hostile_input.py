@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from include.retention.requests import legacy as rq
+from include.retention.requests.validation import RequestRejected, validate
 from include.retention.crypto import RetentionCrypto
 from include.retention.policy import DEFAULT_POLICY_PATH, Policy, PolicyError, load_policy
 from tests.hostile_catalogue import (
@@ -39,8 +39,8 @@ def params(*entry_points: str) -> list[object]:
 
 @pytest.mark.parametrize("case", params(*REQUEST_ENTRY_POINTS))
 def test_hostile_request_is_refused_with_the_documented_error(policy: Policy, case: Case) -> None:
-    with pytest.raises(rq.RequestRejected) as refused:
-        rq.validate(policy, request_conf(case, TENANT), run_after=RUN_AFTER, tenant_exists=lambda t: t == TENANT,
+    with pytest.raises(RequestRejected) as refused:
+        validate(policy, request_conf(case, TENANT), run_after=RUN_AFTER, tenant_exists=lambda t: t == TENANT,
                     active_holds=lambda t: [], subject_hash=KEYS.subject_hash)
     message = str(refused.value)
     assert case.error in message

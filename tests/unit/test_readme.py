@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from include.retention import policy_doc
+from include.retention.cli import policy_doc
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -13,7 +13,7 @@ def test_readme_policy_table_matches_policy_yaml(policy) -> None:  # type: ignor
     text = README.read_text()
     start, end = text.index(policy_doc.BEGIN), text.index(policy_doc.END) + len(policy_doc.END)
     assert text[start:end] == policy_doc.readme_block(policy), (
-        "README policy table is stale: regenerate with `python -m include.retention.policy_doc`"
+        "README policy table is stale: regenerate with `python -m include.retention.cli.policy_doc`"
     )
 
 

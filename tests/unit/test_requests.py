@@ -9,8 +9,24 @@ from typing import Any
 
 import pytest
 
-from include.retention import certificates, sla
-from include.retention.requests import legacy as rq
+from include.retention import sla
+from include.retention.certificates.document import build, sign, verify_document
+from include.retention.certificates.render import render_html, render_markdown
+from include.retention.ledger.requests import Request
+from include.retention.ledger.request_steps import Step
+from include.retention.request_states import (
+    KIND_EXPIRY,
+    KIND_KEYS,
+    KIND_PURGE,
+    TERMINAL_STATES,
+    TRANSITIONS,
+    InvalidTransition,
+    allowed_from,
+    check_transition,
+)
+from include.retention.requests.steps import backup_days_to_purge, backup_expiry, plan_steps
+from include.retention.requests.validation import RequestRejected, ValidRequest, default_categories, validate
+from include.retention.timeutil import days_left
 from include.retention.crypto import RetentionCrypto
 from include.retention.facts import LegalHold
 from include.retention.policy import CosTarget, Policy
@@ -22,8 +38,8 @@ PHONE = "+6581234567"
 
 
 def check(policy: Policy, conf: dict[str, Any], *, tenants: set[str] = frozenset({"1600123"}),  # type: ignore[assignment]
-          holds: list[LegalHold] | None = None) -> rq.ValidRequest:
-    return rq.validate(policy, conf, run_after=RUN_AFTER, tenant_exists=lambda t: t in tenants,
+          holds: list[LegalHold] | None = None) -> ValidRequest:
+    return validate(policy, conf, run_after=RUN_AFTER, tenant_exists=lambda t: t in tenants,
                        active_holds=lambda t: holds or [], subject_hash=KEYS.subject_hash)
 
 
@@ -65,17 +81,17 @@ def test_received_at_given_in_any_zone_is_kept_in_utc(policy: Policy) -> None:
 
 
 def test_every_problem_is_reported_at_once(policy: Policy) -> None:
-    with pytest.raises(rq.RequestRejected) as raised:
+    with pytest.raises(RequestRejected) as raised:
         check(policy, deletion(tenant_id="1*", subject_id="*", reference=""))
     assert len(raised.value.problems) == 3
 
 
 def test_legal_holds_refuse_what_they_cover(policy: Policy) -> None:
-    with pytest.raises(rq.RequestRejected, match="legal hold #7 is active on this subject"):
+    with pytest.raises(RequestRejected, match="legal hold #7 is active on this subject"):
         check(policy, deletion(), holds=[hold(7, subject=("phone_number", PHONE))])
-    with pytest.raises(rq.RequestRejected, match="legal hold #8 is active on the tenant"):
+    with pytest.raises(RequestRejected, match="legal hold #8 is active on the tenant"):
         check(policy, deletion(), holds=[hold(8)])
-    with pytest.raises(rq.RequestRejected, match="a termination would delete held data"):
+    with pytest.raises(RequestRejected, match="a termination would delete held data"):
         check(policy, deletion(request_type="termination", subject_type=None, subject_id=None),
               holds=[hold(9, subject=("agent", "a1"))])
     # a hold on someone else does not stop this subject's deletion
@@ -86,26 +102,26 @@ def test_legal_holds_refuse_what_they_cover(policy: Policy) -> None:
 
 
 def test_termination_has_one_step_per_target(policy: Policy) -> None:
-    steps, notes = rq.plan_steps(policy, "termination", "1600123", None, policy.categories)
+    steps, notes = plan_steps(policy, "termination", "1600123", None, policy.categories)
     assert [s.qualified_name for s in steps] == [t.qualified_name for t in policy.targets]
-    assert {s.kind for s in steps} == {rq.KIND_PURGE} and not notes
+    assert {s.kind for s in steps} == {KIND_PURGE} and not notes
     assert all("1600123" in s.location for s in steps)
 
 
 def test_agent_deletion_steps(policy: Policy) -> None:
-    steps, notes = rq.plan_steps(policy, "deletion", "1600123", "agent", rq.default_categories(policy, "deletion", "agent"))
+    steps, notes = plan_steps(policy, "deletion", "1600123", "agent", default_categories(policy, "deletion", "agent"))
     kinds = {s.qualified_name: s.kind for s in steps}
-    assert kinds["call_data.recordings"] == rq.KIND_KEYS
-    assert kinds["agent_info.agent_info_backups"] == rq.KIND_EXPIRY
-    assert kinds["agent_info.agent_state"] == kinds["agent_info.administrators"] == rq.KIND_PURGE
+    assert kinds["call_data.recordings"] == KIND_KEYS
+    assert kinds["agent_info.agent_info_backups"] == KIND_EXPIRY
+    assert kinds["agent_info.agent_state"] == kinds["agent_info.administrators"] == KIND_PURGE
     assert not any(s.category == "configuration" for s in steps) and not notes
     recordings = next(s for s in steps if s.target == "recordings")
     assert (recordings.source, recordings.column) == ("call_records", "recording_key")
 
 
 def test_phone_number_deletion_skips_what_no_phone_number_addresses(policy: Policy) -> None:
-    steps, notes = rq.plan_steps(policy, "deletion", "1600123", "phone_number",
-                                 rq.default_categories(policy, "deletion", "phone_number"))
+    steps, notes = plan_steps(policy, "deletion", "1600123", "phone_number",
+                              default_categories(policy, "deletion", "phone_number"))
     assert not any(s.store == "redis" for s in steps)
     assert not any(s.qualified_name == "call_analytics.call_metrics" for s in steps)
     assert "call_analytics.call_metrics holds no data addressed by phone_number" in notes
@@ -129,7 +145,7 @@ def test_phone_number_deletion_skips_what_no_phone_number_addresses(policy: Poli
 )
 def test_allowed_paths(path: list[str]) -> None:
     for a, b in zip(path, path[1:]):
-        rq.check_transition(a, b)
+        check_transition(a, b)
 
 
 @pytest.mark.parametrize(
@@ -138,13 +154,13 @@ def test_allowed_paths(path: list[str]) -> None:
      ("planned", "completed"), ("in_progress", "completed"), ("failed", "completed"), ("planned", "rejected")],
 )
 def test_forbidden_transitions(a: str, b: str) -> None:
-    with pytest.raises(rq.InvalidTransition):
-        rq.check_transition(a, b)
+    with pytest.raises(InvalidTransition):
+        check_transition(a, b)
 
 
 def test_terminal_states_lead_nowhere() -> None:
-    assert all(not rq.TRANSITIONS[s] for s in rq.TERMINAL_STATES)
-    assert rq.allowed_from("completed") == {"verifying"}
+    assert all(not TRANSITIONS[s] for s in TERMINAL_STATES)
+    assert allowed_from("completed") == {"verifying"}
 
 
 # --------------------------------------------------------------------------- backups
@@ -162,7 +178,7 @@ def test_a_backup_expires_when_the_daily_purge_deletes_its_day(policy: Policy) -
 
     tz, target = policy.timezone, backups(policy)
     day = date(2026, 11, 28)
-    expiry = rq.backup_expiry(target, day, tz)
+    expiry = backup_expiry(target, day, tz)
     assert expiry == datetime(2026, 12, 27, tzinfo=tz)  # 28 days after the day ends
     _, end = day_span(day, tz)
     assert end <= cutoff(expiry, target.retention, tz)  # the run at expiry deletes it
@@ -173,25 +189,25 @@ def test_backups_outliving_the_due_date_are_the_latest_days(policy: Policy) -> N
     tz, target = policy.timezone, backups(policy)
     received = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
     due = received + timedelta(days=30)
-    assert rq.backup_days_to_purge(target, date(2026, 11, 1), due, tz) == []  # carried out on day one
-    late = rq.backup_days_to_purge(target, date(2026, 11, 10), due, tz)  # carried out nine days late
+    assert backup_days_to_purge(target, date(2026, 11, 1), due, tz) == []  # carried out on day one
+    late = backup_days_to_purge(target, date(2026, 11, 10), due, tz)  # carried out nine days late
     assert late and late[-1] == date(2026, 11, 10) and late == sorted(late)
-    assert rq.backup_expiry(target, late[0] - timedelta(days=1), tz) <= due < rq.backup_expiry(target, late[0], tz)
+    assert backup_expiry(target, late[0] - timedelta(days=1), tz) <= due < backup_expiry(target, late[0], tz)
 
 
 def test_days_left_rounds_up() -> None:
     due = datetime(2026, 12, 28, 6, tzinfo=UTC)
-    assert rq.days_left(due, due - timedelta(days=7)) == 7
-    assert rq.days_left(due, due - timedelta(days=6, hours=12)) == 7
-    assert rq.days_left(due, due) == 0
-    assert rq.days_left(due, due + timedelta(days=1)) == -1
+    assert days_left(due, due - timedelta(days=7)) == 7
+    assert days_left(due, due - timedelta(days=6, hours=12)) == 7
+    assert days_left(due, due) == 0
+    assert days_left(due, due + timedelta(days=1)) == -1
 
 
 # --------------------------------------------------------------------------- SLA
 
 
-def request(**values: Any) -> rq.Request:
-    base = rq.Request(
+def request(**values: Any) -> Request:
+    base = Request(
         request_id="DEL-20261101-00000001", reference="TKT-9", request_type="deletion", tenant_id="1600123",
         subject_type="phone_number", subject_hash="ab" * 32, subject_enc="token", categories=("call_data",),
         received_at=RUN_AFTER - timedelta(days=23), due_at=RUN_AFTER + timedelta(days=7), state="in_progress",
@@ -202,7 +218,7 @@ def request(**values: Any) -> rq.Request:
     return replace(base, **values)
 
 
-def classify(*requests: rq.Request, as_of: datetime = RUN_AFTER) -> sla.SweepPlan:
+def classify(*requests: Request, as_of: datetime = RUN_AFTER) -> sla.SweepPlan:
     return sla.classify(requests, as_of, warning_days=7, tz=UTC)
 
 
@@ -249,9 +265,9 @@ def test_alert_mails_carry_the_request_id_and_days_left_only() -> None:
 # --------------------------------------------------------------------------- certificates
 
 
-def step(name: str, store: str, kind: str = rq.KIND_PURGE, deleted: int = 3, **values: Any) -> rq.Step:
+def step(name: str, store: str, kind: str = KIND_PURGE, deleted: int = 3, **values: Any) -> Step:
     category, _, target = name.partition(".")
-    return rq.Step(request_id="DEL-1", category=category, target=target, store=store, kind=kind, state="verified",
+    return Step(request_id="DEL-1", category=category, target=target, store=store, kind=kind, state="verified",
                    planned=deleted, deleted=deleted, verified_remaining=0, run_id="manual__a", error=None,
                    updated_at=RUN_AFTER, verified_at=RUN_AFTER, location=f"somewhere in {store}", method="m",
                    attempts=1, details=values)
@@ -260,28 +276,28 @@ def step(name: str, store: str, kind: str = rq.KIND_PURGE, deleted: int = 3, **v
 def certificate(policy: Policy) -> dict[str, Any]:
     req = request(request_id="DEL-1", state="verifying", subject_type="agent", due_at=RUN_AFTER + timedelta(days=30),
                   subject_hash=KEYS.subject_hash("1600123", "agent", "a1"))
-    steps = [step("call_data.call_records", "mysql"), step("call_data.recordings", "cos", rq.KIND_KEYS, 2),
-             step("call_data.call_data_backups", "cos", rq.KIND_EXPIRY, 0,
+    steps = [step("call_data.call_records", "mysql"), step("call_data.recordings", "cos", KIND_KEYS, 2),
+             step("call_data.call_data_backups", "cos", KIND_EXPIRY, 0,
                   backups_expire_by=(RUN_AFTER + timedelta(days=29)).isoformat())]
-    body = certificates.build(policy, req, steps, [], verified_at=RUN_AFTER, issued_at=RUN_AFTER)
-    return certificates.sign(body, KEYS)
+    body = build(policy, req, steps, [], verified_at=RUN_AFTER, issued_at=RUN_AFTER)
+    return sign(body, KEYS)
 
 
 def test_a_certificate_verifies_and_any_edit_breaks_it(policy: Policy) -> None:
     doc = certificate(policy)
-    assert certificates.verify_document(doc, KEYS).ok
+    assert verify_document(doc, KEYS).ok
     assert doc["certificate"]["outcome"]["records_deleted"] == 5
     assert doc["certificate"]["backups"]["expire_before_due"] is True
     for path, value in ((("outcome", "records_deleted"), 4), (("request", "tenant_id"), "1600124")):
         forged = json.loads(json.dumps(doc))
         forged["certificate"][path[0]][path[1]] = value
-        assert not certificates.verify_document(forged, KEYS).ok
+        assert not verify_document(forged, KEYS).ok
     late = json.loads(json.dumps(doc))
     late["certificate"]["backups"]["expire_before_due"] = False
-    late["signature"] = certificates.sign(late["certificate"], KEYS)["signature"]
-    assert "backups outlive the due date" in str(certificates.verify_document(late, KEYS))
+    late["signature"] = sign(late["certificate"], KEYS)["signature"]
+    assert "backups outlive the due date" in str(verify_document(late, KEYS))
     other = RetentionCrypto(b"x", b"y", b"another-certificate-key")
-    result = certificates.verify_document(doc, other)
+    result = verify_document(doc, other)
     assert not result.ok and "another key" in str(result)
 
 
@@ -296,6 +312,6 @@ def test_the_signature_is_an_hmac_of_the_canonical_json(policy: Policy) -> None:
 
 def test_renderings_hold_no_raw_subject(policy: Policy) -> None:
     doc = certificate(policy)
-    text = certificates.render_markdown(doc) + certificates.render_html(doc) + json.dumps(doc)
+    text = render_markdown(doc) + render_html(doc) + json.dumps(doc)
     assert "keyed hash" in text and '"a1"' not in text and "subject_id" not in text
-    assert "| call_data.recordings | cos |" in certificates.render_markdown(doc)
+    assert "| call_data.recordings | cos |" in render_markdown(doc)

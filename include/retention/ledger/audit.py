@@ -333,3 +333,41 @@ def summary(run_id: str, *, ledger_conn_id: str = LEDGER_CONN_ID) -> list[AuditS
         AuditSummary(str(s), str(c), str(t), int(n), int(d or 0), int(f or 0), int(r or 0), int(p), int(x), int(i or 0))
         for s, c, t, n, d, f, r, p, x, i in rows
     ]
+
+
+# --------------------------------------------------------------------------- reads for the dashboard and certificates
+
+
+def run_totals(dag_id: str, run_ids: list[str], *, ledger_conn_id: str = LEDGER_CONN_ID) -> tuple[int, int, int]:
+    """(rows, records deleted by real purges, failed or interrupted attempts) of these runs of ``dag_id``."""
+    with connect(ledger_conn_id) as conn:
+        cur = plain_cursor(conn)
+        cur.execute(
+            f"""SELECT COUNT(*), COALESCE(SUM(CASE WHEN dry_run THEN 0 ELSE deleted END), 0),
+                  COALESCE(SUM(outcome IN ('failed', 'interrupted')), 0)
+                FROM purge_audit WHERE dag_id = %s AND run_id IN ({', '.join(['%s'] * len(run_ids))})""",
+            (dag_id, *run_ids),
+        )
+        rows, deleted, failed = cur.fetchone()
+    return int(rows), int(deleted), int(failed)
+
+
+def deleted_per_hour(
+    cur: Any, start: datetime, end: datetime, *, tenant: str | None = None
+) -> list[tuple[str, datetime, int, int]]:
+    """(category, naive UTC hour, deleted, failed attempts) of real purges (not dry runs) that
+    finished in [``start``, ``end``); with ``tenant``, only rows attributed to that tenant."""
+    sql = (
+        "SELECT category, DATE_FORMAT(finished_at, '%%Y-%%m-%%d %%H:00:00') AS hour, SUM(deleted),"
+        " SUM(outcome IN ('failed', 'interrupted')) FROM purge_audit"
+        " WHERE dry_run = 0 AND finished_at >= %s AND finished_at < %s"
+    )
+    params: list[Any] = [to_naive_utc(start), to_naive_utc(end)]
+    if tenant:
+        sql += " AND tenant_id = %s"
+        params.append(tenant)
+    cur.execute(sql + " GROUP BY category, hour", tuple(params))
+    return [
+        (str(c), datetime.strptime(str(h), "%Y-%m-%d %H:%M:%S"), int(d or 0), int(f or 0))
+        for c, h, d, f in cur.fetchall()
+    ]

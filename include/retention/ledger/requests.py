@@ -13,15 +13,13 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
-from include.retention.request_states import OPEN_STATES, allowed_from, check_transition
+from include.retention.request_states import OPEN_STATES, TERMINAL_STATES, allowed_from, check_transition
 from include.retention.timeutil import UTC, days_left, from_naive_utc, to_naive_utc, wall_clock
 
 log = logging.getLogger(__name__)
-
-KEY_BATCH = 1_000
 
 # --------------------------------------------------------------------------- values
 
@@ -81,68 +79,6 @@ class Request:
 
 
 @dataclass(frozen=True)
-class StepSpec:
-    """One step of a request: one store target of one category. Pure data, from the policy."""
-
-    category: str
-    target: str
-    store: str
-    kind: str
-    location: str
-    source: str | None = None  # purge_keys: the MySQL target whose column holds the keys
-    column: str | None = None
-
-    @property
-    def qualified_name(self) -> str:
-        return f"{self.category}.{self.target}"
-
-
-@dataclass(frozen=True)
-class Step:
-    """A step as the ledger holds it."""
-
-    request_id: str
-    category: str
-    target: str
-    store: str
-    kind: str
-    state: str
-    planned: int | None
-    deleted: int
-    verified_remaining: int | None
-    run_id: str | None
-    error: str | None
-    updated_at: datetime
-    verified_at: datetime | None
-    location: str | None
-    method: str | None
-    attempts: int
-    details: dict[str, Any]
-
-    @property
-    def qualified_name(self) -> str:
-        return f"{self.category}.{self.target}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.qualified_name,
-            "store": self.store,
-            "kind": self.kind,
-            "state": self.state,
-            "location": self.location,
-            "method": self.method,
-            "planned": self.planned,
-            "deleted": self.deleted,
-            "remaining": self.verified_remaining,
-            "verified_at": self.verified_at.isoformat() if self.verified_at else None,
-            "run_id": self.run_id,
-            "attempts": self.attempts,
-            "error": self.error,
-            "details": self.details,
-        }
-
-
-@dataclass(frozen=True)
 class Event:
     at: datetime
     run_id: str | None
@@ -160,12 +96,6 @@ _REQUEST_COLUMNS = (
     "received_at, due_at, state, requested_by, mode, error, created_at, updated_at, completed_at, run_id, "
     "lease_until, attempts, failed_step"
 )
-_STEP_COLUMNS = (
-    "request_id, category, target, store, kind, state, planned, deleted, verified_remaining, run_id, error, "
-    "updated_at, verified_at, location, method, attempts, details"
-)
-
-
 def _request_from_row(row: Sequence[Any]) -> Request:
     return Request(
         request_id=str(row[0]), reference=str(row[1]), request_type=str(row[2]), tenant_id=str(row[3]),
@@ -174,16 +104,6 @@ def _request_from_row(row: Sequence[Any]) -> Request:
         requested_by=str(row[11]), mode=str(row[12]), error=row[13], created_at=from_naive_utc(row[14]),  # type: ignore[arg-type]
         updated_at=from_naive_utc(row[15]), completed_at=from_naive_utc(row[16]), run_id=row[17],  # type: ignore[arg-type]
         lease_until=from_naive_utc(row[18]), attempts=int(row[19] or 0), failed_step=row[20],
-    )
-
-
-def _step_from_row(row: Sequence[Any]) -> Step:
-    return Step(
-        request_id=str(row[0]), category=str(row[1]), target=str(row[2]), store=str(row[3]), kind=str(row[4]),
-        state=str(row[5]), planned=None if row[6] is None else int(row[6]), deleted=int(row[7] or 0),
-        verified_remaining=None if row[8] is None else int(row[8]), run_id=row[9], error=row[10],
-        updated_at=from_naive_utc(row[11]), verified_at=from_naive_utc(row[12]), location=row[13], method=row[14],  # type: ignore[arg-type]
-        attempts=int(row[15] or 0), details=json.loads(row[16]) if row[16] else {},
     )
 
 
@@ -237,14 +157,6 @@ def list_requests(
         cur = plain_cursor(conn)
         cur.execute(sql + " ORDER BY due_at, request_id", tuple(params))
         return [_request_from_row(r) for r in cur.fetchall()]
-
-
-def list_steps(request_id: str, *, conn_id: str = LEDGER_CONN_ID) -> list[Step]:
-    with connect(conn_id) as conn:
-        cur = plain_cursor(conn)
-        cur.execute(f"SELECT {_STEP_COLUMNS} FROM request_steps WHERE request_id = %s", (request_id,))
-        steps = [_step_from_row(r) for r in cur.fetchall()]
-    return steps
 
 
 def list_events(request_id: str, *, conn_id: str = LEDGER_CONN_ID) -> list[Event]:
@@ -338,7 +250,7 @@ def transition(
     return request
 
 
-def _insert_request(
+def insert_request(
     request_id: str,
     *,
     reference: str,
@@ -414,89 +326,13 @@ def release(request_id: str, *, conn_id: str = LEDGER_CONN_ID) -> None:
         plain_cursor(conn).execute("UPDATE requests SET lease_until = NULL WHERE request_id = %s", (request_id,))
 
 
-
-# --------------------------------------------------------------------------- steps
-
-
-def ensure_steps(request_id: str, specs: Sequence[StepSpec], *, conn_id: str = LEDGER_CONN_ID) -> None:
-    """One row per step; existing rows (and their progress) are kept."""
-    now = to_naive_utc(wall_clock())
-    with connect(conn_id) as conn:
-        cur = plain_cursor(conn)
-        cur.executemany(
-            """INSERT IGNORE INTO request_steps (request_id, category, target, store, kind, state, deleted, updated_at,
-                 location) VALUES (%s, %s, %s, %s, %s, 'pending', 0, %s, %s)""",
-            [(request_id, s.category, s.target, s.store, s.kind, now, s.location[:255]) for s in specs],
-        )
-
-
-def update_step(
-    request_id: str, qualified_name: str, *, conn_id: str = LEDGER_CONN_ID, add_deleted: int = 0,
-    add_attempt: bool = False, details: Mapping[str, Any] | None = None, **values: Any,
-) -> None:
-    """Set columns of one step (``state``, ``planned``, ``verified_remaining``, ``error``, ...)."""
-    category, _, target = qualified_name.partition(".")
-    allowed = {"state", "planned", "verified_remaining", "run_id", "error", "verified_at", "method"}
-    unknown = set(values) - allowed
-    if unknown:
-        raise ValueError(f"unknown step columns {sorted(unknown)}")
-    sets = ["updated_at = %s"]
-    params: list[Any] = [to_naive_utc(wall_clock())]
-    for column, value in values.items():
-        sets.append(f"{column} = %s")
-        params.append(to_naive_utc(value) if isinstance(value, datetime) else value)
-    if add_deleted:
-        sets.append("deleted = deleted + %s")
-        params.append(int(add_deleted))
-    if add_attempt:
-        sets.append("attempts = attempts + 1")
-    if details is not None:
-        sets.append("details = %s")
-        params.append(json.dumps(dict(details), sort_keys=True, default=str))
+def promote_to_execute(request_id: str, *, conn_id: str = LEDGER_CONN_ID) -> None:
+    """A ``preview`` request becomes ``execute`` (its reference was submitted again to carry it out)."""
     with connect(conn_id) as conn:
         plain_cursor(conn).execute(
-            f"UPDATE request_steps SET {', '.join(sets)} WHERE request_id = %s AND category = %s AND target = %s",
-            (*params, request_id, category, target),
+            "UPDATE requests SET mode = 'execute', updated_at = %s WHERE request_id = %s AND mode = 'preview'",
+            (to_naive_utc(wall_clock()), request_id),
         )
-
-
-def store_keys(request_id: str, qualified_name: str, keys: Iterable[str], *, conn_id: str = LEDGER_CONN_ID) -> int:
-    """Remember object keys of a step (idempotent); returns how many were offered."""
-    category, _, target = qualified_name.partition(".")
-    n = 0
-    with connect(conn_id) as conn:
-        cur = plain_cursor(conn)
-        batch: list[tuple[str, str, str, str]] = []
-        for key in keys:
-            batch.append((request_id, category, target, key))
-            n += 1
-            if len(batch) >= KEY_BATCH:
-                cur.executemany("INSERT IGNORE INTO request_step_keys VALUES (%s, %s, %s, %s)", batch)
-                batch = []
-        if batch:
-            cur.executemany("INSERT IGNORE INTO request_step_keys VALUES (%s, %s, %s, %s)", batch)
-    return n
-
-
-def stored_keys(request_id: str, qualified_name: str, *, conn_id: str = LEDGER_CONN_ID) -> Iterator[str]:
-    """The step's remembered object keys, in key order, read in batches."""
-    category, _, target = qualified_name.partition(".")
-    after = ""
-    with connect(conn_id) as conn:
-        cur = plain_cursor(conn)
-        while True:
-            cur.execute(
-                "SELECT object_key FROM request_step_keys WHERE request_id = %s AND category = %s AND target = %s"
-                " AND object_key > %s ORDER BY object_key LIMIT %s",
-                (request_id, category, target, after, KEY_BATCH),
-            )
-            rows = [str(r[0]) for r in cur.fetchall()]
-            yield from rows
-            if len(rows) < KEY_BATCH:
-                return
-            after = rows[-1]
-
-
 
 
 
@@ -511,3 +347,63 @@ def forget_closed_subjects(as_of: datetime, *, conn_id: str = LEDGER_CONN_ID) ->
             (to_naive_utc(wall_clock()), to_naive_utc(as_of)),
         )
         return int(cur.rowcount)
+
+
+# --------------------------------------------------------------------------- runs of requests
+
+
+def closed_by_run(
+    run_ids: Iterable[str], as_of: datetime, *, chunk: int = 100, conn_id: str = LEDGER_CONN_ID
+) -> dict[str, bool]:
+    """For each run the ledger's request events name: True when every request it touched is
+    closed as of ``as_of`` (terminal, or a preview whose window has passed). Runs the ledger
+    never saw are absent."""
+    terminal = sorted(TERMINAL_STATES)
+    as_of_utc = to_naive_utc(as_of)
+    ids = sorted(set(run_ids))
+    closed: dict[str, bool] = {}
+    with connect(conn_id) as conn:
+        cur = plain_cursor(conn)
+        for start in range(0, len(ids), chunk):
+            some = ids[start:start + chunk]
+            cur.execute(
+                f"""SELECT e.run_id,
+                           MIN(r.state IN ({', '.join(['%s'] * len(terminal))})
+                               OR (r.mode = 'preview' AND r.due_at < %s))
+                    FROM request_events e JOIN requests r ON r.request_id = e.request_id
+                    WHERE e.run_id IN ({', '.join(['%s'] * len(some))})
+                    GROUP BY e.run_id""",
+                (*terminal, as_of_utc, *some),
+            )
+            closed.update({str(run_id): bool(all_closed) for run_id, all_closed in cur.fetchall()})
+    return closed
+
+
+# --------------------------------------------------------------------------- reads for the dashboard
+
+#: The request columns with the subject's keyed hash and token as NULL: the dashboard never selects them.
+_LISTED_COLUMNS = ", ".join("NULL" if c in ("subject_hash", "subject_enc") else c for c in _REQUEST_COLUMNS.split(", "))
+
+
+def list_for_dashboard(
+    cur: Any, *, exclude_states: Iterable[str] = (), state: str | None = None, tenant_id: str | None = None,
+    limit: int,
+) -> list[Request]:
+    """Requests (not in ``exclude_states``, in ``state``, of ``tenant_id``) by due date, at most
+    ``limit``, read on the dashboard's cursor; without their subject hash and token."""
+    excluded = sorted(exclude_states)
+    clauses = [f"state NOT IN ({', '.join(['%s'] * len(excluded))})"] if excluded else []
+    params: list[Any] = list(excluded)
+    for column, value in (("state", state), ("tenant_id", tenant_id)):
+        if value:
+            clauses.append(f"{column} = %s")
+            params.append(value)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    cur.execute(f"SELECT {_LISTED_COLUMNS} FROM requests{where} ORDER BY due_at, reference LIMIT %s", (*params, limit))
+    return [_request_from_row(r) for r in cur.fetchall()]
+
+
+def states_in_use(cur: Any) -> set[str]:
+    """Every state some request of the ledger is in."""
+    cur.execute("SELECT DISTINCT state FROM requests")
+    return {str(r[0]) for r in cur.fetchall()}

@@ -1,4 +1,11 @@
-"""HOW each store deletes: one module per store behind the interface in ``base``."""
+"""HOW each store deletes: one module per store behind the interface in ``base``.
+
+A store past ~500 lines is split by concern into sibling modules: ``mysql`` (purge loop)
+over ``mysql_sql`` (pure SQL) and ``mysql_connection``; ``cos`` over ``cos_scan`` (pure),
+``cos_bucket`` (client and listing) and ``cos_client`` (botocore hooks); ``elasticsearch``
+over ``elasticsearch_indices`` (pure plans), ``elasticsearch_tasks`` and
+``elasticsearch_client``. ``progress`` holds the counters the streaming purges share.
+"""
 
 from __future__ import annotations
 

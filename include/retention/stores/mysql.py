@@ -22,206 +22,44 @@ How a selection becomes SQL:
 
 ``DELETE ... ORDER BY id LIMIT n`` over a date range is never used: it sorts the whole
 range on every chunk (field notes: 17k rows/s against 184k rows/s for keyset chunks).
+
+This module is the purge loop and the verbs; the SQL is written in ``mysql_sql`` (pure), and
+the connection, statements and pacing live in ``mysql_connection``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
-from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
 from typing import Any, Callable, Iterator, Literal, Sequence
 
 from include.retention.policy import MySqlTarget
-from include.retention.stores.base import DEFAULT_BATCH_SIZE, RetentionStore
-from include.retention.selections import (
-    DatedUnit,
-    ExpiredSelection,
-    Selection,
-    SubjectSelection,
-    TenantSelection,
-)
 from include.retention.results import PartialPurgeError, PurgeResult, UnsupportedSelection
+from include.retention.selections import DatedUnit, ExpiredSelection, Selection, SubjectSelection, TenantSelection
+from include.retention.stores.base import DEFAULT_BATCH_SIZE
+from include.retention.stores.mysql_connection import MySqlConnection, describe_db_error
+from include.retention.stores.mysql_sql import (
+    Partition,
+    TableInfo,
+    WalkOrderError,
+    build_table_info,
+    check_order,
+    check_target,
+    held_subjects,
+    is_range_to_days,
+    predicate,
+    quote_identifier,
+    range_partitions,
+    table_indexes,
+    walk_sql,
+)
 
 log = logging.getLogger(__name__)
 
-UTC = timezone.utc
 DEFAULT_MYSQL_CONN_ID = "retention_mysql"
 
-#: Start of the first partition and end of ``pmax``. Not datetime.min/max, so that
-#: ``astimezone()`` into any zone still works for a caller.
-EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
-LATEST = datetime(9999, 12, 30, tzinfo=UTC)
-TO_DAYS_OFFSET = 365  # MySQL TO_DAYS(d) == d.toordinal() + 365
 
-#: A DDL statement waits at most this long for its metadata lock, so a long transaction
-#: on the table makes the drop fail (and be retried tomorrow) instead of queueing every
-#: other query on the table behind it.
-DDL_LOCK_WAIT_SECONDS = 30
-REPLICA_CHECK_INTERVAL = 1.0  # seconds between two replica-lag checks while purging
-IDLE_PING_SECONDS = 30.0  # a connection idle longer than this is pinged before reuse
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-
-#: Server errors whose message carries no row data; for others only the code is reported.
-_SAFE_MESSAGE_CODES = frozenset(
-    {1040, 1053, 1152, 1158, 1159, 1160, 1161, 1205, 1213, 1317, 1927, 1969, 2002, 2003, 2006, 2013, 2055, 4031}
-)
-
-
-def quote_identifier(name: str) -> str:
-    """Backquote a plain identifier, refusing anything that is not one."""
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
-        raise ValueError(f"not a plain SQL identifier: {name!r:.80}")
-    return f"`{name}`"
-
-
-def to_days_date(value: int) -> date:
-    """The date whose MySQL ``TO_DAYS()`` is ``value``."""
-    return date.fromordinal(value - TO_DAYS_OFFSET)
-
-
-def utc_naive(instant: datetime) -> datetime:
-    """An aware instant as the naive UTC value a DATETIME column holds."""
-    if instant.tzinfo is None:
-        raise ValueError("instants must be timezone-aware")
-    return instant.astimezone(UTC).replace(tzinfo=None)
-
-
-def describe_db_error(exc: BaseException) -> str:
-    """A one-line description of a driver error that never carries row data."""
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    if code is None:
-        return type(exc).__name__
-    if code in _SAFE_MESSAGE_CODES and len(exc.args) > 1:
-        return f"{type(exc).__name__} {code}: {str(exc.args[1])[:200]}"
-    return f"{type(exc).__name__} {code}"
-
-
-# --------------------------------------------------------------------------- table metadata
-
-
-@dataclass(frozen=True)
-class Partition:
-    """One RANGE partition: rows with ``TO_DAYS(time) < bound`` (``bound`` None: MAXVALUE)."""
-
-    name: str
-    start: datetime
-    end: datetime
-    bound: int | None
-
-    @property
-    def is_maxvalue(self) -> bool:
-        return self.bound is None
-
-
-@dataclass(frozen=True)
-class TableInfo:
-    """What the purge needs to know about a table, read from ``information_schema``."""
-
-    table: str
-    primary_key: tuple[str, ...]
-    indexes: dict[str, tuple[str, ...]] = field(hash=False)
-    not_null: frozenset[str] = frozenset()
-    temporal: frozenset[str] = frozenset()
-    partitions: tuple[Partition, ...] = ()
-    partition_expression: str | None = None
-
-
-@dataclass(frozen=True)
-class WalkPlan:
-    """How to walk a selection in key batches.
-
-    :param index: the index to read (``PRIMARY`` or a secondary index).
-    :param order: the walk's total order: index columns after the pinned ones, then the
-        rest of the primary key; the keyset compares these.
-    :param sort: the ORDER BY. On a partitioned table the server cannot sort by the primary
-        key columns a secondary index carries implicitly without a filesort, so it sorts by
-        the explicit columns only; ties then come in primary-key order (InnoDB keeps index
-        entries sorted by key and primary key, and equal times share a partition), which
-        the walk checks on every batch.
-    """
-
-    index: str
-    order: tuple[str, ...]
-    sort: tuple[str, ...]
-
-    @property
-    def checks_ties(self) -> bool:
-        return self.sort != self.order
-
-
-class WalkOrderError(RuntimeError):
-    """The server returned a batch out of the walk's order; stop rather than skip rows."""
-
-
-def choose_walk(info: TableInfo, equal: Sequence[str], range_column: str | None) -> WalkPlan:
-    """Pick the index whose order lets each batch start where the last ended, without a sort.
-
-    :param equal: columns the selection pins to one value (tenant, subject column).
-    :param range_column: the column of a ``< cut-off`` range (expired selections), or None.
-
-    An index that starts with the equality columns followed by the range column walks
-    exactly the selection; one that is exactly the equality columns walks the tenant's or
-    subject's rows in key order. Walk columns must be NOT NULL, since a keyset comparison
-    with NULL would end the walk early. Without a usable index the primary key is walked.
-    """
-    equal_set = set(equal)
-    best: tuple[int, int, str] | None = None
-    for name, columns in info.indexes.items():
-        if name == "PRIMARY" or len(columns) < len(equal):
-            continue
-        if set(columns[: len(equal)]) != equal_set:
-            continue
-        rest = columns[len(equal) :]
-        walk = tuple(rest) + tuple(c for c in info.primary_key if c not in columns)
-        if any(c not in info.not_null for c in walk):
-            continue
-        if range_column is not None and rest[:1] == (range_column,):
-            score = 3
-        elif not rest:
-            score = 2 if range_column is None else 1
-        elif equal:
-            score = 1
-        else:
-            continue  # an index on unrelated columns narrows nothing
-        candidate = (score, -len(columns), name)
-        if best is None or candidate > best:
-            best = candidate
-    if best is None:
-        return WalkPlan("PRIMARY", info.primary_key, info.primary_key)
-    name = best[2]
-    columns = info.indexes[name]
-    rest = tuple(columns[len(equal) :])
-    order = rest + tuple(c for c in info.primary_key if c not in columns)
-    sort = rest if info.partitions and rest else order
-    return WalkPlan(name, order, sort)
-
-
-def keyset_after(order: Sequence[str], last: Sequence[Any]) -> tuple[str, list[Any]]:
-    """``(c1, c2, ...) > (v1, v2, ...)`` written so that the range optimizer can use it."""
-    terms: list[str] = []
-    params: list[Any] = []
-    for i, column in enumerate(order):
-        parts = [f"{quote_identifier(c)} = %s" for c in order[:i]] + [f"{quote_identifier(column)} > %s"]
-        terms.append("(" + " AND ".join(parts) + ")")
-        params.extend(list(last[:i]) + [last[i]])
-    return "(" + " OR ".join(terms) + ")", params
-
-
-# --------------------------------------------------------------------------- the store
-
-
-#: Store settings a connection may override through its ``retention_tuning`` extra.
-TUNABLE = (
-    "batch_size", "sleep_between_batches", "replica_conn_id", "max_replica_lag_seconds",
-    "replica_wait_timeout_seconds", "partition_row_counts",
-)
-TUNING_EXTRA = "retention_tuning"
-
-
-class MySqlStore(RetentionStore[MySqlTarget]):
+class MySqlStore(MySqlConnection):
     """Purges rows of policy tables in MySQL/MariaDB through the ``retention_mysql`` connection.
 
     :param mysql_conn_id: Airflow connection of the database holding the tables.
@@ -258,189 +96,30 @@ class MySqlStore(RetentionStore[MySqlTarget]):
         replica_wait_timeout_seconds: float = 600.0,
         partition_row_counts: Literal["exact", "estimate"] = "exact",
     ) -> None:
-        super().__init__(batch_size=batch_size)
-        self.mysql_conn_id = mysql_conn_id
-        self._tune(
-            batch_size=batch_size, sleep_between_batches=sleep_between_batches, replica_conn_id=replica_conn_id,
-            max_replica_lag_seconds=max_replica_lag_seconds,
+        super().__init__(
+            mysql_conn_id=mysql_conn_id, batch_size=batch_size, sleep_between_batches=sleep_between_batches,
+            replica_conn_id=replica_conn_id, max_replica_lag_seconds=max_replica_lag_seconds,
             replica_wait_timeout_seconds=replica_wait_timeout_seconds, partition_row_counts=partition_row_counts,
         )
-        self._tuned_from_connection = False
         self.range_deletes = True  # False: always delete by key list (benchmarks compare both)
-        self._conn: Any = None
-        self._replica: Any = None
-        self._last_lag_check = float("-inf")
-        self._last_used = float("-inf")
-        self._database = ""
-        # Seams for pacing; tests replace them to avoid real waiting.
-        self._sleep: Callable[[float], None] = time.sleep
-        self._clock: Callable[[], float] = time.monotonic
-
-    def _tune(self, **values: Any) -> None:
-        """Check and set the tunable values (one place for the constructor and the connection)."""
-        unknown = sorted(set(values) - set(TUNABLE))
-        if unknown:
-            raise ValueError(f"unknown tuning {unknown}; known: {list(TUNABLE)}")
-        merged = {name: getattr(self, name, None) for name in TUNABLE} | values
-        batch_size, sleep = merged["batch_size"], merged["sleep_between_batches"]
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 100_000:
-            raise ValueError(f"batch_size must be an integer between 1 and 100000, got {batch_size!r}")
-        if isinstance(sleep, bool) or not isinstance(sleep, (int, float)) or sleep < 0:
-            raise ValueError(f"sleep_between_batches must be a number of seconds >= 0, got {sleep!r}")
-        if (merged["replica_conn_id"] is None) != (merged["max_replica_lag_seconds"] is None):
-            raise ValueError("give replica_conn_id and max_replica_lag_seconds together")
-        lag, wait = merged["max_replica_lag_seconds"], merged["replica_wait_timeout_seconds"]
-        if lag is not None and (isinstance(lag, bool) or not isinstance(lag, (int, float)) or lag < 0):
-            raise ValueError(f"max_replica_lag_seconds must be a number of seconds >= 0, got {lag!r}")
-        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait <= 0:
-            raise ValueError(f"replica_wait_timeout_seconds must be a number of seconds > 0, got {wait!r}")
-        if merged["partition_row_counts"] not in ("exact", "estimate"):
-            raise ValueError("partition_row_counts must be 'exact' or 'estimate'")
-        for name in TUNABLE:
-            setattr(self, name, merged[name])
-
-    def _tune_from_connection(self) -> None:
-        """Apply the connection's ``retention_tuning`` extra, once, before the first statement."""
-        from airflow.sdk import BaseHook
-
-        self._tuned_from_connection = True
-        tuning = BaseHook.get_connection(self.mysql_conn_id).extra_dejson.get(TUNING_EXTRA)
-        if tuning is None:
-            return
-        try:
-            if not isinstance(tuning, dict):
-                raise ValueError("it must be a JSON object")
-            self._tune(**tuning)
-        except ValueError as exc:
-            raise ValueError(f"connection {self.mysql_conn_id!r}, extra {TUNING_EXTRA!r}: {exc}") from None
-        log.info("%s: tuning from the connection: %s", self.mysql_conn_id,
-                 ", ".join(f"{k}={v}" for k, v in sorted(tuning.items())))
-
-    # ------------------------------------------------------------------ connections
-
-    def _connect(self, conn_id: str) -> Any:
-        from airflow.providers.mysql.hooks.mysql import MySqlHook
-
-        conn = MySqlHook(mysql_conn_id=conn_id).get_conn()
-        conn.autocommit(True)  # every batch is its own short transaction
-        return conn
-
-    def _connection(self) -> Any:
-        """The store's connection, opened on first use and re-opened if it went away while idle."""
-        if self._conn is not None:
-            if self._clock() - self._last_used < IDLE_PING_SECONDS:
-                self._last_used = self._clock()
-                return self._conn
-            try:
-                self._conn.ping()
-                self._last_used = self._clock()
-                return self._conn
-            except Exception:  # noqa: BLE001 - any failure means: open a fresh one
-                self._discard()
-        import MySQLdb.cursors
-
-        if not self._tuned_from_connection:
-            self._tune_from_connection()
-        conn = self._connect(self.mysql_conn_id)
-        cur = conn.cursor(MySQLdb.cursors.Cursor)
-        cur.execute("SET SESSION lock_wait_timeout = %s", (DDL_LOCK_WAIT_SECONDS,))
-        cur.execute("SELECT DATABASE()")
-        (database,) = cur.fetchone()
-        cur.close()
-        if not database:
-            conn.close()
-            raise ValueError(f"connection {self.mysql_conn_id!r} names no database (schema)")
-        self._conn = conn
-        self._database = str(database)
-        self._last_used = self._clock()
-        return conn
-
-    def _schema(self) -> str:
-        """The connection's database, as a literal: information_schema queries that name
-        their schema and table by constant open only that table, where DATABASE() makes
-        the server open every table of every database."""
-        self._connection()
-        return self._database
-
-    def _discard(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001 - it is being thrown away
-                pass
-
-    def close(self) -> None:
-        """Close the connections this store opened (it reopens them when used again)."""
-        self._discard()
-        replica, self._replica = self._replica, None
-        if replica is not None:
-            try:
-                replica.close()
-            except Exception:  # noqa: BLE001
-                pass
-
-    def _cursor(self) -> Any:
-        import MySQLdb.cursors
-
-        # A plain tuple cursor whatever the connection's extra asks for.
-        return self._connection().cursor(MySQLdb.cursors.Cursor)
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cur = self._cursor()
-        try:
-            cur.execute(sql, tuple(params))
-            return list(cur.fetchall())
-        finally:
-            cur.close()
-
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cur = self._cursor()
-        try:
-            cur.execute(sql, tuple(params))
-            return int(cur.rowcount)
-        finally:
-            cur.close()
 
     # ------------------------------------------------------------------ metadata
 
     def table_info(self, target: MySqlTarget) -> TableInfo:
         """Primary key, indexes, NOT NULL columns and RANGE partitions of the target's table."""
-        self._check_target(target)
-        rows = self._query(
+        check_target(target)
+        indexes = table_indexes(target, self._query(
             "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS"
             " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY INDEX_NAME, SEQ_IN_INDEX",
             (self._schema(), target.table),
-        )
-        if not rows:
-            raise ValueError(f"table {target.table} of {target.qualified_name} does not exist or has no index")
-        indexes: dict[str, list[str]] = {}
-        for index, column in rows:
-            indexes.setdefault(str(index), []).append(str(column))
-        primary = tuple(indexes.get("PRIMARY", ()))
-        if not primary or primary[0] != target.key_column:
-            raise UnsupportedSelection(
-                f"{target.qualified_name}: key_column {target.key_column} must be the first column of the "
-                f"primary key of {target.table} (it is {', '.join(primary) or 'missing'})"
-            )
+        ))
         columns = self._query(
             "SELECT COLUMN_NAME, IS_NULLABLE, DATA_TYPE FROM information_schema.COLUMNS"
             " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
             (self._schema(), target.table),
         )
         partitions, expression = self._partitions(target)
-        return TableInfo(
-            table=target.table,
-            primary_key=primary,
-            indexes={k: tuple(v) for k, v in indexes.items() if _IDENTIFIER.match(k) or k == "PRIMARY"},
-            not_null=frozenset(str(name) for name, nullable, _type in columns if nullable == "NO"),
-            temporal=frozenset(
-                str(name) for name, _nullable, data_type in columns
-                if str(data_type).lower() in ("datetime", "timestamp", "date", "time")
-            ),
-            partitions=partitions,
-            partition_expression=expression,
-        )
+        return build_table_info(target, indexes, columns, partitions, expression)
 
     def _partitions(self, target: MySqlTarget) -> tuple[tuple[Partition, ...], str | None]:
         rows = self._query(
@@ -452,137 +131,20 @@ class MySqlStore(RetentionStore[MySqlTarget]):
         if not rows or rows[0][0] is None:
             return (), None  # not partitioned
         method, expression = str(rows[0][1] or ""), str(rows[0][2] or "")
-        normalised = re.sub(r"[\s`]", "", expression).lower()
-        if method != "RANGE" or normalised != f"to_days({target.time_column.lower()})":
-            # We only know how to read bounds of RANGE (TO_DAYS(time)) partitions; anything
-            # else is purged row by row, never dropped on a guess.
+        if not is_range_to_days(target, method, expression):
             log.warning(
                 "%s: partitioned by %s %s, not RANGE (TO_DAYS(%s)); its partitions are not dropped",
                 target.qualified_name, method, expression, target.time_column,
             )
             return (), expression
-        out: list[Partition] = []
-        seen: set[str] = set()
-        start = EARLIEST
-        for name, _method, _expr, description in rows:
-            name = str(name)
-            if name in seen:  # one row per subpartition
-                continue
-            seen.add(name)
-            if str(description).upper() == "MAXVALUE":
-                out.append(Partition(name, start, LATEST, None))
-                continue
-            bound = int(str(description))
-            day = to_days_date(bound)
-            end = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            out.append(Partition(name, start, end, bound))
-            start = end
-        return tuple(out), expression
+        return range_partitions(rows), expression
 
     def dated_units(self, target: MySqlTarget) -> list[DatedUnit]:
         """One unit per RANGE partition (tenant None, UTC); an unpartitioned table has none."""
-        partitions, _ = self._partitions(self._check_target(target))
+        partitions, _ = self._partitions(check_target(target))
         return [DatedUnit(name=p.name, start=p.start, end=p.end, tenant=None) for p in partitions]
 
-    # ------------------------------------------------------------------ selection -> SQL
-
-    @staticmethod
-    def _check_target(target: MySqlTarget) -> MySqlTarget:
-        for column in (target.table, target.key_column, target.tenant_column, target.time_column,
-                       *target.subject_columns.values()):
-            quote_identifier(column)
-        return target
-
-    def _subject_column(self, target: MySqlTarget, subject_type: str) -> str:
-        column = target.subject_columns.get(subject_type)
-        if column is None:
-            raise UnsupportedSelection(
-                f"{target.qualified_name} has no column for subject type {subject_type!r}"
-                f" (it has: {', '.join(target.subject_columns) or 'none'})"
-            )
-        return column
-
-    def _predicate(self, target: MySqlTarget, selection: Selection) -> tuple[str, list[Any]]:
-        """The WHERE clause (and its bound values) of exactly the rows the selection names."""
-        tenant = quote_identifier(target.tenant_column)
-        if isinstance(selection, TenantSelection):
-            return f"{tenant} = %s", [selection.tenant]
-        if isinstance(selection, SubjectSelection):
-            column = quote_identifier(self._subject_column(target, selection.subject_type))
-            clauses, params = [f"{tenant} = %s AND {column} = %s"], [selection.tenant, selection.subject_id]
-            self._exclude_held(target, selection, clauses, params)
-            return " AND ".join(clauses), params
-        if not isinstance(selection, ExpiredSelection):
-            raise UnsupportedSelection(f"unknown selection {type(selection).__name__}")
-        clauses = [f"{quote_identifier(target.time_column)} < %s"]
-        params: list[Any] = [utc_naive(selection.before)]
-        if selection.tenant is not None:
-            clauses.append(f"{tenant} = %s")
-            params.append(selection.tenant)
-        if selection.exclude_tenants:
-            excluded = sorted(selection.exclude_tenants)
-            clauses.append(f"({tenant} IS NULL OR {tenant} NOT IN ({', '.join(['%s'] * len(excluded))}))")
-            params.extend(excluded)
-        self._exclude_held(target, selection, clauses, params)
-        return " AND ".join(clauses), params
-
-    def _exclude_held(self, target: MySqlTarget, selection: ExpiredSelection | SubjectSelection,
-                      clauses: list[str], params: list[Any]) -> None:
-        """Append the clauses that keep every row naming a held subject."""
-        tenant = quote_identifier(target.tenant_column)
-        for held_tenant, column, subject_id in self._held_subjects(target, selection):
-            # <=> so that a NULL subject column still reads as "not this subject".
-            clauses.append(f"NOT ({tenant} <=> %s AND {quote_identifier(column)} <=> %s)")
-            params.extend([held_tenant, subject_id])
-
-    @staticmethod
-    def _held_subjects(
-        target: MySqlTarget, selection: ExpiredSelection | SubjectSelection
-    ) -> list[tuple[str, str, str]]:
-        """Excluded subjects this table can identify: (tenant, column, subject id)."""
-        out = []
-        for held_tenant, subject_type, subject_id in sorted(selection.exclude_subjects):
-            column = target.subject_columns.get(subject_type)
-            if column is not None:
-                out.append((held_tenant, column, subject_id))
-        return out
-
-    def _walk_plan(self, target: MySqlTarget, selection: Selection, info: TableInfo) -> WalkPlan:
-        if isinstance(selection, TenantSelection):
-            return choose_walk(info, [target.tenant_column], None)
-        if isinstance(selection, SubjectSelection):
-            column = self._subject_column(target, selection.subject_type)
-            return choose_walk(info, [target.tenant_column, column], None)
-        assert isinstance(selection, ExpiredSelection)
-        equal = [target.tenant_column] if selection.tenant is not None else []
-        return choose_walk(info, equal, target.time_column)
-
-    def walk_sql(
-        self, target: MySqlTarget, selection: Selection, info: TableInfo, *, limit: int, after: Sequence[Any] | None,
-        extra_columns: Sequence[str] = (),
-    ) -> tuple[str, list[Any], WalkPlan, tuple[str, ...]]:
-        """The SELECT of the next batch: (sql, params, plan, selected columns)."""
-        plan = self._walk_plan(target, selection, info)
-        where, params = self._predicate(target, selection)
-        if after is not None:
-            keyset, keyset_params = keyset_after(plan.order, after)
-            where = f"{where} AND {keyset}"
-            params = params + keyset_params
-        walked = tuple(dict.fromkeys([*plan.order, *info.primary_key]))
-        # Walk columns travel as text: the driver parses a DATETIME in Python (about 9 us a
-        # value, most of a batch's client time), and the server reads the text back exactly.
-        # Extra columns (fetch_column) come after them, as the driver returns them.
-        selected = [
-            f"CAST({quote_identifier(c)} AS CHAR)" if c in info.temporal else quote_identifier(c) for c in walked
-        ] + [quote_identifier(c) for c in extra_columns]
-        columns = walked + tuple(f"extra:{c}" for c in extra_columns)
-        index = "PRIMARY" if plan.index == "PRIMARY" else quote_identifier(plan.index)
-        sql = (
-            f"SELECT {', '.join(selected)} FROM {quote_identifier(target.table)}"
-            f" FORCE INDEX ({index}) WHERE {where}"
-            f" ORDER BY {', '.join(quote_identifier(c) for c in plan.sort)} LIMIT %s"
-        )
-        return sql, params + [limit], plan, columns
+    # ------------------------------------------------------------------ the walk
 
     def _walk(
         self, target: MySqlTarget, selection: Selection, info: TableInfo, limit: int,
@@ -594,7 +156,7 @@ class MySqlStore(RetentionStore[MySqlTarget]):
         """
         after: Sequence[Any] | None = None
         while True:
-            sql, params, plan, columns = self.walk_sql(
+            sql, params, plan, columns = walk_sql(
                 target, selection, info, limit=limit, after=after, extra_columns=extra_columns
             )
             rows = self._query(sql, params)
@@ -602,31 +164,18 @@ class MySqlStore(RetentionStore[MySqlTarget]):
                 return
             position = {c: i for i, c in enumerate(columns)}
             if plan.checks_ties:
-                self._check_order(target, rows, [position[c] for c in plan.order], after)
+                check_order(target, rows, [position[c] for c in plan.order], after)
             yield rows, position
             if len(rows) < limit:
                 return
             after = [rows[-1][position[c]] for c in plan.order]
 
-    @staticmethod
-    def _check_order(target: MySqlTarget, rows: Sequence[tuple[Any, ...]], at: Sequence[int],
-                     after: Sequence[Any] | None) -> None:
-        previous = tuple(after) if after is not None else None
-        for row in rows:
-            current = tuple(row[i] for i in at)
-            if previous is not None and not current > previous:
-                raise WalkOrderError(
-                    f"{target.qualified_name}: the server returned rows out of key order; stopped so that"
-                    " no selected row is skipped"
-                )
-            previous = current
-
     # ------------------------------------------------------------------ verbs
 
     def count(self, target: MySqlTarget, selection: Selection) -> int:
         """Rows the selection matches now: one independent COUNT(*)."""
-        self._check_target(target)
-        where, params = self._predicate(target, selection)
+        check_target(target)
+        where, params = predicate(target, selection)
         rows = self._query(f"SELECT COUNT(*) FROM {quote_identifier(target.table)} WHERE {where}", params)
         return int(rows[0][0])
 
@@ -648,7 +197,7 @@ class MySqlStore(RetentionStore[MySqlTarget]):
             excluded = sorted(selection.exclude_tenants)
             guard.append(f"{tenant} IN ({', '.join(['%s'] * len(excluded))})")
             params.extend(excluded)
-        for held_tenant, column, subject_id in self._held_subjects(target, selection):
+        for held_tenant, column, subject_id in held_subjects(target, selection):
             guard.append(f"({tenant} = %s AND {quote_identifier(column)} = %s)")
             params.extend([held_tenant, subject_id])
         if target.time_column not in info.not_null:
@@ -694,8 +243,8 @@ class MySqlStore(RetentionStore[MySqlTarget]):
     def purge(self, target: MySqlTarget, selection: Selection, *, dry_run: bool = False) -> PurgeResult:
         """Drop fully expired partitions, then delete the remaining selected rows in key batches."""
         started = time.monotonic()
-        self._check_target(target)
-        self._predicate(target, selection)  # UnsupportedSelection before any work
+        check_target(target)
+        predicate(target, selection)  # UnsupportedSelection before any work
         deleted = 0
         batches = 0
         details: dict[str, object] = {}
@@ -756,7 +305,7 @@ class MySqlStore(RetentionStore[MySqlTarget]):
             return self.count(target, selection)
         dropped = {p.name for p in drops}
         keep = [p.name for p in info.partitions if p.name not in dropped]
-        where, params = self._predicate(target, selection)
+        where, params = predicate(target, selection)
         rows = self._query(
             f"SELECT COUNT(*) FROM {quote_identifier(target.table)}"
             f" PARTITION ({', '.join(quote_identifier(n) for n in keep)}) WHERE {where}",
@@ -777,7 +326,7 @@ class MySqlStore(RetentionStore[MySqlTarget]):
         """
         table = quote_identifier(target.table)
         key = quote_identifier(target.key_column)
-        where, where_params = self._predicate(target, selection)
+        where, where_params = predicate(target, selection)
         other_pk = [c for c in info.primary_key if c != target.key_column]
         self._wait_for_replica(target, deleted_so_far())
         for rows, position in self._walk(target, selection, info, self.batch_size):
@@ -821,12 +370,6 @@ class MySqlStore(RetentionStore[MySqlTarget]):
                 self._between_batches(target, deleted_so_far())
                 start += self.batch_size
 
-    def _between_batches(self, target: MySqlTarget, deleted: int) -> None:
-        """Pacing between two batches: the configured pause, then the replica check."""
-        if self.sleep_between_batches:
-            self._sleep(self.sleep_between_batches)
-        self._wait_for_replica(target, deleted)
-
     def fetch_column(
         self, target: MySqlTarget, selection: Selection, column: str, batch: int | None = None
     ) -> Iterator[Any]:
@@ -847,57 +390,3 @@ class MySqlStore(RetentionStore[MySqlTarget]):
                 value = row[position[f"extra:{column}"]]
                 if value is not None:
                     yield value
-
-    # ------------------------------------------------------------------ pacing
-
-    def _replica_connection(self) -> Any:
-        if self._replica is None:
-            assert self.replica_conn_id is not None
-            self._replica = self._connect(self.replica_conn_id)
-        return self._replica
-
-    def replica_lag(self) -> float | None:
-        """The replica's ``Seconds_Behind_Master``; None while replication is not running."""
-        import MySQLdb
-        import MySQLdb.cursors
-
-        cur = self._replica_connection().cursor(MySQLdb.cursors.DictCursor)
-        try:
-            try:
-                cur.execute("SHOW REPLICA STATUS")
-            except MySQLdb.ProgrammingError:  # servers before MariaDB 10.5 / MySQL 8.0.22
-                cur.execute("SHOW SLAVE STATUS")
-            rows = cur.fetchall()
-        finally:
-            cur.close()
-        if not rows:
-            raise RuntimeError(f"connection {self.replica_conn_id!r} is not a replica (no replica status)")
-        lags = [row.get("Seconds_Behind_Master", row.get("Seconds_Behind_Source")) for row in rows]
-        if any(lag is None for lag in lags):
-            return None
-        return float(max(lags))
-
-    def _wait_for_replica(self, target: MySqlTarget, deleted: int) -> None:
-        """Pause while the replica lags more than allowed; give up after the timeout."""
-        if self.max_replica_lag_seconds is None:
-            return
-        now = self._clock()
-        if now - self._last_lag_check < REPLICA_CHECK_INTERVAL:
-            return
-        waited_since = now
-        while True:
-            lag = self.replica_lag()
-            self._last_lag_check = self._clock()
-            if lag is not None and lag <= self.max_replica_lag_seconds:
-                return
-            if self._clock() - waited_since >= self.replica_wait_timeout_seconds:
-                shown = "unknown (replication stopped)" if lag is None else f"{lag:.0f} s"
-                raise PartialPurgeError(
-                    target.qualified_name,
-                    deleted,
-                    f"replica lag stayed above {self.max_replica_lag_seconds:g} s for "
-                    f"{self.replica_wait_timeout_seconds:g} s (last: {shown}); paused and gave up",
-                )
-            log.info("Replica lag %s s above %g s; pausing the purge of %s",
-                     "unknown" if lag is None else f"{lag:.0f}", self.max_replica_lag_seconds, target.qualified_name)
-            self._sleep(REPLICA_CHECK_INTERVAL)

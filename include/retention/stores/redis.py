@@ -54,6 +54,7 @@ from include.retention.selections import (
 )
 from include.retention.results import PartialPurgeError, PurgeResult, UnsupportedSelection
 from include.retention.stores.base import RetentionStore
+from include.retention.stores.progress import Progress
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -256,7 +257,7 @@ class RedisStore(RetentionStore[RedisTarget]):
             )
         import redis
 
-        progress = _Progress()
+        progress = Progress()
         try:
             for _ in range(MAX_SCAN_PASSES):
                 runs = self._server_runs()
@@ -301,12 +302,12 @@ class RedisStore(RetentionStore[RedisTarget]):
             deleted=progress.deleted,
             batches=progress.batches,
             seconds=seconds,
-            details={"scan_count": self.scan_count, "scans": progress.scans},
+            details={"scan_count": self.scan_count, "scans": progress.requests},
         )
 
     # ------------------------------------------------------------------ purge loops
 
-    def _purge_single(self, client: Any, match: _Match, progress: _Progress) -> None:
+    def _purge_single(self, client: Any, match: _Match, progress: Progress) -> None:
         """One server: each round trip carries the full UNLINK batches and the next SCAN."""
         cursor: int | None = 0
         pending: list[bytes | str] = []
@@ -332,20 +333,20 @@ class RedisStore(RetentionStore[RedisTarget]):
                 progress.batches += 1
             if cursor is not None:
                 cursor, keys = replies[unlinks]
-                progress.scans += 1
+                progress.requests += 1
                 selected = match.check.select(keys)
                 pending.extend(selected)
                 progress.matched += len(selected)
                 if int(cursor) == 0:
                     cursor = None
 
-    def _purge_cluster_node(self, node: Any, match: _Match, progress: _Progress) -> None:
+    def _purge_cluster_node(self, node: Any, match: _Match, progress: Progress) -> None:
         """One primary of a cluster: SCAN on the node, UNLINK through the slot-aware client."""
         pending: list[bytes | str] = []
         cursor = 0
         while True:
             cursor, keys = node.scan(cursor=cursor, match=match.pattern, count=self.scan_count)
-            progress.scans += 1
+            progress.requests += 1
             selected = match.check.select(keys)
             pending.extend(selected)
             progress.matched += len(selected)
@@ -358,14 +359,3 @@ class RedisStore(RetentionStore[RedisTarget]):
             if done:
                 return
 
-
-class _Progress:
-    """Mutable counters of one purge, readable after a failure part-way."""
-
-    __slots__ = ("matched", "deleted", "batches", "scans")
-
-    def __init__(self) -> None:
-        self.matched = 0
-        self.deleted = 0
-        self.batches = 0
-        self.scans = 0

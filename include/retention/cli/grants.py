@@ -10,13 +10,13 @@ nothing else:
   a table also allows ``DROP TABLE`` of it; no privilege splits the two, so it is granted
   only where partitions are dropped;
 - ``SELECT`` on ``tenants``, which the deletion-requests DAG reads to check a tenant exists
-  (``requests.tenant_in_contact_center``).
+  (``requests.intake.tenant_in_contact_center``).
 
 ``information_schema`` needs no grant: it shows each user the tables it holds a privilege on.
 The ``retention_ledger`` user owns its own database (``ALL PRIVILEGES`` on it): the
 migrations create and alter its tables.
 
-    python -m include.retention.grants --user retention --host 10.0.% \\
+    python -m include.retention.cli.grants --user retention --host 10.0.% \\
         --database contact_center --ledger-database retention_ledger [--partitioned TABLE ...]
 """
 
@@ -31,6 +31,10 @@ from include.retention.policy import MySqlTarget, Policy, load_policy
 
 #: Tables the package reads but never deletes from (see the module docstring).
 READ_ONLY_TABLES = ("tenants",)
+#: ``--partitioned`` when it is not given: the tables the contact center RANGE-partitions by
+#: month. Kept here, not read from the demo schema (``devdata/schema.py``, which a test holds
+#: to the same list), because product code does not import development tooling.
+DEFAULT_PARTITIONED = ("call_metrics", "call_records")
 PURGE_PRIVILEGES = ("SELECT", "DELETE")
 PARTITION_PRIVILEGES = ("ALTER", "DROP")
 
@@ -101,9 +105,7 @@ def mysql_grant_statements(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the GRANT statements, one per line, for a DBA to run."""
-    from include.contact_center.schema import PARTITIONED_TABLES
-
-    parser = argparse.ArgumentParser(prog="python -m include.retention.grants", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m include.retention.cli.grants", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--user", required=True, help="the retention_mysql user")
     parser.add_argument("--host", default="%", help="the users' host part (default %%: any)")
@@ -111,9 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ledger-database", required=True)
     parser.add_argument("--ledger-user", help="the retention_ledger user, when it is not the same")
     parser.add_argument("--partitioned", nargs="*", metavar="TABLE",
-                        help="tables whose partitions are dropped (default: the bundled schema's partitioned tables)")
+                        help="tables whose partitions are dropped (default: the contact center's partitioned "
+                             f"tables, {' '.join(DEFAULT_PARTITIONED)}; give it with no TABLE for none)")
     args = parser.parse_args(argv)
-    partitioned = args.partitioned if args.partitioned is not None else sorted(PARTITIONED_TABLES)
+    partitioned = args.partitioned if args.partitioned is not None else list(DEFAULT_PARTITIONED)
     for statement in mysql_grant_statements(
         load_policy(), user=args.user, host=args.host, database=args.database,
         ledger_database=args.ledger_database, partitioned=partitioned, ledger_user=args.ledger_user,

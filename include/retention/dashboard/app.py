@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import quote, urlencode
@@ -41,13 +41,36 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, Template, select_autoescape
 from markupsafe import Markup, escape
 
-from include.retention import dashboard as dash
+from include.retention.dashboard.queries import (
+    build_view,
+    list_certificates,
+    read_certificate,
+    read_dag_status,
+    read_only_cursor,
+    read_purge_volumes,
+    read_requests,
+)
+from include.retention.dashboard.view import (
+    CERTIFICATE_MEDIA_TYPES,
+    FAILURE_WINDOW_DAYS,
+    PURGE_WINDOW_DAYS,
+    DashboardView,
+    Deadline,
+    FilterError,
+    Filters,
+    PurgeVolumes,
+    certificate_json,
+    dag_status_json,
+    request_json,
+    valid_request_id,
+    view_json,
+)
 from include.retention.ledger.db import LEDGER_CONN_ID
 from include.retention.policy import Policy, load_policy
+from include.retention.timeutil import wall_clock
 
 log = logging.getLogger(__name__)
 
-UTC = timezone.utc
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
 STATUS_COLOURS = {"ok": "#2e9e44", "warning": "#e8a317", "breached": "#d93025", "closed": "#9aa0a6",
@@ -97,7 +120,7 @@ def policy() -> Policy:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return wall_clock()
 
 
 app = FastAPI(
@@ -125,8 +148,8 @@ async def read_only_methods(request: Request, call_next: Callable[[Request], Awa
     return response
 
 
-@app.exception_handler(dash.FilterError)
-async def bad_filter(request: Request, exc: dash.FilterError) -> JSONResponse:
+@app.exception_handler(FilterError)
+async def bad_filter(request: Request, exc: FilterError) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=400)
 
 
@@ -141,12 +164,12 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-def _filters(tenant: str | None, state: str | None) -> dash.Filters:
-    return dash.Filters.parse(policy(), tenant, state)
+def _filters(tenant: str | None, state: str | None) -> Filters:
+    return Filters.parse(policy(), tenant, state)
 
 
-def _view(request: Request, filters: dash.Filters) -> dash.DashboardView:
-    return dash.build_view(policy(), filters, _now(), ledger_conn_id=request.app.state.ledger_conn_id,
+def _view(request: Request, filters: Filters) -> DashboardView:
+    return build_view(policy(), filters, _now(), ledger_conn_id=request.app.state.ledger_conn_id,
                            dag_runs=request.app.state.dag_runs)
 
 
@@ -185,52 +208,52 @@ def api_openapi() -> dict[str, Any]:
 
 @app.get("/api/summary", summary="Everything the page shows", dependencies=[Reader])
 def api_summary(request: Request, tenant: str | None = TenantQuery, state: str | None = StateQuery) -> dict[str, Any]:
-    return dash.view_json(_view(request, _filters(tenant, state)))
+    return view_json(_view(request, _filters(tenant, state)))
 
 
 @app.get("/api/requests", summary="Requests, breached first", dependencies=[Reader])
 def api_requests(request: Request, tenant: str | None = TenantQuery, state: str | None = StateQuery) -> dict[str, Any]:
     filters = _filters(tenant, state)
     now = _now()
-    with dash.read_only_cursor(request.app.state.ledger_conn_id) as cur:
-        certified = frozenset(c.request_id for c in dash.list_certificates(cur, tenant=filters.tenant))
-        rows = dash.read_requests(cur, policy(), filters, now, certified=certified)
+    with read_only_cursor(request.app.state.ledger_conn_id) as cur:
+        certified = frozenset(c.request_id for c in list_certificates(cur, tenant=filters.tenant))
+        rows = read_requests(cur, policy(), filters, now, certified=certified)
     return {"generated_at": now.isoformat(), "filters": {"tenant": filters.tenant, "state": filters.state},
-            "warning_days": policy().sla_warning_days, "requests": [dash.request_json(r) for r in rows]}
+            "warning_days": policy().sla_warning_days, "requests": [request_json(r) for r in rows]}
 
 
 @app.get("/api/purges", summary="Deleted per category per day", dependencies=[Reader])
 def api_purges(
     request: Request, tenant: str | None = TenantQuery,
-    days: int = Query(dash.PURGE_WINDOW_DAYS, ge=1, le=366, description="How many days back, today included"),
+    days: int = Query(PURGE_WINDOW_DAYS, ge=1, le=366, description="How many days back, today included"),
 ) -> dict[str, Any]:
     filters = _filters(tenant, None)
-    with dash.read_only_cursor(request.app.state.ledger_conn_id) as cur:
-        volumes = dash.read_purge_volumes(cur, policy(), _now(), tenant=filters.tenant, days=days)
+    with read_only_cursor(request.app.state.ledger_conn_id) as cur:
+        volumes = read_purge_volumes(cur, policy(), _now(), tenant=filters.tenant, days=days)
     return volumes.as_json()
 
 
 @app.get("/api/daily-dags", summary="Daily DAGs: last run and failures", dependencies=[Reader])
 def api_daily_dags(request: Request) -> dict[str, Any]:
-    statuses = dash.read_dag_status(policy(), _now(), request.app.state.dag_runs)
-    return {"failure_window_days": dash.FAILURE_WINDOW_DAYS, "daily_dags": [dash.dag_status_json(s) for s in statuses]}
+    statuses = read_dag_status(policy(), _now(), request.app.state.dag_runs)
+    return {"failure_window_days": FAILURE_WINDOW_DAYS, "daily_dags": [dag_status_json(s) for s in statuses]}
 
 
 @app.get("/api/certificates", summary="Deletion certificates", dependencies=[Reader])
 def api_certificates(request: Request, tenant: str | None = TenantQuery) -> dict[str, Any]:
     filters = _filters(tenant, None)
-    with dash.read_only_cursor(request.app.state.ledger_conn_id) as cur:
-        certificates = dash.list_certificates(cur, tenant=filters.tenant)
-    return {"certificates": [dash.certificate_json(c) for c in certificates]}
+    with read_only_cursor(request.app.state.ledger_conn_id) as cur:
+        certificates = list_certificates(cur, tenant=filters.tenant)
+    return {"certificates": [certificate_json(c) for c in certificates]}
 
 
 @app.get("/api/certificates/{request_id}.{fmt}", summary="One certificate", dependencies=[Reader])
 def api_certificate(request: Request, request_id: str, fmt: str, download: bool = False) -> Response:
-    request_id = dash.valid_request_id(request_id)
-    if fmt not in dash.CERTIFICATE_MEDIA_TYPES:
-        raise HTTPException(404, f"no such certificate format; use one of {', '.join(dash.CERTIFICATE_MEDIA_TYPES)}")
-    with dash.read_only_cursor(request.app.state.ledger_conn_id) as cur:
-        body = dash.read_certificate(cur, request_id, fmt)
+    request_id = valid_request_id(request_id)
+    if fmt not in CERTIFICATE_MEDIA_TYPES:
+        raise HTTPException(404, f"no such certificate format; use one of {', '.join(CERTIFICATE_MEDIA_TYPES)}")
+    with read_only_cursor(request.app.state.ledger_conn_id) as cur:
+        body = read_certificate(cur, request_id, fmt)
     if body is None:
         raise HTTPException(404, "no certificate in this format for this request")
     filename = f"{body.certificate_id}.{fmt}"
@@ -250,8 +273,8 @@ def page(request: Request, tenant: str | None = TenantQuery, state: str | None =
     try:
         filters = _filters(tenant, state)
         problem = None
-    except dash.FilterError as exc:
-        filters, problem = dash.Filters(), str(exc)
+    except FilterError as exc:
+        filters, problem = Filters(), str(exc)
     view = _view(request, filters)
     html = render_page(view, policy(), root=request.scope.get("root_path", ""), problem=problem)
     return HTMLResponse(html, status_code=400 if problem else 200)
@@ -275,7 +298,7 @@ def category_colours(categories: tuple[str, ...]) -> dict[str, str]:
     return {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(categories)}
 
 
-def render_purge_svg(volumes: dash.PurgeVolumes, *, width: int = 960, height: int = 260) -> Markup:
+def render_purge_svg(volumes: PurgeVolumes, *, width: int = 960, height: int = 260) -> Markup:
     """A stacked bar chart of rows deleted per day and category, as inline SVG (no script)."""
     left, right, top, bottom = 64, 12, 14, 36
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -328,7 +351,7 @@ def _local(value: datetime | None, zone: ZoneInfo) -> str:
     return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if value is not None else "—"
 
 
-def _days_text(deadline: dash.Deadline) -> str:
+def _days_text(deadline: Deadline) -> str:
     if deadline.status == "closed":
         return "closed"
     if deadline.status == "preview":
@@ -354,7 +377,7 @@ def _page_template() -> Template:
     return _ENV.from_string(TEMPLATE_PATH.read_text(encoding="utf-8"))
 
 
-def render_page(view: dash.DashboardView, policy: Policy, *, root: str = "", problem: str | None = None) -> str:
+def render_page(view: DashboardView, policy: Policy, *, root: str = "", problem: str | None = None) -> str:
     """The dashboard page as HTML; every value is escaped by the template."""
     return _page_template().render(
         view=view,
@@ -366,5 +389,5 @@ def render_page(view: dash.DashboardView, policy: Policy, *, root: str = "", pro
         colours=STATUS_COLOURS,
         cat_colours=category_colours(view.purges.categories),
         svg=render_purge_svg(view.purges),
-        failure_days=dash.FAILURE_WINDOW_DAYS,
+        failure_days=FAILURE_WINDOW_DAYS,
     )

@@ -1,12 +1,12 @@
 """Operator commands for the ledger: extended retention and legal holds.
 
-    python -m include.retention.admin migrate
-    python -m include.retention.admin override set TENANT CATEGORY MONTHS --reason R --by WHO
-    python -m include.retention.admin override clear TENANT CATEGORY
-    python -m include.retention.admin override list [--category C]
-    python -m include.retention.admin hold place TENANT --reason R --by WHO [--subject-type T --subject-id ID]
-    python -m include.retention.admin hold release HOLD_ID
-    python -m include.retention.admin hold list [--tenant T] [--all]
+    python -m include.retention.cli.admin migrate
+    python -m include.retention.cli.admin override set TENANT CATEGORY MONTHS --reason R --by WHO
+    python -m include.retention.cli.admin override clear TENANT CATEGORY
+    python -m include.retention.cli.admin override list [--category C]
+    python -m include.retention.cli.admin hold place TENANT --reason R --by WHO [--subject-type T --subject-id ID]
+    python -m include.retention.cli.admin hold release HOLD_ID
+    python -m include.retention.cli.admin hold list [--tenant T] [--all]
 
 The ledger is the ``retention_ledger`` connection (``AIRFLOW_CONN_RETENTION_LEDGER``). Every
 id is validated against the policy first, and ``set`` and ``place`` check the tenant exists in
@@ -29,7 +29,7 @@ from include.retention.policy import Policy, load_policy
 def _existing_tenant(policy: Policy, value: str) -> str:
     """A well-formed tenant id that the contact center knows: an override or hold on a
     mistyped id would protect nothing, silently."""
-    from include.retention.requests.legacy import tenant_in_contact_center
+    from include.retention.requests.intake import tenant_in_contact_center
 
     tenant = policy.validate_tenant_id(value)
     if not tenant_in_contact_center(tenant):
@@ -70,7 +70,7 @@ def _hold(args: argparse.Namespace) -> int:
         print("released" if release_hold(args.hold_id) else "no active hold with that id")
         return 0
     tenant = policy.validate_tenant_id(args.tenant)
-    keys = None
+    crypto = None
     if args.subject_type or args.subject_id:
         from include.retention.crypto import RetentionCrypto
 
@@ -78,16 +78,16 @@ def _hold(args: argparse.Namespace) -> int:
             raise SystemExit("give --subject-type and --subject-id together, or neither for a whole-tenant hold")
 
         policy.validate_subject(args.subject_type, args.subject_id)
-        keys = RetentionCrypto.from_connection()
+        crypto = RetentionCrypto.from_connection()
     tenant = _existing_tenant(policy, tenant)
     hold_id = place_hold(tenant, reason=args.reason, placed_by=args.by, subject_type=args.subject_type,
-                                subject_id=args.subject_id, crypto=keys)
-    print(f"hold #{hold_id} placed on tenant {tenant}{' (one subject)' if keys else ''}")
+                         subject_id=args.subject_id, crypto=crypto)
+    print(f"hold #{hold_id} placed on tenant {tenant}{' (one subject)' if crypto else ''}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m include.retention.admin", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m include.retention.cli.admin", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create or upgrade the ledger schema (idempotent)")

@@ -1,0 +1,115 @@
+"""Plan one category's daily run: every selection due as of the run's instant, counted, breaker-checked.
+
+What the plan holds is JSON without personal data (a subject appears as its keyed hash), so
+it travels in XCom to the purge tasks on any executor and is resolved again there.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Mapping, Sequence
+
+from include.retention.crypto import RetentionCrypto
+from include.retention.daily import breaker
+from include.retention.expiry import plan_expired, plan_requests
+from include.retention.facts import LedgerFacts
+from include.retention.policy import CosTarget, Policy, Target
+from include.retention.selections import ExpiredSelection, SubjectSelection, selection_to_doc
+from include.retention.stores import store_for
+from include.retention.stores.base import RetentionStore, as_column_source, as_explicit_keys
+from include.retention.subject_keys import held_object_keys, subject_object_keys
+from include.retention.timeutil import UTC
+
+log = logging.getLogger(__name__)
+
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+SPECS_PER_MAPPED_TASK = 25
+
+
+def _target_total(store: RetentionStore, target: Target, units: Sequence[Any]) -> int | None:  # type: ignore[type-arg]
+    """Everything the target holds, for the circuit breaker; None where a store cannot say."""
+    if not target.is_dated:
+        return None
+    return store.count(target, ExpiredSelection(before=FAR_FUTURE, units=tuple(u.name for u in units)))
+
+
+def plan_category(
+    policy: Policy,
+    category_name: str,
+    as_of: datetime,
+    options: breaker.RunOptions,
+    *,
+    crypto: RetentionCrypto,
+    facts: LedgerFacts,
+    stores: Mapping[str, RetentionStore] | None = None,  # type: ignore[type-arg]
+) -> dict[str, Any]:
+    """Plan one category's run: every selection due as of ``as_of``, counted, breaker-checked."""
+    category = policy.category(category_name)
+    tz = policy.timezone
+    stores = dict(stores or {})
+    specs: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    shares: list[dict[str, Any]] = []
+    for target in category.targets:
+        store = stores.setdefault(target.store, store_for(target.store, tz))
+        units = store.dated_units(target) if target.is_dated else []
+        by_age = plan_expired(target, as_of, tz, units, facts.overrides, facts.holds)
+        by_request = plan_requests(category, target, as_of, facts.terminations, facts.deletions, facts.holds)
+        skipped += [f"{target.qualified_name}: {why}" for why in by_age.skipped + by_request.skipped]
+        planned_here = 0
+        for purge in by_age.purges + by_request.purges:
+            spec: dict[str, Any] = {
+                "target": target.qualified_name,
+                "store": target.store,
+                "selection": selection_to_doc(purge.selection, crypto),
+                "reason": purge.reason,
+            }
+            withheld = 0
+            if isinstance(purge.selection, SubjectSelection) and isinstance(target, CosTarget) and target.subject_keys_from:
+                # Recordings carry no subject: take the keys the subject's call records point at.
+                mysql = as_column_source(stores.setdefault("mysql", store_for("mysql", tz)))
+                cos = as_explicit_keys(store)
+                spec["keys"] = subject_object_keys(policy, target, purge.selection, mysql)
+                count = cos.count_keys(target, purge.selection.tenant, spec["keys"]) if spec["keys"] else 0
+                held_keys = held_object_keys(policy, target, purge.selection, mysql)
+                withheld = cos.count_keys(target, purge.selection.tenant, sorted(held_keys)) if held_keys else 0
+            else:
+                count = store.count(target, purge.selection)
+                if isinstance(purge.selection, SubjectSelection) and purge.selection.exclude_subjects:
+                    withheld = store.count(target, purge.selection.without_holds()) - count
+            if withheld:
+                # Counts only: the held subject is not named.
+                spec["withheld"] = withheld
+                assert isinstance(purge.selection, SubjectSelection)
+                skipped.append(f"{target.qualified_name}: {withheld} record(s) of subject "
+                               f"{purge.selection.subject_hash[:12]} kept under another subject's legal hold")
+            if count == 0 and not isinstance(purge.selection, ExpiredSelection):
+                continue  # a request sweep with nothing new to delete
+            planned_here += count
+            spec["planned"] = count
+            specs.append(spec)
+        total = _target_total(store, target, units) if planned_here else None
+        shares.append(breaker.target_share(target.qualified_name, planned_here, total))
+        log.info("Planned %d record(s) in %s (%s of %s)", planned_here, target.qualified_name,
+                 f"{shares[-1]['share']:.1%}", total)
+    plan = {
+        "category": category_name,
+        "as_of": as_of.isoformat(),
+        "dry_run": options.dry_run,
+        "specs": specs,
+        "skipped": skipped,
+        "breaker": shares,
+        "override_reason": options.override_reason if options.allow_large_purge else "",
+    }
+    breaker.check(shares, options)
+    return plan
+
+
+def batches(specs: Sequence[dict[str, Any]], store: str, max_map_length: int) -> list[list[dict[str, Any]]]:
+    """Specs of one store in groups, so that the mapped list stays under ``max_map_length``."""
+    mine = [s for s in specs if s["store"] == store]
+    if not mine:
+        return []
+    size = max(SPECS_PER_MAPPED_TASK, -(-len(mine) // max_map_length))
+    return [mine[i : i + size] for i in range(0, len(mine), size)]
