@@ -199,3 +199,46 @@ def test_no_module_over_600_lines(top: str) -> None:
     long = {str(p.relative_to(ROOT)): n for name, p in modules().items() if name.split(".")[0] == top
             for n in [len(p.read_text(encoding="utf-8").splitlines())] if n > MAX_LINES}
     assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+DEV_TOOLING = ("devdata", "devservers", "tests", "benchmarks", "scripts")
+
+
+def test_product_code_imports_no_dev_tooling() -> None:
+    """The synthetic contact center, the local servers and the test helpers are not deployed
+    with the DAGs: nothing under include/, dags/ or plugins/ may import them."""
+    bad = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                       else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            bad += [f"{name} imports {t}" for t in targets if _forbidden(t, DEV_TOOLING)]
+    assert not bad, "\n".join(bad)
+
+
+def _task_bodies(path: Path) -> list[ast.FunctionDef]:
+    """The functions a DAG file decorates with ``@task`` (``@task`` or ``@task(...)``)."""
+    def is_task(decorator: ast.expr) -> bool:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        return isinstance(target, ast.Name) and target.id == "task"
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and any(map(is_task, n.decorator_list))]
+
+
+@pytest.mark.parametrize("dag_file", sorted(p.name for p in (ROOT / "dags").glob("*.py")))
+def test_dag_files_only_wire(dag_file: str) -> None:
+    """Each task body is a docstring, imports, and one ``return`` of a call into include/ (or of
+    its argument unchanged): the decisions live in include/, where they are unit-tested."""
+    path = ROOT / "dags" / dag_file
+    bodies = _task_bodies(path)
+    assert bodies, f"{dag_file} defines no @task"
+    for fn in bodies:
+        statements = [s for s in fn.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+        logic = [s for s in statements if not isinstance(s, (ast.Import, ast.ImportFrom))]
+        assert len(logic) == 1 and isinstance(logic[0], ast.Return), (
+            f"{dag_file}:{fn.lineno} task {fn.name} does more than call include/: move its logic there"
+        )
+        for s in statements:
+            if isinstance(s, ast.ImportFrom):
+                assert (s.module or "").startswith("include."), f"{dag_file}:{s.lineno} task {fn.name} imports {s.module}"

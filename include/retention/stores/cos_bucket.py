@@ -10,7 +10,7 @@ never held in memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterator
 
 from include.retention.policy import CosTarget
@@ -18,6 +18,7 @@ from include.retention.stores.base import RetentionStore
 from include.retention.stores.cos_client import install_content_md5, install_fast_timestamps
 from include.retention.stores.cos_scan import Scan
 from include.retention.stores.progress import Progress
+from include.retention.timeutil import UTC
 
 PAGE_SIZE = 1_000  # keys per listing page: the S3 maximum
 
@@ -51,7 +52,7 @@ def next_version_marker(page: dict[str, Any], listed: list[tuple[str, str, Any]]
     if declared and declared != "null" and any(version == declared for version, _ in of_key):
         return key, declared
     if of_key:
-        oldest = min(of_key, key=lambda item: (item[1] or datetime.min.replace(tzinfo=timezone.utc),
+        oldest = min(of_key, key=lambda item: (item[1] or datetime.min.replace(tzinfo=UTC),
                                                _numeric(item[0])))[0]
         if oldest != "null":
             return key, oldest

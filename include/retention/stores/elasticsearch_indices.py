@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, Iterable, Mapping
 
 from include.retention.identifiers import Template
 from include.retention.policy import ElasticsearchTarget
 from include.retention.results import UnsupportedSelection
 from include.retention.selections import ExpiredSelection, SubjectSelection
+from include.retention.timeutil import UTC
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def index_info(row: Mapping[str, Any], values: Mapping[str, object], template: T
     start, end = index_bounds(template, values, tz)
     created_ms = row.get("creation.date")
     created = (
-        datetime.fromtimestamp(int(created_ms) / 1000, tz=timezone.utc)
+        datetime.fromtimestamp(int(created_ms) / 1000, tz=UTC)
         if created_ms not in (None, "")
         else None
     )
