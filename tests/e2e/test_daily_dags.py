@@ -220,6 +220,34 @@ def test_circuit_breaker_stops_a_policy_mistake_before_anything_is_deleted(world
     assert audit_rows(dag_run.run_id) == []
 
 
+def test_a_tripped_breaker_fails_at_once_without_retries(world, policy, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The DAG keeps its retries (3), but a tripped breaker is not retried: the plan would trip
+    it again. The run fails on the first try, with the numbers in the task's error."""
+    from devservers.airflow_local import load_dags
+
+    from tests.e2e.conftest import task_states
+
+    bad = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+    bad["categories"]["call_data"]["retention"] = {"months": 1, "extendable": True}  # typo: 1 instead of 6
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    monkeypatch.setenv("RETENTION_POLICY_PATH", str(path))
+    dag = load_dags()["retention_call_data"]
+    plan_task = dag.get_task("plan")
+    assert plan_task.retries == 3
+    plan_task.retry_delay = timedelta(seconds=1)  # were it retried, the test would see it, not wait for it
+    before = snapshot(policy, world["ns"])
+    dag_run = dag.test(logical_date=datetime.combine(AS_OF, time.min, tzinfo=policy.timezone))
+    assert str(dag_run.state) == "failed"
+    assert task_states(dag_run)["plan"] == "failed"
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = dag_run.get_task_instance("plan", session=session)
+        assert ti is not None and ti.try_number == 1
+    assert snapshot(policy, world["ns"]) == before
+
+
 def test_dry_run_counts_and_deletes_nothing(world, policy) -> None:  # type: ignore[no-untyped-def]
     before = snapshot(policy, world["ns"])
     dag_run = run("call_data", AS_OF, conf={"dry_run": True})

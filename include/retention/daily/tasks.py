@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from include.retention.airflow_context import RunRef, as_of_from_context
 from include.retention.crypto import RetentionCrypto
-from include.retention.daily.breaker import RunOptions
+from include.retention.daily.breaker import CircuitBreakerTripped, RunOptions
 from include.retention.daily.plan import batches, plan_category
 from include.retention.daily.purge import execute_specs
 from include.retention.daily.verify import summarize, verify_plan
@@ -30,9 +30,18 @@ def _run(context: Mapping[str, Any]) -> tuple[datetime, RunOptions, RetentionCry
 
 
 def plan(policy: Policy, category: str, context: Mapping[str, Any]) -> dict[str, Any]:
-    """Every selection due as of the run's instant, counted and breaker-checked."""
+    """Every selection due as of the run's instant, counted and breaker-checked.
+
+    A tripped breaker fails the task at once, without retries: the same plan would trip it
+    again, and the operator's answer (``allow_large_purge`` with a reason) is a new run.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
     as_of, options, crypto, facts = _run(context)
-    return plan_category(policy, category, as_of, options, crypto=crypto, facts=facts)
+    try:
+        return plan_category(policy, category, as_of, options, crypto=crypto, facts=facts)
+    except CircuitBreakerTripped as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 def store_batches(the_plan: Mapping[str, Any], store: str) -> list[list[dict[str, Any]]]:
