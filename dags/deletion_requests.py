@@ -97,7 +97,7 @@ PARAMS = {
     description="Termination and deletion requests: validate, purge every store, verify, certify",
     doc_md=__doc__,
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz=POLICY.timezone_name),
+    start_date=pendulum.datetime(2000, 1, 1, tz=POLICY.timezone_name),  # before any data: a run dated earlier would silently do nothing
     catchup=False,
     max_active_runs=4,  # independent requests run side by side; one request is held by one run
     dagrun_timeout=RUN_TIMEOUT,

@@ -53,7 +53,7 @@ def build_daily_dag(policy: Policy, category: Category) -> Any:
         description=f"Daily purge of {category.name}: {category.retention.describe()}",
         doc_md=__doc__,
         schedule=CronTriggerTimetable("0 0 * * *", timezone=policy.timezone_name),  # midnight, policy zone
-        start_date=pendulum.datetime(2026, 1, 1, tz=policy.timezone_name),
+        start_date=pendulum.datetime(2000, 1, 1, tz=policy.timezone_name),  # before any data: a run dated earlier would silently do nothing
         catchup=False,
         max_active_runs=1,
         default_args=default_args(execution_timeout=timedelta(hours=2)),

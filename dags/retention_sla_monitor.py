@@ -51,7 +51,7 @@ POLICY = load_policy()
     description="Daily: T-7 warnings, T-0 breach alerts, re-triggers of failed or stalled requests",
     doc_md=__doc__,
     schedule=CronTriggerTimetable("0 8 * * *", timezone=POLICY.timezone_name),  # 08:00 Singapore, office hours
-    start_date=pendulum.datetime(2026, 1, 1, tz=POLICY.timezone_name),
+    start_date=pendulum.datetime(2000, 1, 1, tz=POLICY.timezone_name),  # before any data: a run dated earlier would silently do nothing
     catchup=False,
     max_active_runs=1,
     default_args=default_args(execution_timeout=timedelta(minutes=30)),

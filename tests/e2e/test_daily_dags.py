@@ -312,3 +312,28 @@ def test_override_of_the_breaker_is_recorded_in_the_audit(world, policy) -> None
         cur.execute("SELECT COUNT(*) FROM purge_audit WHERE override_reason = %s AND deleted > 0",
                     ("first run over backlog",))
         assert cur.fetchone()[0] > 0
+
+
+def test_a_run_dated_before_2026_runs_its_tasks_and_deletes_what_expired(servers, airflow_db) -> None:  # type: ignore[no-untyped-def]
+    """A user catching up an old bucket runs the DAG as of 1 September 2024. A start_date after
+    that date would make Airflow create no task instances and report success with nothing
+    deleted; the DAGs' start_date lies before any date the policy could hold data for. The
+    run crosses the leap day: 29 February 2024 is kept through 31 August and expires as of
+    1 September (six calendar months, clamped to the month's end)."""
+    from include.retention.policy import load_policy
+
+    from tests.e2e.conftest import task_states
+
+    as_of = date(2024, 9, 1)
+    policy = load_policy()
+    with seeded_world(servers, as_of) as old:
+        before = snapshot(policy, old["ns"])
+        assert any(day == "2024-02-29" for (_, day) in before["call_data.call_records"]), "the world must hold the leap day"
+        dag_run = run("call_data", as_of)
+        assert str(dag_run.state) == "success"
+        assert task_states(dag_run).get("plan") == "success"
+        after = snapshot(policy, old["ns"])
+        assert only(after, "call_data") == only(expected_after(policy, before, as_of), "call_data")
+        assert only(after, "call_data") != only(before, "call_data"), "something had expired as of that date"
+        assert not any(day == "2024-02-29" for (tenant, day) in after["call_data.call_records"]
+                       if tenant not in (HELD, EXTENDED))  # both keep it: a hold, 12 months bought
