@@ -182,6 +182,14 @@ class Category:
         raise KeyError(f"category {self.name} has no target {name!r}")
 
 
+@dataclass(frozen=True)
+class TenantRegistry:
+    """The contact center's table of tenants: a request or an override names a tenant that must be in it."""
+
+    table: str = "tenants"
+    column: str = "tenant_id"
+
+
 @dataclass(frozen=True, eq=False)
 class Policy:
     path: Path
@@ -192,6 +200,7 @@ class Policy:
     tenant_format: IdentifierFormat
     subject_formats: Mapping[str, IdentifierFormat]
     categories: Mapping[str, Category]
+    tenant_registry: TenantRegistry = TenantRegistry()
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -282,7 +291,8 @@ class _Parser:
         self.only(
             doc,
             "policy",
-            {"version", "timezone", "request_window_days", "sla_warning_days", "identifiers", "categories"},
+            {"version", "timezone", "request_window_days", "sla_warning_days", "identifiers", "tenant_registry",
+             "categories"},
         )
         if doc.get("version") != 1:
             raise self.fail("version", f"unsupported version {doc.get('version')!r}", "set version: 1")
@@ -296,6 +306,7 @@ class _Parser:
         if warning >= window:
             raise self.fail("sla_warning_days", "the warning comes before the request is received", "make it smaller than request_window_days")
         tenant_format, subject_formats = self.identifiers(doc.get("identifiers"))
+        registry = self.tenant_registry(doc.get("tenant_registry", {}))
         categories_raw = self.mapping(doc.get("categories"), "categories")
         if not categories_raw:
             raise self.fail("categories", "no categories", "list at least one category")
@@ -311,9 +322,19 @@ class _Parser:
             tenant_format=tenant_format,
             subject_formats=MappingProxyType(subject_formats),
             categories=MappingProxyType(categories),
+            tenant_registry=registry,
         )
         self.cross_check(policy)
         return policy
+
+    def tenant_registry(self, raw: Any) -> TenantRegistry:
+        doc = self.mapping(raw, "tenant_registry")
+        self.only(doc, "tenant_registry", {"table", "column"})
+        default = TenantRegistry()
+        return TenantRegistry(
+            table=self.sql_identifier(doc.get("table", default.table), "tenant_registry.table", "table"),
+            column=self.sql_identifier(doc.get("column", default.column), "tenant_registry.column", "column"),
+        )
 
     def identifiers(self, raw: Any) -> tuple[IdentifierFormat, dict[str, IdentifierFormat]]:
         doc = self.mapping(raw, "identifiers")

@@ -95,3 +95,52 @@ def test_subject_hold_never_prints_or_stores_the_subject(private_ledger, capsys)
     assert phone not in repr(hold) and phone not in (hold.subject_enc or "")
     assert admin.main(["hold", "release", str(hold.id)]) == 0
     assert list_holds() == []
+
+
+def _policy_with_registry(tmp_path, registry: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
+    import yaml
+
+    from include.retention.policy import DEFAULT_POLICY_PATH
+
+    raw = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+    raw["tenant_registry"] = registry
+    path = tmp_path / f"policy-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def test_the_tenant_registry_comes_from_the_policy(private_ledger, servers, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Your own table of tenants, named in the policy: no table called ``tenants`` is needed."""
+    import MySQLdb
+
+    db = MySQLdb.connect(host="127.0.0.1", port=servers["mariadb"].port, user="root", db=private_ledger,
+                         autocommit=True)
+    try:
+        db.cursor().execute("CREATE TABLE accounts (sdk_app_id BIGINT PRIMARY KEY)")
+        db.cursor().execute("INSERT INTO accounts VALUES (1400123)")
+        db.cursor().execute("DROP TABLE tenants")
+    finally:
+        db.close()
+    monkeypatch.setenv("RETENTION_POLICY_PATH", _policy_with_registry(tmp_path, {"table": "accounts",
+                                                                                  "column": "sdk_app_id"}))
+    assert admin.main(["override", "set", "1400123", "call_data", "24", "--reason", "contract", "--by", "ops"]) == 0
+    assert [(o.tenant_id, o.retention_months) for o in list_overrides("call_data")] == [("1400123", 24)]
+    with pytest.raises(SystemExit) as refused:
+        admin.main(["hold", "place", "1400124", "--reason", "case 1", "--by", "legal"])
+    assert "unknown tenant 1400124" in str(refused.value) and "accounts(sdk_app_id)" in str(refused.value)
+
+
+@pytest.mark.parametrize("registry", [
+    pytest.param({"table": "no_such_table"}, id="missing-table"),
+    pytest.param({"column": "no_such_column"}, id="missing-column"),
+])
+def test_a_missing_tenant_registry_is_a_clear_error_naming_the_policy_key(  # type: ignore[no-untyped-def]
+    private_ledger, tmp_path, monkeypatch, capsys, registry
+) -> None:
+    monkeypatch.setenv("RETENTION_POLICY_PATH", _policy_with_registry(tmp_path, registry))
+    with pytest.raises(SystemExit) as refused:
+        admin.main(["override", "set", TENANT, "call_data", "24", "--reason", "contract", "--by", "ops"])
+    message = str(refused.value)
+    assert message.startswith("error: the tenant registry") and "tenant_registry" in message
+    assert "Traceback" not in message + capsys.readouterr().err
+    assert list_overrides() == []  # nothing was written

@@ -59,3 +59,16 @@ def test_without_partitioned_the_cli_grants_the_demo_schemas_partitioned_tables(
                                         ledger_database="retention_ledger", partitioned=schema.PARTITIONED_TABLES)
     assert main(["--user", "retention", "--database", "contact_center", "--ledger-database", "retention_ledger"]) == 0
     assert capsys.readouterr().out.splitlines() == [s + ";" for s in statements]
+
+
+def test_the_tenant_registry_the_policy_names_gets_select_only() -> None:
+    import copy
+
+    import yaml
+
+    from include.retention.policy import DEFAULT_POLICY_PATH, parse_policy
+
+    raw = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+    raw["tenant_registry"] = {"table": "accounts", "column": "sdk_app_id"}
+    privileges = mysql_table_privileges(parse_policy(copy.deepcopy(raw)))
+    assert privileges["accounts"] == ("SELECT",) and "tenants" not in privileges

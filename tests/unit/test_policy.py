@@ -79,3 +79,33 @@ def test_phone_number_errors_never_echo_the_number(policy) -> None:  # type: ign
 def test_unknown_subject_type_is_refused(policy) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(IdentifierError, match="unknown subject type"):
         policy.validate_subject("email", "a@b.c")
+
+
+def test_the_tenant_registry_defaults_to_tenants_and_can_name_your_own_table(policy) -> None:  # type: ignore[no-untyped-def]
+    from include.retention.policy import TenantRegistry, parse_policy
+
+    assert policy.tenant_registry == TenantRegistry("tenants", "tenant_id")
+    raw = copy.deepcopy(RAW)
+    raw["tenant_registry"] = {"table": "accounts", "column": "sdk_app_id"}
+    assert parse_policy(raw).tenant_registry == TenantRegistry("accounts", "sdk_app_id")
+    raw.pop("tenant_registry")
+    assert parse_policy(raw).tenant_registry == TenantRegistry()  # absent: the default
+
+
+@pytest.mark.parametrize(
+    "registry, rule",
+    [
+        pytest.param({"table": "tenants; DROP TABLE x"}, "tenant_registry.table", id="table-not-an-identifier"),
+        pytest.param({"column": "tenant id"}, "tenant_registry.column", id="column-not-an-identifier"),
+        pytest.param({"tabel": "tenants"}, "tenant_registry", id="unknown-key"),
+        pytest.param("tenants", "tenant_registry", id="not-a-mapping"),
+    ],
+)
+def test_a_bad_tenant_registry_is_refused_naming_the_key(registry: object, rule: str) -> None:
+    from include.retention.policy import parse_policy
+
+    raw = copy.deepcopy(RAW)
+    raw["tenant_registry"] = registry
+    with pytest.raises(PolicyError) as refused:
+        parse_policy(raw)
+    assert rule in str(refused.value)

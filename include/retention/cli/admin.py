@@ -29,11 +29,17 @@ from include.retention.policy import Policy, load_policy
 def _existing_tenant(policy: Policy, value: str) -> str:
     """A well-formed tenant id that the contact center knows: an override or hold on a
     mistyped id would protect nothing, silently."""
-    from include.retention.requests.intake import tenant_in_contact_center
+    from include.retention.requests.intake import TenantRegistryMissing, tenant_in_contact_center
 
     tenant = policy.validate_tenant_id(value)
-    if not tenant_in_contact_center(tenant):
-        raise SystemExit(f"unknown tenant {tenant}: it is not in the contact center's tenants table; check the id")
+    registry = policy.tenant_registry
+    try:
+        known = tenant_in_contact_center(policy, tenant)
+    except TenantRegistryMissing as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if not known:
+        raise SystemExit(f"unknown tenant {tenant}: it is not in the contact center's tenant registry "
+                         f"{registry.table}({registry.column}); check the id")
     return tenant
 
 

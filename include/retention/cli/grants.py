@@ -9,7 +9,8 @@ nothing else:
   ``ALTER TABLE ... DROP PARTITION`` without both (error 1142 names the missing one). DROP on
   a table also allows ``DROP TABLE`` of it; no privilege splits the two, so it is granted
   only where partitions are dropped;
-- ``SELECT`` on ``tenants``, which the deletion-requests DAG reads to check a tenant exists
+- ``SELECT`` on the policy's tenant registry (``tenant_registry``, default ``tenants``), which the
+  deletion-requests DAG and the admin CLI read to check a tenant exists
   (``requests.intake.tenant_in_contact_center``).
 
 ``information_schema`` needs no grant: it shows each user the tables it holds a privilege on.
@@ -30,7 +31,6 @@ from typing import Iterable, Sequence
 from include.retention.policy import MySqlTarget, Policy, load_policy
 
 #: Tables the package reads but never deletes from (see the module docstring).
-READ_ONLY_TABLES = ("tenants",)
 #: ``--partitioned`` when it is not given: the tables the contact center RANGE-partitions by
 #: month. Kept here, not read from the demo schema (``devdata/schema.py``, which a test holds
 #: to the same list), because product code does not import development tooling.
@@ -71,8 +71,7 @@ def mysql_table_privileges(policy: Policy, partitioned: Iterable[str] = ()) -> d
     for table in tables:
         extra = PARTITION_PRIVILEGES if table in set(partitioned) else ()
         out[table] = PURGE_PRIVILEGES + extra
-    for table in READ_ONLY_TABLES:
-        out.setdefault(table, ("SELECT",))
+    out.setdefault(policy.tenant_registry.table, ("SELECT",))  # the tenant registry: read only
     return out
 
 

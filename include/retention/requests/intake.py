@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_NO_SUCH_TABLE, _NO_SUCH_COLUMN = 1146, 1054  # MySQL error codes
+
 #: The contact center's own database, where its tenants are listed.
 MYSQL_CONN_ID = "retention_mysql"
 
@@ -71,7 +73,7 @@ def submit(
       holds (the SLA monitor re-triggers failed and stalled requests this way, so that no
       subject id travels in its conf).
     """
-    exists = tenant_exists or (lambda tenant: tenant_in_contact_center(tenant))
+    exists = tenant_exists or (lambda tenant: tenant_in_contact_center(policy, tenant))
     reference = conf.get("reference")
     existing = find_by_reference(reference, conn_id=conn_id) if isinstance(reference, str) else None
     if conf.get("resume"):
@@ -215,14 +217,32 @@ def _same_request(
                       + (f"; {'; '.join(notes)}" if notes else ""))
 
 
-def tenant_in_contact_center(tenant_id: str, *, mysql_conn_id: str = MYSQL_CONN_ID) -> bool:
-    """Whether the tenant exists in the contact center's ``tenants`` table."""
+class TenantRegistryMissing(LookupError):
+    """The policy's tenant registry table or column does not exist in the contact center's database."""
+
+
+def tenant_in_contact_center(policy: Policy, tenant_id: str, *, mysql_conn_id: str = MYSQL_CONN_ID) -> bool:
+    """Whether the tenant is in the contact center's tenant registry (the policy's ``tenant_registry``).
+
+    :raises TenantRegistryMissing: the registry's table or column does not exist, with the fix.
+    """
+    import MySQLdb
     from airflow.providers.mysql.hooks.mysql import MySqlHook
 
+    registry = policy.tenant_registry  # identifiers validated by the policy loader
     conn = MySqlHook(mysql_conn_id=mysql_conn_id).get_conn()
     try:
         cur = plain_cursor(conn)
-        cur.execute("SELECT 1 FROM tenants WHERE tenant_id = %s LIMIT 1", (tenant_id,))
+        try:
+            cur.execute(f"SELECT 1 FROM `{registry.table}` WHERE `{registry.column}` = %s LIMIT 1", (tenant_id,))
+        except (MySQLdb.ProgrammingError, MySQLdb.OperationalError) as exc:
+            if exc.args and exc.args[0] in (_NO_SUCH_TABLE, _NO_SUCH_COLUMN):
+                raise TenantRegistryMissing(
+                    f"the tenant registry {registry.table}({registry.column}) named by the policy's tenant_registry "
+                    f"is not in the contact center's database ({exc.args[1]}): point tenant_registry at your "
+                    "table of tenants and its id column, or create it"
+                ) from None
+            raise
         return cur.fetchone() is not None
     finally:
         conn.close()
