@@ -35,10 +35,6 @@ def run_request_via_dag_test(
     if REQUESTS_DAG_ID not in bag.dags:
         raise RuntimeError(f"{REQUESTS_DAG_ID} did not load: {bag.import_errors}")
     dag = bag.dags[REQUESTS_DAG_ID]
-    # dag.test() of Airflow 3.3.2 fails at the end of a successful run of a DAG with a
-    # Deadline Alert (it looks the alert up by an id only the DAG processor assigns); the
-    # scheduler is unaffected. In-process runs go without it.
-    dag.deadline = None
     kwargs: dict[str, Any] = {"logical_date": None, "run_conf": dict(conf)}
     if run_after is not None:
         kwargs["run_after"] = run_after

@@ -187,27 +187,3 @@ def send(alert: Alert, context: Mapping[str, Any], *, to: str, smtp_conn_id: str
     )
     notifier.notify(dict(context))  # type: ignore[arg-type]
     log.info("Sent SLA %s for request %s (%d day(s) left)", alert.kind, alert.request_id, alert.days_left)
-
-
-async def request_run_overdue(hours: float, context: Mapping[str, Any] | None = None, **_: Any) -> str:
-    """Deadline Alert callback (runs in the triggerer): a request run is still going after
-    ``hours``. The mail names the run, never its conf (which holds the subject id)."""
-    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-
-    run_id = "?"
-    if context:
-        dag_run = context.get("dag_run") or {}
-        run_id = str(dag_run.get("run_id") if isinstance(dag_run, Mapping) else getattr(dag_run, "run_id", "?"))
-    to = os.environ.get(EMAIL_ENV, "").strip()
-    if not to:
-        log.warning("Request run %s passed its %g h deadline; no %s set, so no e-mail", run_id, hours, EMAIL_ENV)
-        return "no recipient"
-    notifier = SmtpNotifier(
-        to=to,
-        from_email=os.environ.get(FROM_ENV) or DEFAULT_FROM,
-        subject=f"[retention SLA] request run {run_id} still running after {hours:g} h",
-        html_content=f"<p>The deletion_requests run <b>{run_id}</b> has run for more than {hours:g} hours.</p>",
-        smtp_conn_id=SMTP_CONN_ID,
-    )
-    await notifier.async_notify(dict(context or {}))  # type: ignore[arg-type]
-    return "sent"

@@ -113,10 +113,6 @@ def load_dag(name: str, dag_id: str, *, retries: int | None = 0) -> Any:
     bag = DagBag(dag_folder=str(ROOT / "dags" / f"{name}.py"))
     assert not bag.import_errors, bag.import_errors
     dag = bag.dags[dag_id]
-    # dag.test() in Airflow 3.3.2 cannot finish a successful run of a DAG with a Deadline
-    # Alert (DagRun.update_state looks the alerts up by id, which only a DAG synced by the
-    # DAG processor has); the scheduler path is unaffected. The tests run without it.
-    dag.deadline = None
     if retries is not None:
         for t in dag.tasks:
             t.retries = retries
