@@ -407,6 +407,58 @@ def test_s3_stopped_mid_request_fails_it_and_a_rerun_resumes_it(
     client.delete_bucket(Bucket=bucket)
 
 
+def test_a_failed_step_stays_visible_while_the_other_stores_go_ahead(
+    world: World, stores: Stores, private_swift: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The COS steps fail; before their retry, the next store's task runs (as it does while
+    Airflow waits to retry purge_cos). The request stays ``failed``, naming the COS step and
+    its error, until the retry of that step succeeds; then it is ``in_progress`` again."""
+    from devservers import swift
+    from include.retention.airflow_context import RunRef
+    from include.retention.policy import load_policy
+    from include.retention.requests.runner import RequestStepFailed, Runner
+    from include.retention.stores.cos_client import install_content_md5
+
+    endpoint = private_swift.endpoint()
+    bucket = f"cc-req-visible-{world.tenant}"
+    client = install_content_md5(swift.s3_client(endpoint))
+    client.create_bucket(Bucket=bucket)
+    for key in [*world.recordings.values(), *world.backups]:
+        client.put_object(Bucket=bucket, Key=key, Body=b"x")
+    monkeypatch.setenv("AIRFLOW_CONN_RETENTION_COS", cos_connection(
+        endpoint, bucket, retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2, read_timeout=20))
+    conf = base_conf(request_type="termination", tenant_id=world.tenant, reference=f"TKT-{world.tenant}-VIS")
+    request_id = submit(conf).request.request_id
+    runner = Runner(load_policy(), keys(), RunRef("manual__visible", "deletion_requests", "purge"), datetime.now(UTC))
+    runner.plan(request_id)
+    private_swift.stop_server("proxy")
+    try:
+        with pytest.raises(RequestStepFailed):
+            runner.execute_store(request_id, "cos")
+        failed = request_of(conf["reference"])
+        assert failed.state == "failed" and failed.failed_step is not None
+        assert steps_of(request_id)[failed.failed_step].store == "cos" and failed.error
+        runner.execute_store(request_id, "mysql")  # the next store's task, while purge_cos waits for its retry
+        during = request_of(conf["reference"])
+        assert (during.state, during.failed_step, during.error) == ("failed", failed.failed_step, failed.error)
+        assert world.rows("agents") == 0  # MySQL went ahead
+    finally:
+        if not private_swift.running():
+            private_swift.restart_server("proxy")
+    runner.execute_store(request_id, "cos")  # the retry succeeds
+    after = request_of(conf["reference"])
+    assert (after.state, after.failed_step, after.error) == ("in_progress", None, None)
+    for store in ("redis", "elasticsearch"):
+        runner.execute_store(request_id, store)
+    runner.verify(request_id)
+    assert request_of(conf["reference"]).state == "verifying"
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys_left = [{"Key": o["Key"]} for o in page.get("Contents", ())]
+        if keys_left:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys_left, "Quiet": True})
+    client.delete_bucket(Bucket=bucket)
+
+
 # --------------------------------------------------------------------------- late data
 
 

@@ -186,7 +186,8 @@ class Runner:
     def execute_store(self, request_id: str, store: str) -> dict[str, Any]:
         """Purge and verify this store's steps that are not verified yet; raise if any fails."""
         request = self.request(request_id)
-        steps = [s for s in self.ordered_steps(request) if s.store == store]
+        all_steps = self.ordered_steps(request)
+        steps = [s for s in all_steps if s.store == store]
         todo = [s for s in steps if s.state != STEP_VERIFIED]
         skipped = [s.qualified_name for s in steps if s.state == STEP_VERIFIED]
         if not todo:
@@ -196,7 +197,9 @@ class Runner:
             ids = ", ".join(f"#{h.id}" for h in holds)
             self.fail(request, todo[0].qualified_name, f"blocked by legal hold {ids}: nothing more was deleted")
             raise RequestBlocked(f"request {request_id} is blocked by legal hold {ids}")
-        if request.state != "in_progress":
+        # A failed step stays visible (the request ``failed``, naming it) until a retry of it
+        # succeeds; the other stores' steps go ahead meanwhile.
+        if request.state != "in_progress" and self._failing_step(request, all_steps) is None:
             request = transition(request_id, "in_progress", run_id=self.run.run_id, conn_id=self.conn_id)
         selection = self.selection(request)
         done, failures = [], []
@@ -236,7 +239,25 @@ class Runner:
                 f"request {request_id}: {len(failures)} step(s) of {store} failed, first {first}: {message}. "
                 "Verified steps are kept; a rerun resumes the rest."
             )
+        if request.state == "failed":  # the steps of this store that had failed are verified now
+            request = self.request(request_id)
+            still = self._failing_step(request, self.ordered_steps(request))
+            if still is None:
+                transition(request_id, "in_progress", run_id=self.run.run_id, conn_id=self.conn_id,
+                           message=f"the failed step(s) of {store} are verified")
+            elif still.qualified_name != request.failed_step:
+                self.fail(request, still.qualified_name, f"step {still.qualified_name} failed: {still.error}")
         return {"store": store, "done": done, "skipped_verified": skipped}
+
+    @staticmethod
+    def _failing_step(request: Request, steps: list[Step]) -> Step | None:
+        """The step that keeps a ``failed`` request failed: the one it names while that is not
+        verified, else the first other failed one; None when no step failed (or not ``failed``)."""
+        if request.state != "failed":
+            return None
+        named = [s for s in steps if s.qualified_name == request.failed_step and s.state != STEP_VERIFIED]
+        failed = [s for s in steps if s.state == STEP_FAILED]  # the named one may be running its retry
+        return (named or failed or [None])[0]
 
     # ------------------------------------------------------------------ verify
 
