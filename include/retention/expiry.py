@@ -23,12 +23,13 @@ A rule of N days works the same way with N calendar days.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Iterable, Sequence
 
 from include.retention.facts import LegalHold, SubjectDeletion, TenantOverride, Termination
 from include.retention.policy import Category, CosTarget, ElasticsearchTarget, Retention, Target
+from include.retention.reasons import extended_rule, policy_rule, request_rule, withheld
 from include.retention.timeutil import add_months, local_day, start_of_day
 from include.retention.selections import (
     DatedUnit,
@@ -62,11 +63,14 @@ def cutoff(as_of: datetime, retention: Retention, tz: tzinfo, *, months: int | N
 
 @dataclass(frozen=True)
 class PlannedPurge:
-    """One selection in one target, and why it is due."""
+    """One selection in one target, and why it is due: ``reason`` for people, ``rule`` and
+    ``withheld`` as data for the audit (``reasons.py``)."""
 
     target: str
     selection: Selection
     reason: str
+    rule: dict[str, object] = field(default_factory=dict)
+    withheld: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -119,10 +123,12 @@ def plan_expired(
     held = held_subjects(holds, target)
     tenants_with_subject_holds = {h.tenant_id for h in holds if not h.whole_tenant}
     extended: dict[str, int] = {}
+    granted: dict[str, TenantOverride] = {}
     if retention.extendable and retention.months is not None:
         for o in overrides:
             if o.category == target.category and o.retention_months > retention.months:
                 extended[o.tenant_id] = o.retention_months
+                granted[o.tenant_id] = o
     tenant_cut = {t: cutoff(as_of, retention, tz, months=m) for t, m in extended.items()}
     rule = retention.describe()
     day = local_day(as_of, tz).isoformat()
@@ -144,11 +150,14 @@ def plan_expired(
             expired = sorted(u.name for u in by_tenant[tenant] if u.end <= cut)
             if expired:
                 why = f"older than {extended[tenant]} calendar months (extended)" if tenant in extended else f"older than {rule}"
+                selection = ExpiredSelection(before=cut, tenant=tenant, units=tuple(expired))
                 purges.append(
                     PlannedPurge(
                         target.qualified_name,
-                        ExpiredSelection(before=cut, tenant=tenant, units=tuple(expired)),
+                        selection,
                         f"{why} as of {day}: {len(expired)} unit(s) end on or before {cut.isoformat()}",
+                        extended_rule(retention, granted[tenant]) if tenant in granted else policy_rule(retention),
+                        withheld(selection, holds, granted, blocked_tenants=blocked),
                     )
                 )
         return TargetPlan(target.qualified_name, tuple(purges), tuple(skipped))
@@ -157,32 +166,29 @@ def plan_expired(
     # the default rule, and one per tenant with extended retention.
     excluded = frozenset(held_tenants | set(extended))
     droppable = tuple(sorted(u.name for u in units if u.tenant is None and u.end <= default_cut))
+    shared = ExpiredSelection(before=default_cut, exclude_tenants=excluded, exclude_subjects=held, units=droppable)
     purges.append(
         PlannedPurge(
             target.qualified_name,
-            ExpiredSelection(
-                before=default_cut,
-                exclude_tenants=excluded,
-                exclude_subjects=held,
-                units=droppable,
-            ),
+            shared,
             f"older than {rule} as of {day}: records before {default_cut.isoformat()}"
             + (f"; {len(droppable)} whole partition(s) end on or before it" if droppable else ""),
+            policy_rule(retention),
+            withheld(shared, holds, granted),
         )
     )
     for tenant in sorted(set(extended) - held_tenants):
         cut = tenant_cut[tenant]
         assert cut is not None
+        own = ExpiredSelection(before=cut, tenant=tenant, exclude_subjects=frozenset(s for s in held if s[0] == tenant))
         purges.append(
             PlannedPurge(
                 target.qualified_name,
-                ExpiredSelection(
-                    before=cut,
-                    tenant=tenant,
-                    exclude_subjects=frozenset(s for s in held if s[0] == tenant),
-                ),
+                own,
                 f"older than {extended[tenant]} calendar months (extended storage) as of {day}: "
                 f"records before {cut.isoformat()}",
+                extended_rule(retention, granted[tenant]),
+                withheld(own, holds),
             )
         )
     return TargetPlan(target.qualified_name, tuple(purges), tuple(skipped))
@@ -224,6 +230,7 @@ def plan_requests(
                 target.qualified_name,
                 TenantSelection(t.tenant),
                 f"tenant {t.tenant} terminated (request received {t.received_at.isoformat()}, due {t.due_at.isoformat()})",
+                request_rule("termination", t.request_id),
             )
         )
     for d in deletions:
@@ -236,12 +243,15 @@ def plan_requests(
             skipped.append(f"subject {d.subject_hash[:12]} of tenant {d.tenant} is on legal hold")
             continue
         others_held = frozenset(s for s in held_here if s[0] == d.tenant and s != subject)
+        selection = SubjectSelection(d.tenant, d.subject_type, d.subject_id, d.subject_hash, others_held)
         purges.append(
             PlannedPurge(
                 target.qualified_name,
-                SubjectSelection(d.tenant, d.subject_type, d.subject_id, d.subject_hash, others_held),
+                selection,
                 f"deletion request for {d.subject_type} {d.subject_hash[:12]} of tenant {d.tenant} "
                 f"(due {d.due_at.isoformat()})",
+                request_rule("deletion", d.request_id),
+                withheld(selection, holds),
             )
         )
     return TargetPlan(target.qualified_name, tuple(purges), tuple(skipped))

@@ -39,6 +39,7 @@ class TenantOverride:
     reason: str = ""
     set_by: str = ""
     set_at: datetime | None = None
+    id: int = 0
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class Termination:
     received_at: datetime
     due_at: datetime
     categories: frozenset[str]
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class SubjectDeletion:
     received_at: datetime
     due_at: datetime
     categories: frozenset[str]
+    request_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -314,6 +314,43 @@ def test_override_of_the_breaker_is_recorded_in_the_audit(world, policy) -> None
         assert cur.fetchone()[0] > 0
 
 
+def test_the_audit_says_why_each_purge_ran_and_what_it_kept_out(world, policy) -> None:  # type: ignore[no-untyped-def]
+    """Every audit row of the backfill names its rule as data (policy months, or the extended
+    retention with its override id) and what it kept out and why (the held tenant with its
+    hold id, the extended tenant with its override id). No personal data: ids only."""
+    import json
+
+    from include.retention.ledger.db import connect, plain_cursor
+    from include.retention.ledger.holds import list_holds
+    from include.retention.ledger.overrides import list_overrides
+
+    (hold,) = [h for h in list_holds() if h.tenant_id == HELD]
+    override = {o.category: o.id for o in list_overrides() if o.tenant_id == EXTENDED}
+    with connect() as conn:
+        cur = plain_cursor(conn)
+        cur.execute("SELECT target, tenant_id, rule, withheld FROM purge_audit WHERE dry_run = 0 AND category = 'call_data'"
+                    " AND deleted > 0")
+        rows = [(t, tenant, json.loads(r), json.loads(w) if w else {}) for t, tenant, r, w in cur.fetchall()]
+    assert rows, "the backfill deleted call data"
+    records = [r for r in rows if r[0] == "call_records"]
+    assert records and all(rule == {"rule": "policy", "months": 6} for _, tenant, rule, _ in records if tenant is None)
+    shared = [w for _, tenant, _, w in records if tenant is None]
+    assert shared and all(w["tenants"] == [
+        {"tenant": EXTENDED, "why": "extended", "override_id": override["call_data"]},
+        {"tenant": HELD, "why": "legal_hold", "hold_ids": [hold.id]},
+    ] for w in shared)
+    recordings = [r for r in rows if r[0] == "recordings"]
+    assert recordings and all(tenant in NORMAL and rule == {"rule": "policy", "months": 6}
+                              and {"tenant": HELD, "why": "legal_hold", "hold_ids": [hold.id]} in w["tenants"]
+                              for _, tenant, rule, w in recordings)
+    with connect() as conn:
+        cur = plain_cursor(conn)
+        cur.execute("SELECT rule FROM purge_audit WHERE tenant_id = %s AND target = 'call_records'", (EXTENDED,))
+        extended = [json.loads(r) for (r,) in cur.fetchall()]
+    assert extended and all(r == {"rule": "extended", "months": 12, "policy_months": 6,
+                                  "override_id": override["call_data"]} for r in extended)
+
+
 def test_a_run_dated_before_2026_runs_its_tasks_and_deletes_what_expired(servers, airflow_db) -> None:  # type: ignore[no-untyped-def]
     """A user catching up an old bucket runs the DAG as of 1 September 2024. A start_date after
     that date would make Airflow create no task instances and report success with nothing

@@ -64,6 +64,7 @@ def plan_category(
                 "store": target.store,
                 "selection": selection_to_doc(purge.selection, crypto),
                 "reason": purge.reason,
+                "why": {"rule": purge.rule, "withheld": dict(purge.withheld)},
             }
             withheld = 0
             if isinstance(purge.selection, SubjectSelection) and isinstance(target, CosTarget) and target.subject_keys_from:
@@ -81,6 +82,7 @@ def plan_category(
             if withheld:
                 # Counts only: the held subject is not named.
                 spec["withheld"] = withheld
+                spec["why"]["withheld"]["records"] = withheld
                 assert isinstance(purge.selection, SubjectSelection)
                 skipped.append(f"{target.qualified_name}: {withheld} record(s) of subject "
                                f"{purge.selection.subject_hash[:12]} kept under another subject's legal hold")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable, Mapping
 
+from include.retention import metrics
 from include.retention.airflow_context import RunRef
 from include.retention.crypto import RetentionCrypto
 from include.retention.facts import LedgerFacts
@@ -31,6 +32,7 @@ def execute_specs(
     crypto: RetentionCrypto,
     facts: LedgerFacts,
     override_reason: str = "",
+    approved_by: str = "",
     stores: Mapping[str, RetentionStore] | None = None,  # type: ignore[type-arg]
 ) -> list[dict[str, Any]]:
     """Purge each spec, audit each attempt (also a failed or killed one), and return JSON results.
@@ -66,7 +68,10 @@ def execute_specs(
             purge, matched=matched, dry_run=dry_run, run_id=run.run_id, dag_id=run.dag_id, task_id=run.task_id,
             target=target, selection=selection, override_reason=override_reason or None,
             key_extra="keys" if "keys" in spec else "",
+            why=audit.Why(rule=spec.get("why", {}).get("rule"), withheld=spec.get("why", {}).get("withheld"),
+                          approved_by=approved_by or None),
         )
+        metrics.purge_finished(metrics.DAILY, target, result, dry_run=dry_run)
         log.info("%s %s: %d of %d planned (%s)", "Would delete" if dry_run else "Deleted", target.qualified_name,
                  result.deleted, spec["planned"], result.method)
         results.append({"spec": dict(spec), **result.as_dict()})

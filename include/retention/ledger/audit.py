@@ -21,18 +21,35 @@ import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal, Mapping
 
 from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
 from include.retention.policy import Target
 from include.retention.redaction import scrub, subject_ids
 from include.retention.timeutil import to_naive_utc, wall_clock
-from include.retention.selections import ExpiredSelection, Selection, SubjectSelection, describe_selection
+from include.retention.selections import ExpiredSelection, Selection, describe_selection
 from include.retention.results import PartialPurgeError, PurgeResult
 
 log = logging.getLogger(__name__)
 
 Outcome = Literal["ok", "failed", "refused"]
+
+
+@dataclass(frozen=True)
+class Why:
+    """Why a purge ran, for its audit row: the rule that selected the records and what it
+    kept out (``reasons.py`` documents both), and who approved it past the breaker."""
+
+    rule: Mapping[str, Any] | None = None
+    withheld: Mapping[str, Any] | None = None
+    approved_by: str | None = None
+
+    def columns(self, selection: Selection) -> dict[str, Any]:
+        def doc(value: Mapping[str, Any] | None) -> str | None:
+            return scrub(json.dumps(value, sort_keys=True, default=str), selection) if value else None
+
+        return {"rule": doc(self.rule), "withheld": doc(self.withheld),
+                "approved_by": scrub(self.approved_by, selection) if self.approved_by else None}
 #: How long a new attempt waits for an earlier attempt of the same purge that still runs.
 ATTEMPT_LOCK_SECONDS = 30
 
@@ -40,7 +57,8 @@ ATTEMPT_LOCK_SECONDS = 30
 _COLUMNS = (
     "run_id", "dag_id", "task_id", "category", "target", "store", "selection_kind", "tenant_id", "subject_type",
     "subject_hash", "cutoff", "units_count", "planned", "deleted", "verified_remaining", "method", "dry_run",
-    "override_reason", "duration_s", "outcome", "error", "details", "started_at", "finished_at",
+    "override_reason", "duration_s", "outcome", "error", "details", "started_at", "finished_at", "rule", "withheld",
+    "approved_by",
 )
 
 
@@ -60,6 +78,7 @@ def record_purge(
     outcome: Outcome | None = None,
     dry_run: bool = False,
     audit_id: int | None = None,
+    why: Why | None = None,
 ) -> int:
     """Write one audit row for one purge of one selection in one target; returns its id.
 
@@ -72,6 +91,7 @@ def record_purge(
     :param audit_id: complete this ``running`` row of ``audited_purge`` instead of adding
         one; its ``planned`` (the count when the attempt started) is kept when the error
         says none.
+    :param why: the rule that selected the records, what was kept out, who approved.
     """
     if (result is None) == (error is None):
         raise ValueError("give exactly one of result or error")
@@ -99,7 +119,7 @@ def record_purge(
     values = _row(run_id, dag_id, task_id, target, selection, description, planned=planned, deleted=deleted,
                   remaining=remaining, method=method, dry_run=dry_run, override_reason=override_reason,
                   outcome=outcome, error_text=error_text, details=details, started_at=started_at,
-                  finished_at=finished_at)
+                  finished_at=finished_at, why=why)
     with connect(ledger_conn_id) as conn:
         cur = plain_cursor(conn)
         if audit_id is None:
@@ -131,7 +151,7 @@ def _row(
     run_id: str, dag_id: str, task_id: str, target: Target, selection: Selection, description: dict[str, object], *,
     planned: int | None, deleted: int, remaining: int | None, method: str, dry_run: bool,
     override_reason: str | None, outcome: str, error_text: str | None, details: dict[str, object],
-    started_at: datetime, finished_at: datetime,
+    started_at: datetime, finished_at: datetime, why: Why | None,
 ) -> dict[str, Any]:
     """Column values of one audit row."""
     return {
@@ -146,6 +166,7 @@ def _row(
         "duration_s": max(0.0, (finished_at - started_at).total_seconds()), "outcome": outcome,
         "error": error_text, "details": scrub(json.dumps(details, sort_keys=True, default=str), selection),
         "started_at": to_naive_utc(started_at), "finished_at": to_naive_utc(finished_at),
+        **(why or Why()).columns(selection),
     }
 
 
@@ -238,6 +259,7 @@ def audited_purge(
     selection: Selection,
     override_reason: str | None = None,
     key_extra: str = "",
+    why: Why | None = None,
     ledger_conn_id: str = LEDGER_CONN_ID,
 ) -> PurgeResult:
     """Run one purge and audit it so that a crash at any point leaves the ledger exact.
@@ -250,7 +272,7 @@ def audited_purge(
     :param matched: counts what the selection matches now (the store's ``count``).
     """
     who: dict[str, Any] = {"run_id": run_id, "dag_id": dag_id, "task_id": task_id, "target": target,
-                           "selection": selection, "override_reason": override_reason}
+                           "selection": selection, "override_reason": override_reason, "why": why}
     # Wall-clock times are for the audit only; they never choose what is deleted.
     started = wall_clock()
     if dry_run:
@@ -289,7 +311,7 @@ def _open_attempt(ledger_conn_id: str, key: str, planned: int, started: datetime
     values = _row(who["run_id"], who["dag_id"], who["task_id"], who["target"], selection, description,
                   planned=planned, deleted=0, remaining=None, method="n/a", dry_run=False,
                   override_reason=who["override_reason"], outcome="running", error_text=None,
-                  details={"selection": description}, started_at=started, finished_at=started)
+                  details={"selection": description}, started_at=started, finished_at=started, why=who["why"])
     values["attempt_key"] = key
     columns = list(values)
     with connect(ledger_conn_id) as conn:

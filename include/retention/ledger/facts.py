@@ -32,21 +32,21 @@ def load_facts(as_of: datetime, crypto: RetentionCrypto, *, conn_id: str = LEDGE
     with connect(conn_id) as conn:
         cur = plain_cursor(conn)
         cur.execute(
-            f"""SELECT request_type, tenant_id, subject_type, subject_hash, subject_enc, categories, received_at, due_at
+            f"""SELECT request_id, request_type, tenant_id, subject_type, subject_hash, subject_enc, categories, received_at, due_at
                 FROM requests
                 WHERE mode = 'execute' AND state IN ({placeholders}) AND received_at <= %s AND due_at >= %s""",
             (*SWEPT_STATES, as_of_utc, as_of_utc),
         )
         rows = cur.fetchall()
-    for kind, tenant, subject_type, subject_hash, subject_enc, categories, received, due in rows:
+    for request_id, kind, tenant, subject_type, subject_hash, subject_enc, categories, received, due in rows:
         cats = frozenset(json.loads(categories))
         received_at, due_at = from_naive_utc(received), from_naive_utc(due)
         assert received_at is not None and due_at is not None
         if kind == "termination":
-            terminations.append(Termination(str(tenant), received_at, due_at, cats))
+            terminations.append(Termination(str(tenant), received_at, due_at, cats, str(request_id)))
         elif kind == "deletion" and subject_enc:
             deletions.append(
                 SubjectDeletion(str(tenant), str(subject_type), crypto.decrypt_subject(subject_enc), str(subject_hash),
-                                received_at, due_at, cats)
+                                received_at, due_at, cats, str(request_id))
             )
     return LedgerFacts(overrides, holds, tuple(terminations), tuple(deletions))

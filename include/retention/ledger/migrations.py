@@ -2,7 +2,7 @@
 
 Tables: ``purge_audit`` (one row per purge attempt), ``tenant_overrides`` and
 ``legal_holds`` (decisions operators take by hand), ``requests``, ``request_steps``,
-``request_events``, ``request_step_keys``, ``request_alerts``, ``certificates``.
+``request_events``, ``request_step_keys``, ``request_alerts``, ``certificates``, ``approvals``.
 """
 
 from __future__ import annotations
@@ -213,6 +213,43 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             # The SLA monitor's forget_runs matches Airflow runs to requests by run id.
             "ALTER TABLE request_events ADD INDEX IF NOT EXISTS ix_run (run_id)",
+        ),
+    ),
+    Migration(
+        7,
+        "purge_audit_reasons",
+        (
+            # An override gets an id, so that an audit row can name the one that extended it.
+            "ALTER TABLE tenant_overrides ADD COLUMN IF NOT EXISTS id BIGINT NOT NULL AUTO_INCREMENT UNIQUE",
+            # Why each purge selected what it did and what it kept out (reasons.py), and who
+            # approved a purge past the circuit breaker. No personal data.
+            """ALTER TABLE purge_audit
+              ADD COLUMN IF NOT EXISTS rule        TEXT         NULL COMMENT 'JSON: the rule that selected the records',
+              ADD COLUMN IF NOT EXISTS withheld    TEXT         NULL COMMENT 'JSON: what was kept out and why',
+              ADD COLUMN IF NOT EXISTS approved_by VARCHAR(128) NULL COMMENT 'who approved a purge past the breaker'""",
+        ),
+    ),
+    Migration(
+        8,
+        "approvals",
+        (
+            # Answers to approval steps (a termination's four eyes): who, when, why (ledger/approvals.py).
+            """CREATE TABLE IF NOT EXISTS approvals (
+              id           BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
+              scope        VARCHAR(160) NOT NULL COMMENT 'request:<id> or daily:<category>',
+              dag_id       VARCHAR(250) NOT NULL,
+              run_id       VARCHAR(250) NOT NULL,
+              task_id      VARCHAR(250) NOT NULL,
+              outcome      VARCHAR(16)  NOT NULL COMMENT 'approved, rejected, refused, timed_out',
+              triggered_by VARCHAR(128) NULL     COMMENT 'Airflow user who triggered the run',
+              responded_by VARCHAR(128) NULL     COMMENT 'Airflow user who answered',
+              responded_at DATETIME(6)  NULL     COMMENT 'UTC',
+              reason       VARCHAR(500) NULL,
+              details      TEXT         NULL     COMMENT 'JSON: what was shown (counts), no personal data',
+              recorded_at  DATETIME(6)  NOT NULL COMMENT 'UTC',
+              KEY ix_scope (scope, id),
+              KEY ix_run (run_id)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
         ),
     ),
 )

@@ -59,7 +59,7 @@ def clear_override(tenant_id: str, category: str, *, conn_id: str = LEDGER_CONN_
 
 def list_overrides(category: str | None = None, *, conn_id: str = LEDGER_CONN_ID) -> list[TenantOverride]:
     """Every override, or those of one category, ordered by category and tenant."""
-    sql = "SELECT tenant_id, category, retention_months, reason, set_by, set_at FROM tenant_overrides"
+    sql = "SELECT tenant_id, category, retention_months, reason, set_by, set_at, id FROM tenant_overrides"
     params: tuple[Any, ...] = ()
     if category is not None:
         sql += " WHERE category = %s"
@@ -69,6 +69,6 @@ def list_overrides(category: str | None = None, *, conn_id: str = LEDGER_CONN_ID
         cur.execute(sql + " ORDER BY category, tenant_id", params)
         rows = cur.fetchall()
     return [
-        TenantOverride(str(t), str(c), int(m), str(r), str(b), from_naive_utc(s))
-        for t, c, m, r, b, s in rows
+        TenantOverride(str(t), str(c), int(m), str(r), str(b), from_naive_utc(s), int(i))
+        for t, c, m, r, b, s, i in rows
     ]

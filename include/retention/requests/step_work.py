@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from include.retention import metrics
 from include.retention.ledger import audit
+from include.retention.ledger.holds import list_holds
 from include.retention.ledger.requests import Request
 from include.retention.ledger.request_steps import Step, StepSpec, store_keys, stored_keys
 from include.retention.policy import CosTarget, Policy, Target
+from include.retention.reasons import request_rule
 from include.retention.request_states import KIND_EXPIRY, KIND_KEYS
 from include.retention.requests.steps import late_backup_days, late_backups
 from include.retention.selections import Selection, SubjectSelection
@@ -109,13 +112,13 @@ class StepWork:
             def keys() -> Iterator[str]:
                 return self._step_keys(request, step.qualified_name, held_keys)
 
-            result = self._audited(target, selection, lambda: cos.purge_keys(target, request.tenant_id, keys()),
+            result = self._audited(request, target, selection, lambda: cos.purge_keys(target, request.tenant_id, keys()),
                                    lambda: cos.count_keys(target, request.tenant_id, keys()))
             remaining = cos.count_keys(target, request.tenant_id, keys())
             details: dict[str, Any] = {"keys": sum(1 for _ in keys())}
         else:
             store = self.store(step.store)
-            result = self._audited(target, selection, lambda: store.purge(target, selection),
+            result = self._audited(request, target, selection, lambda: store.purge(target, selection),
                                    lambda: store.count(target, selection))
             remaining = store.verify(target, selection)
             details = {k: v for k, v in (result.details or {}).items() if k in ("indices", "partitions", "versioned")}
@@ -135,19 +138,33 @@ class StepWork:
         if selection is None:
             return StepOutcome(0, 0, "expires_by_date", details)
         store = self.store("cos")
-        result = self._audited(target, selection, lambda: store.purge(target, selection),
-                               lambda: store.count(target, selection))
+        result = self._audited(request, target, selection, lambda: store.purge(target, selection),
+                               lambda: store.count(target, selection), rule="late_backups")
         remaining = store.verify(target, selection)
         details.update({"purged_backup_days": [days[0].isoformat(), days[-1].isoformat()],
                         "why": "these backups would have outlived the due date"})
         return StepOutcome(result.deleted, remaining, "purge_late_backups", details)
 
     def _audited(
-        self, target: Target, selection: Selection, purge: Callable[[], PurgeResult], matched: Callable[[], int]
+        self, request: Request, target: Target, selection: Selection, purge: Callable[[], PurgeResult],
+        matched: Callable[[], int], rule: str = "",
     ) -> PurgeResult:
-        return audit.audited_purge(purge, matched=matched, dry_run=False, run_id=self.run.run_id,
-                                   dag_id=self.run.dag_id, task_id=self.run.task_id, target=target,
-                                   selection=selection, ledger_conn_id=self.conn_id)
+        rule = rule or request.request_type
+        result = audit.audited_purge(purge, matched=matched, dry_run=False, run_id=self.run.run_id,
+                                     dag_id=self.run.dag_id, task_id=self.run.task_id, target=target,
+                                     selection=selection, ledger_conn_id=self.conn_id, why=self._why(request, rule))
+        metrics.purge_finished(metrics.REQUEST, target, result, dry_run=False)
+        return result
+
+    def _why(self, request: Request, rule: str) -> audit.Why:
+        """The request as the rule; the other subjects' holds whose records stay as what was kept out."""
+        kept: dict[str, Any] = {}
+        if request.request_type == "deletion":
+            others = sorted(h.id for h in list_holds(tenant_id=request.tenant_id, conn_id=self.conn_id)
+                            if h.subject_type and h.subject_hash != request.subject_hash)
+            if others:
+                kept["hold_ids"] = others
+        return audit.Why(rule=request_rule(rule, request.request_id), withheld=kept)
 
     # ------------------------------------------------------------------ verify: re-count
 
