@@ -10,13 +10,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
-from include.retention import sla
+from include.retention import metrics, sla
 from include.retention.airflow_context import as_of_from_context
 from include.retention.ledger.alerts import record_alert, sent_alerts
 from include.retention.ledger.requests import forget_closed_subjects, list_requests
 from include.retention.policy import Policy
 from include.retention.request_states import OPEN_STATES
-from include.retention.timeutil import local_day
+from include.retention.timeutil import days_left, local_day
 
 
 def sweep(policy: Policy, context: Mapping[str, Any]) -> dict[str, Any]:
@@ -27,9 +27,12 @@ def sweep(policy: Policy, context: Mapping[str, Any]) -> dict[str, Any]:
     owed = sla.classify(open_requests, as_of, warning_days=policy.sla_warning_days, tz=policy.timezone,
                         stall_after=stall)
     forgotten = forget_closed_subjects(as_of)
+    least = min((days_left(r.due_at, as_of) for r in open_requests), default=policy.request_window_days)
+    metrics.sla_swept(owed.open_requests, least)
     return {
         "as_of": as_of.isoformat(),
         "open": owed.open_requests,
+        "min_days_left": least,
         "alerts": [{"request_id": a.request_id, "kind": a.kind, "days_left": a.days_left} for a in owed.alerts],
         "retrigger": [{"trigger_run_id": r.trigger_run_id, "conf": dict(r.conf)} for r in owed.retriggers],
         "retrigger_reasons": {r.request_id: r.reason for r in owed.retriggers},
@@ -49,6 +52,7 @@ def notify(policy: Policy, swept: Mapping[str, Any], context: Mapping[str, Any])
     for alert in pending:
         sla.send(alert, context, to=to)
         record_alert(alert.request_id, alert.kind, alert.days_left, day, run_id=str(context["run_id"]))
+        metrics.sla_alert_sent(alert.kind)
     return {"sent": len(pending), "already_sent": len(owed) - len(pending)}
 
 

@@ -9,6 +9,7 @@ import logging
 from datetime import datetime
 from typing import Any, Mapping
 
+from include.retention import metrics
 from include.retention.airflow_context import RunRef, as_of_from_context
 from include.retention.crypto import RetentionCrypto
 from include.retention.daily.breaker import CircuitBreakerTripped, RunOptions
@@ -41,6 +42,7 @@ def plan(policy: Policy, category: str, context: Mapping[str, Any]) -> dict[str,
     try:
         return plan_category(policy, category, as_of, options, crypto=crypto, facts=facts)
     except CircuitBreakerTripped as exc:
+        metrics.breaker_tripped(category)
         raise AirflowFailException(str(exc)) from None
 
 
