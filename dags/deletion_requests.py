@@ -38,6 +38,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from include.retention.airflow_context import default_args
 from include.retention.policy import STORES, load_policy
 from include.retention.request_states import MODES, REQUESTS_DAG_ID
+from include.retention.requests.approval import RequestApproval
 from include.retention.requests.validation import REFERENCE_PATTERN
 
 POLICY = load_policy()  # the one file read at parse time: the policy next to the code
@@ -157,9 +158,13 @@ def deletion_requests() -> None:
 
     registration = register()
     planned = plan(registration)
+    # Four eyes: waits for another Airflow user's approval when the policy's request_approval
+    # names the request type (execute only); otherwise it completes at once.
+    approved = RequestApproval(task_id="approve", policy=POLICY)
+    planned >> approved
     checked = verify()
     for store in STORES:
-        purge_task(store)(planned) >> checked
+        approved >> purge_task(store)(planned) >> checked
     certificate(checked)
     registration >> existing_certificate()
 

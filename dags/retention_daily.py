@@ -67,6 +67,11 @@ def build_daily_dag(policy: Policy, category: Category) -> Any:
             "allow_large_purge": Param(
                 False, type="boolean", description="Let a run past the circuit breaker (needs a reason)."
             ),
+            "tenant_min_records": Param(
+                1000, type="integer", minimum=1,
+                description="Circuit breaker per tenant: also refuse to delete more than max_share of one tenant's "
+                            "records in a target, once that is at least this many records.",
+            ),
             "override_reason": Param("", type="string", maxLength=500, description="Why the breaker is overridden."),
         },
         render_template_as_native_obj=True,

@@ -18,7 +18,12 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
-from include.retention.policy import Policy, load_policy  # noqa: E402
+from devservers.policies import NO_APPROVAL, write_policy_variant  # noqa: E402
+from include.retention.policy import POLICY_PATH_ENV, Policy, load_policy  # noqa: E402
+
+# Every test runs on the packaged policy with the four-eyes approval off (dag.test() has no
+# second user to answer it); the tests of the approval point the DAGs at their own policy.
+os.environ[POLICY_PATH_ENV] = str(write_policy_variant(ROOT / ".run" / "policy-tests.yaml", NO_APPROVAL))
 
 # Property-based tests: the default profile for every run, `long` for the documented deep
 # run (HYPOTHESIS_PROFILE=long ./scripts/test.sh ...). Tests on real servers take fewer

@@ -18,7 +18,9 @@ that asks only when its ``ask`` callable says so::
   ``approved`` (the task succeeds; its XCom is ``Decision.as_dict()``), or ``rejected``,
   ``refused`` (the responder is the user who triggered the run: :func:`four_eyes_refusal`) or
   ``timed_out`` (no answer within ``response_timeout``). Those three fail the task without a
-  retry, with the reason, so nothing downstream runs.
+  retry (``AirflowFailException``), with the reason, so nothing downstream runs. Any other
+  error is retried as usual, and the retry asks again (``ask`` may then return None, e.g. when
+  the ledger already holds an approval of the scope).
 - Every decision is written to the ledger's ``approvals`` table (``ledger/approvals.py``)
   before ``on_decision`` runs and before the task ends.
 
@@ -208,7 +210,6 @@ class ConditionalApproval(ApprovalOperator):
                        description="Why you approve or reject (for the audit).", source="task")
         params.update({"reason": reason})
         kwargs["params"] = params
-        kwargs["retries"] = 0  # a retry would ask again and hide the answer that ended this try
         super().__init__(response_timeout=response_timeout, **kwargs)
         self.ask = ask
         self.on_ask = on_ask

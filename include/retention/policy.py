@@ -190,6 +190,22 @@ class TenantRegistry:
     column: str = "tenant_id"
 
 
+@dataclass(frozen=True)
+class RequestApproval:
+    """Which request types wait for a second Airflow user's approval before their first purge, and how long."""
+
+    required_for: tuple[str, ...] = ("termination",)
+    timeout_minutes: int = 240
+    approvers: tuple[str, ...] = ()  # Airflow user names that may answer; empty: any user with access
+
+    def required(self, request_type: str) -> bool:
+        return request_type in self.required_for
+
+
+#: A request run ends after 6 hours (``dagrun_timeout``): an approval must come well before.
+MAX_APPROVAL_MINUTES = 300
+
+
 @dataclass(frozen=True, eq=False)
 class Policy:
     path: Path
@@ -201,6 +217,7 @@ class Policy:
     subject_formats: Mapping[str, IdentifierFormat]
     categories: Mapping[str, Category]
     tenant_registry: TenantRegistry = TenantRegistry()
+    request_approval: RequestApproval = RequestApproval()
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -292,7 +309,7 @@ class _Parser:
             doc,
             "policy",
             {"version", "timezone", "request_window_days", "sla_warning_days", "identifiers", "tenant_registry",
-             "categories"},
+             "request_approval", "categories"},
         )
         if doc.get("version") != 1:
             raise self.fail("version", f"unsupported version {doc.get('version')!r}", "set version: 1")
@@ -307,6 +324,7 @@ class _Parser:
             raise self.fail("sla_warning_days", "the warning comes before the request is received", "make it smaller than request_window_days")
         tenant_format, subject_formats = self.identifiers(doc.get("identifiers"))
         registry = self.tenant_registry(doc.get("tenant_registry", {}))
+        approval = self.request_approval(doc.get("request_approval", {}))
         categories_raw = self.mapping(doc.get("categories"), "categories")
         if not categories_raw:
             raise self.fail("categories", "no categories", "list at least one category")
@@ -323,6 +341,7 @@ class _Parser:
             subject_formats=MappingProxyType(subject_formats),
             categories=MappingProxyType(categories),
             tenant_registry=registry,
+            request_approval=approval,
         )
         self.cross_check(policy)
         return policy
@@ -335,6 +354,22 @@ class _Parser:
             table=self.sql_identifier(doc.get("table", default.table), "tenant_registry.table", "table"),
             column=self.sql_identifier(doc.get("column", default.column), "tenant_registry.column", "column"),
         )
+
+    def request_approval(self, raw: Any) -> RequestApproval:
+        doc = self.mapping(raw, "request_approval")
+        self.only(doc, "request_approval", {"required_for", "timeout_minutes", "approvers"})
+        default = RequestApproval()
+        required = doc.get("required_for", list(default.required_for))
+        if not isinstance(required, list) or any(r not in REQUEST_TYPES for r in required):
+            raise self.fail("request_approval.required_for", f"unknown request type in {required!r:.80}",
+                            f"use a list of {', '.join(REQUEST_TYPES)} (or [] for none)")
+        timeout = self.positive_int(doc.get("timeout_minutes", default.timeout_minutes),
+                                    "request_approval.timeout_minutes", "timeout_minutes", MAX_APPROVAL_MINUTES)
+        approvers = doc.get("approvers", [])
+        if not isinstance(approvers, list) or any(not isinstance(a, str) or not a.strip() for a in approvers):
+            raise self.fail("request_approval.approvers", f"expected a list of Airflow user names, got {approvers!r:.80}",
+                            "list user names, or leave it empty so that any user with access may approve")
+        return RequestApproval(tuple(dict.fromkeys(required)), timeout, tuple(a.strip() for a in approvers))
 
     def identifiers(self, raw: Any) -> tuple[IdentifierFormat, dict[str, IdentifierFormat]]:
         doc = self.mapping(raw, "identifiers")

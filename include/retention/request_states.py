@@ -1,7 +1,10 @@
 """A request's life, in one place: its states, the moves between them, its steps' states and kinds.
 
 ``received -> planned -> in_progress -> verifying -> completed``; ``failed`` can be retried
-(a new run, or the SLA monitor's re-trigger); ``rejected`` ends a request.
+(a new run, or the SLA monitor's re-trigger); ``rejected`` ends a request. A request type the
+policy's ``request_approval`` names waits in ``awaiting_approval`` after its plan, until a second
+Airflow user approves (back to ``planned``), rejects (``rejected``), or nobody answers in time
+(``failed``, like a self-approval: a new run asks again).
 """
 
 from __future__ import annotations
@@ -12,17 +15,18 @@ from typing import Mapping
 REQUESTS_DAG_ID = "deletion_requests"
 
 MODES = ("preview", "execute")
-STATES = ("received", "planned", "in_progress", "verifying", "completed", "failed", "rejected")
+STATES = ("received", "planned", "awaiting_approval", "in_progress", "verifying", "completed", "failed", "rejected")
 TERMINAL_STATES = frozenset({"completed", "rejected"})
 #: States of an accepted request that is not finished: what the SLA monitor watches.
-OPEN_STATES = ("received", "planned", "in_progress", "verifying", "failed")
+OPEN_STATES = ("received", "planned", "awaiting_approval", "in_progress", "verifying", "failed")
 #: Requests whose window the daily DAGs sweep: everything accepted for execution.
-SWEPT_STATES = ("received", "planned", "in_progress", "verifying", "completed", "failed")
+SWEPT_STATES = ("received", "planned", "awaiting_approval", "in_progress", "verifying", "completed", "failed")
 
 #: The state machine. A new run of an unfinished request plans it again (``planned``).
 TRANSITIONS: Mapping[str, frozenset[str]] = {
     "received": frozenset({"planned", "failed", "rejected"}),
-    "planned": frozenset({"planned", "in_progress", "failed"}),
+    "planned": frozenset({"planned", "awaiting_approval", "in_progress", "failed"}),
+    "awaiting_approval": frozenset({"planned", "awaiting_approval", "failed", "rejected"}),
     "in_progress": frozenset({"planned", "in_progress", "verifying", "failed"}),
     "verifying": frozenset({"planned", "in_progress", "verifying", "completed", "failed"}),
     "failed": frozenset({"planned", "in_progress", "failed"}),

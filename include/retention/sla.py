@@ -1,8 +1,8 @@
 """The SLA monitor's logic: which open requests get a warning, a breach alert, a re-trigger.
 
 A request is *open* when it was accepted for execution and is not finished (``received``,
-``planned``, ``in_progress``, ``verifying`` or ``failed``). Each daily monitor run, as of its
-own instant:
+``planned``, ``awaiting_approval``, ``in_progress``, ``verifying`` or ``failed``): its 30 days
+run on while it waits for an approval. Each daily monitor run, as of its own instant:
 
 - **warning** once, when the due date is ``sla_warning_days`` (7) days away or less;
 - **breach** when the due date has passed (T-0), and again every day after, until the
@@ -41,7 +41,8 @@ DEFAULT_STALL_AFTER = timedelta(hours=6)
 
 @dataclass(frozen=True)
 class Alert:
-    """One e-mail to send: ``warning`` (T-7) or ``breach`` (T-0 and every day after)."""
+    """One e-mail to send: ``warning`` (T-7), ``breach`` (T-0 and every day after), or ``approval``
+    (a request's approval step got no answer in time; sent by the request run itself)."""
 
     request_id: str
     kind: str
@@ -49,6 +50,8 @@ class Alert:
 
     @property
     def subject(self) -> str:
+        if self.kind == "approval":
+            return f"[retention SLA] request {self.request_id} was not approved in time ({self.days_left} day(s) left)"
         if self.kind == "breach":
             late = -self.days_left
             when = "is due today" if late <= 0 else f"is {late} day(s) overdue"
@@ -57,8 +60,10 @@ class Alert:
 
     @property
     def html(self) -> str:
-        headline = ("The 30-day window of this request has ended and it is not complete."
-                    if self.kind == "breach" else "This request is not complete and its due date is near.")
+        headline = {"breach": "The 30-day window of this request has ended and it is not complete.",
+                    "approval": "Nobody approved this request in time: its run failed and nothing was deleted. "
+                                "Another Airflow user than the one who triggered it must approve its next run."
+                    }.get(self.kind, "This request is not complete and its due date is near.")
         return (
             f"<p>{headline}</p>"
             f"<p>Request: <b>{self.request_id}</b><br>Days left: <b>{self.days_left}</b></p>"

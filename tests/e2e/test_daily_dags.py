@@ -220,6 +220,49 @@ def test_circuit_breaker_stops_a_policy_mistake_before_anything_is_deleted(world
     assert audit_rows(dag_run.run_id) == []
 
 
+def test_the_breaker_measures_each_tenant(world, policy, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Every tenant but one bought 12 months or is held, so a typo (1 month for 6) wipes most of
+    that one tenant's data while staying far under half of each target. The per-tenant share
+    trips the breaker: nothing is deleted, and the error names the tenant and its numbers."""
+    from devservers.airflow_local import load_dags, run_dag
+    from include.retention.crypto import RetentionCrypto
+    from include.retention.daily.breaker import CircuitBreakerTripped, RunOptions
+    from include.retention.daily.plan import plan_category
+    from include.retention.ledger.facts import load_facts
+    from include.retention.ledger.overrides import clear_override, set_override
+    from include.retention.policy import load_policy
+
+    victim, others = NORMAL[0], NORMAL[1:]
+    bad = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+    bad["categories"]["call_data"]["retention"] = {"months": 1, "extendable": True}  # typo: 1 instead of 6
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    monkeypatch.setenv("RETENTION_POLICY_PATH", str(path))
+    for tenant in others:
+        set_override(tenant, "call_data", 12, reason="bought extended storage", set_by="e2e")
+    try:
+        as_of = datetime.combine(AS_OF, time.min, tzinfo=policy.timezone)
+        crypto = RetentionCrypto.from_connection()
+        with pytest.raises(CircuitBreakerTripped) as tripped:
+            plan_category(load_policy(path), "call_data", as_of, RunOptions(tenant_min_records=100), crypto=crypto,
+                          facts=load_facts(as_of, crypto))
+        message = str(tripped.value)
+        assert f"call_data.call_records (tenant {victim})" in message and "of one tenant's records" in message
+        # The same plan without the per-tenant line would pass: every target stays under half.
+        the_plan = plan_category(load_policy(path), "call_data", as_of,
+                                 RunOptions(tenant_min_records=10**9), crypto=crypto, facts=load_facts(as_of, crypto))
+        assert all(line["share"] <= 0.5 for line in the_plan["breaker"])
+        assert {line["tenant"] for line in the_plan["breaker_tenants"]} == set()
+        before = snapshot(policy, world["ns"])
+        dag_run = run_dag(load_dags()["retention_call_data"], logical_date=as_of, conf={"tenant_min_records": 100})
+        assert str(dag_run.state) == "failed"
+        assert snapshot(policy, world["ns"]) == before
+        assert audit_rows(dag_run.run_id) == []
+    finally:
+        for tenant in others:
+            clear_override(tenant, "call_data")
+
+
 def test_a_tripped_breaker_fails_at_once_without_retries(world, policy, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The DAG keeps its retries (3), but a tripped breaker is not retried: the plan would trip
     it again. The run fails on the first try, with the numbers in the task's error."""

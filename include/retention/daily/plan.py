@@ -7,6 +7,7 @@ it travels in XCom to the purge tasks on any executor and is resolved again ther
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
@@ -17,7 +18,7 @@ from include.retention.facts import LedgerFacts
 from include.retention.policy import CosTarget, Policy, Target
 from include.retention.selections import ExpiredSelection, SubjectSelection, selection_to_doc
 from include.retention.stores import store_for
-from include.retention.stores.base import RetentionStore, as_column_source, as_explicit_keys
+from include.retention.stores.base import RetentionStore, TenantCounts, as_column_source, as_explicit_keys
 from include.retention.subject_keys import held_object_keys, subject_object_keys
 from include.retention.timeutil import UTC
 
@@ -32,6 +33,28 @@ def _target_total(store: RetentionStore, target: Target, units: Sequence[Any]) -
     if not target.is_dated:
         return None
     return store.count(target, ExpiredSelection(before=FAR_FUTURE, units=tuple(u.name for u in units)))
+
+
+def _tenant_shares(store: RetentionStore, target: Target, units: Sequence[Any],  # type: ignore[type-arg]
+                   by_age: Sequence[tuple[ExpiredSelection, int]], min_records: int) -> list[dict[str, Any]]:
+    """The breaker's per-tenant lines of one target: what the run would delete by age of each
+    tenant's records, for the tenants with at least ``min_records`` planned."""
+    planned: Counter[str] = Counter()
+    for selection, count in by_age:
+        if selection.tenant is not None:
+            planned[selection.tenant] += count
+        elif count and isinstance(store, TenantCounts):
+            planned.update(store.count_by_tenant(target, selection))  # type: ignore[arg-type]
+    large = sorted(t for t, n in planned.items() if n >= min_records)
+    if not large or not target.is_dated:
+        return []
+    every_unit = tuple(u.name for u in units)
+    if isinstance(store, TenantCounts):
+        totals = store.count_by_tenant(target, ExpiredSelection(before=FAR_FUTURE, units=every_unit))  # type: ignore[arg-type]
+    else:
+        totals = {t: store.count(target, ExpiredSelection(
+            before=FAR_FUTURE, tenant=t, units=tuple(u.name for u in units if u.tenant == t))) for t in large}
+    return [breaker.tenant_share(target.qualified_name, t, planned[t], totals.get(t, 0)) for t in large]
 
 
 def plan_category(
@@ -51,6 +74,7 @@ def plan_category(
     specs: list[dict[str, Any]] = []
     skipped: list[str] = []
     shares: list[dict[str, Any]] = []
+    tenant_shares: list[dict[str, Any]] = []
     for target in category.targets:
         store = stores.setdefault(target.store, store_for(target.store, tz))
         units = store.dated_units(target) if target.is_dated else []
@@ -58,6 +82,7 @@ def plan_category(
         by_request = plan_requests(category, target, as_of, facts.terminations, facts.deletions, facts.holds)
         skipped += [f"{target.qualified_name}: {why}" for why in by_age.skipped + by_request.skipped]
         planned_here = 0
+        aged: list[tuple[ExpiredSelection, int]] = []
         for purge in by_age.purges + by_request.purges:
             spec: dict[str, Any] = {
                 "target": target.qualified_name,
@@ -89,10 +114,13 @@ def plan_category(
             if count == 0 and not isinstance(purge.selection, ExpiredSelection):
                 continue  # a request sweep with nothing new to delete
             planned_here += count
+            if isinstance(purge.selection, ExpiredSelection):
+                aged.append((purge.selection, count))
             spec["planned"] = count
             specs.append(spec)
         total = _target_total(store, target, units) if planned_here else None
         shares.append(breaker.target_share(target.qualified_name, planned_here, total))
+        tenant_shares += _tenant_shares(store, target, units, aged, options.tenant_min_records)
         log.info("Planned %d record(s) in %s (%s of %s)", planned_here, target.qualified_name,
                  f"{shares[-1]['share']:.1%}", total)
     plan = {
@@ -102,9 +130,10 @@ def plan_category(
         "specs": specs,
         "skipped": skipped,
         "breaker": shares,
+        "breaker_tenants": tenant_shares,
         "override_reason": options.override_reason if options.allow_large_purge else "",
     }
-    breaker.check(shares, options)
+    breaker.check(shares, options, tenant_shares)
     return plan
 
 

@@ -206,13 +206,13 @@ def transition(
 ) -> Request:
     """Move a request to ``to_state`` if the state machine allows it (compare-and-set).
 
-    :param error: stored with ``failed``; cleared by any other state.
+    :param error: stored with ``failed`` and ``rejected``; cleared by any other state.
     :param release: end the run's lease (the run is done with the request).
     """
     sources = sorted(allowed_from(to_state))
     now = to_naive_utc(wall_clock())
     sets = ["state = %s", "updated_at = %s", "error = %s", "failed_step = %s"]
-    params: list[Any] = [to_state, now, error if to_state == "failed" else None,
+    params: list[Any] = [to_state, now, error if to_state in ("failed", "rejected") else None,
                          failed_step if to_state == "failed" else None]
     if completed_at is not None:
         sets.append("completed_at = %s")

@@ -19,6 +19,7 @@ from include.retention.certificates.issue import issue, load
 from include.retention.crypto import RetentionCrypto
 from include.retention.ledger.requests import claim, get_request, release, transition
 from include.retention.policy import Policy
+from include.retention.requests.approval import APPROVE_TASK_ID
 from include.retention.requests.intake import RequestConflict, submit
 from include.retention.requests.runner import RequestBlocked, RequestIncomplete, Runner
 
@@ -115,6 +116,13 @@ def verify(policy: Policy, context: Mapping[str, Any]) -> dict[str, Any]:
     request = runner.request(request_id)
     if request.mode != "execute":
         raise AirflowSkipException("preview: nothing to verify")
+    if request.state == "rejected" or (request.state == "failed" and request.failed_step == APPROVE_TASK_ID):
+        # The approval step said no (or nobody did): nothing was deleted, and its reason stands.
+        raise AirflowFailException(f"request {request_id} was not approved: {request.error}")
+    if request.state == "awaiting_approval":
+        runner.fail(request, APPROVE_TASK_ID, "the approval step did not finish; nothing was deleted")
+        release(request_id)
+        raise AirflowFailException(f"request {request_id}: the approval step did not finish")
     if context["ti"].xcom_pull(task_ids="plan") is None:
         if request.state != "failed":
             runner.fail(request, None, "planning did not finish; nothing was verified")

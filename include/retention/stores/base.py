@@ -84,6 +84,14 @@ class ExplicitKeys(Protocol):
     ) -> PurgeResult: ...
 
 
+@runtime_checkable
+class TenantCounts(Protocol):
+    """A store that can count a selection per tenant in one query (MySQL: shared tables,
+    whose all-tenant selections the circuit breaker also measures tenant by tenant)."""
+
+    def count_by_tenant(self, target: MySqlTarget, selection: Selection) -> dict[str, int]: ...
+
+
 def as_column_source(store: object) -> ColumnSource:
     """``store`` as a :class:`ColumnSource`; a clear error when it is not one."""
     if not isinstance(store, ColumnSource):

@@ -179,6 +179,15 @@ class MySqlStore(MySqlConnection):
         rows = self._query(f"SELECT COUNT(*) FROM {quote_identifier(target.table)} WHERE {where}", params)
         return int(rows[0][0])
 
+    def count_by_tenant(self, target: MySqlTarget, selection: Selection) -> dict[str, int]:
+        """Rows the selection matches now, per tenant: one grouped COUNT(*) (the breaker's per-tenant share)."""
+        check_target(target)
+        where, params = predicate(target, selection)
+        tenant = quote_identifier(target.tenant_column)
+        rows = self._query(
+            f"SELECT {tenant}, COUNT(*) FROM {quote_identifier(target.table)} WHERE {where} GROUP BY {tenant}", params)
+        return {str(t): int(n) for t, n in rows if t is not None}
+
     def _droppable(self, target: MySqlTarget, selection: Selection, info: TableInfo) -> list[Partition]:
         """Partitions the selection names that may be dropped whole, in table order."""
         if not isinstance(selection, ExpiredSelection) or selection.tenant is not None or not selection.units:
