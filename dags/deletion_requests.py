@@ -39,42 +39,56 @@ from include.retention.airflow_context import default_args
 from include.retention.policy import STORES, load_policy
 from include.retention.request_states import MODES, REQUESTS_DAG_ID
 from include.retention.requests.approval import RequestApproval
-from include.retention.requests.validation import REFERENCE_PATTERN
+from include.retention.requests.validation import (
+    REFERENCE_PATTERN,
+    category_labels,
+    subject_id_pattern,
+    subject_type_pattern,
+)
 
 POLICY = load_policy()  # the one file read at parse time: the policy next to the code
 RUN_TIMEOUT = timedelta(hours=6)  # also the lease a run holds on its request
 
+#: The trigger form. Airflow marks a field required when its type has no "null" (and a Param
+#: without a default must be filled); 3.3's form checks required fields before Trigger, the
+#: api-server checks every pattern at Trigger (a 400 naming the field, no run), and the
+#: register task checks the rest against the policy.
 PARAMS = {
     "request_type": Param(
         type="string", enum=["termination", "deletion"], title="Request type",
+        values_display={"termination": "termination: a whole tenant", "deletion": "deletion: one subject of a tenant"},
         description="termination: a whole tenant, every category. deletion: one subject of a tenant.",
     ),
     "tenant_id": Param(
-        type="string", pattern=POLICY.tenant_format.pattern, title="Tenant id",
-        description="The contact center's application id (SdkAppId), digits only; it must exist.",
+        type="string", pattern=POLICY.tenant_format.pattern, minLength=1, title="Tenant id",
+        description="The contact center's application id (SdkAppId), digits only, no wildcards; it must exist.",
     ),
     "subject_type": Param(
-        None, type=["null", "string"], enum=[None, *POLICY.subject_formats], title="Subject type",
-        description="For a deletion: what kind of subject. Leave empty for a termination.",
+        None, type=["null", "string"], pattern=subject_type_pattern(POLICY), examples=list(POLICY.subject_formats),
+        title="Subject type",
+        description=f"For a deletion: {' or '.join(POLICY.subject_formats)}. Leave empty for a termination.",
     ),
     "subject_id": Param(
-        None, type=["null", "string"], maxLength=128, title="Subject id",
+        None, type=["null", "string"], pattern=subject_id_pattern(POLICY), maxLength=128, title="Subject id",
         description="For a deletion: the exact id (E.164 such as +6581234567 for a phone number, the agent id "
                     "for an agent). No wildcards or patterns. Leave empty for a termination.",
     ),
     "categories": Param(
-        [], type="array", items={"type": "string", "enum": list(POLICY.categories)}, uniqueItems=True,
-        title="Categories",
+        [], type=["null", "array"], items={"type": "string", "enum": list(POLICY.categories)}, uniqueItems=True,
+        examples=list(POLICY.categories), values_display=category_labels(POLICY), title="Categories",
         description="Empty: every category the policy lets this request type reach. Configuration data takes "
                     "no per-subject deletion.",
     ),
     "received_at": Param(
         None, type=["null", "string"], format="date-time", title="Received at",
-        description="When the request was received (ISO 8601 with a time zone); empty: now (the run's time). "
-                    "Never in the future. The request is due 30 days after it.",
+        description="When the request was received; empty: now (the run's time). Never in the future; due "
+                    f"{POLICY.request_window_days} days later. The picker uses the time zone the Airflow UI is set "
+                    "to (UTC unless you chose another); in a JSON conf give an offset, e.g. "
+                    "2026-11-01T09:30:00+08:00. The dashboard shows times in the policy's zone, "
+                    f"{POLICY.timezone_name}.",
     ),
     "reference": Param(
-        type="string", pattern=REFERENCE_PATTERN, title="Reference",
+        type="string", pattern=REFERENCE_PATTERN, minLength=1, maxLength=128, title="Reference",
         description="The ticket id. Also the idempotency key: the same reference again is the same request.",
     ),
     "requested_by": Param(
@@ -82,12 +96,13 @@ PARAMS = {
     ),
     "mode": Param(
         "preview", type="string", enum=list(MODES), title="Mode",
+        values_display={"preview": "preview: plan and count, delete nothing", "execute": "execute: carry it out"},
         description="preview: plan and count, delete nothing. execute: carry the request out.",
     ),
     "resume": Param(
-        False, type="boolean", title="Resume",
+        False, type=["null", "boolean"], title="Resume (automation)", section="Automation: leave as it is",
         description="Resume the request with this reference from the ledger (a failed or stalled one); the "
-                    "subject is taken from the ledger. Set by the SLA monitor.",
+                    "subject is taken from the ledger. Set by the SLA monitor when it re-triggers a request.",
     ),
 }
 

@@ -39,6 +39,7 @@ AIRFLOW_API_CONN_ID = "retention_airflow_api"
 FINISHED_RUN_STATES = ("success", "failed")
 PAGE_SIZE = 100  # Airflow's default [api] maximum_page_limit
 TIMEOUT = 30.0  # seconds per HTTP call
+NOTE_MAX_CHARS = 1000  # Airflow's limit on a run's note
 DB_CLEAN_ALTERNATIVE = (
     "airflow db clean --tables dag_run --dag-ids deletion_requests --clean-before-timestamp <date> "
     "--skip-archive --yes"
@@ -155,6 +156,13 @@ class AirflowApi:
             offset += len(page)
             if not page or offset >= int(body.get("total_entries") or 0):
                 return run_ids
+
+    def set_run_note(self, dag_id: str, run_id: str, note: str) -> None:
+        """Set a run's note (shown under the run's header in the UI); at most 1,000 characters."""
+        path = f"/api/v2/dags/{urllib.parse.quote(dag_id, safe='')}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+        status, _ = self._send("PATCH", path + "?update_mask=note", {"note": note[:NOTE_MAX_CHARS]})
+        if status != 200:
+            raise AirflowApiError(f"PATCH the note of run {run_id} of {dag_id} answered {status}")
 
     def delete_run(self, dag_id: str, run_id: str) -> bool:
         """Delete one finished run; False if it is already gone."""

@@ -17,7 +17,14 @@ from typing import Any, Mapping
 from include.retention.airflow_context import RunRef, run_after_from_context
 from include.retention.certificates.issue import issue, load
 from include.retention.crypto import RetentionCrypto
-from include.retention.ledger.requests import claim, get_request, release, transition
+from include.retention.ledger.requests import (
+    claim,
+    find_by_reference,
+    get_request,
+    list_events,
+    release,
+    transition,
+)
 from include.retention.policy import Policy
 from include.retention.requests.approval import APPROVE_TASK_ID
 from include.retention.requests.intake import RequestConflict, submit
@@ -59,7 +66,9 @@ def register(policy: Policy, context: Mapping[str, Any], *, lease: timedelta) ->
     out = {"request_id": request.request_id, "outcome": submission.outcome, "state": request.state,
            "mode": request.mode, "due_at": request.due_at.isoformat(), "message": submission.message}
     if submission.outcome == "rejected":
-        raise AirflowFailException(f"{request.request_id}: {submission.message}")
+        reason = f"Request {request.request_id} refused, nothing was deleted. {submission.message}"
+        note_on_run(context, reason)
+        raise AirflowFailException(reason)
     if request.state == "completed":
         return {**out, "action": "certificate"}
     if params.get("mode") == "preview" and request.mode == "execute" and not params.get("resume"):
@@ -72,6 +81,28 @@ def register(policy: Policy, context: Mapping[str, Any], *, lease: timedelta) ->
                 "message": f"request {request.request_id} is being carried out by run "
                            f"{holder.run_id if holder else '?'}; this run does nothing"}
     return {**out, "action": "run"}
+
+
+def note_on_run(context: Mapping[str, Any], text: str) -> bool:
+    """Write ``text`` as the run's note, which the UI shows under the run's header: where an
+    operator who triggered the run looks first (the reason is also the task's failure).
+
+    Through Airflow's REST API with the connection ``retention_airflow_api`` (a task cannot
+    write its run otherwise); without it, or if the call fails, only logged. ``text`` holds no
+    subject id (a refusal never echoes one).
+    """
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from include.retention.airflow_runs import AirflowApi
+
+    try:
+        AirflowApi.from_connection().set_run_note(str(context["ti"].dag_id), str(context["run_id"]), text)
+        return True
+    except AirflowSkipException:  # the connection is not defined
+        log.info("No run note: the connection retention_airflow_api is not defined")
+    except Exception as exc:  # noqa: BLE001 - the note is a courtesy; the failure itself carries the reason
+        log.warning("Could not set the run's note: %s", type(exc).__name__)
+    return False
 
 
 def plan(policy: Policy, registration: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
@@ -108,7 +139,7 @@ def verify(policy: Policy, context: Mapping[str, Any]) -> dict[str, Any]:
 
     registration = _registration(context)
     if not registration:  # register failed: the run must fail too, whatever was skipped
-        raise AirflowFailException("the request was not registered (see the register task)")
+        raise AirflowFailException(_why_not_registered(context))
     if registration.get("action") != "run":
         raise AirflowSkipException("nothing to verify")
     request_id = registration["request_id"]
@@ -132,6 +163,18 @@ def verify(policy: Policy, context: Mapping[str, Any]) -> dict[str, Any]:
         return runner.verify(request_id)
     except RequestIncomplete as exc:
         raise AirflowFailException(str(exc)) from None
+
+
+def _why_not_registered(context: Mapping[str, Any]) -> str:
+    """Why ``register`` returned nothing: the ledger's refusal when this run's request was
+    rejected (its reasons, not "not registered"), else a pointer to the register task's log."""
+    reference, run_id = context["params"].get("reference"), str(context["run_id"])
+    request = find_by_reference(reference) if isinstance(reference, str) else None
+    if request is not None and request.state == "rejected" and (
+        request.run_id == run_id or any(e.run_id == run_id for e in list_events(request.request_id))
+    ):
+        return f"request {request.request_id} was rejected at intake, nothing was deleted: {request.error}"
+    return "the register task failed before the request was accepted (see its log); nothing was deleted"
 
 
 def certificate(policy: Policy, verified: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:

@@ -53,6 +53,28 @@ class ValidRequest:
     received_at_given: bool = False
 
 
+def subject_type_pattern(policy: Policy) -> str:
+    """A regex of exactly the policy's subject type names (for the trigger form)."""
+    return "^(?:" + "|".join(re.escape(name) for name in policy.subject_formats) + ")$"
+
+
+def subject_id_pattern(policy: Policy) -> str:
+    """A regex that admits an id of any of the policy's subject formats, and nothing else.
+
+    The trigger refuses what no format admits (``*``, a space, a quote) before a run exists;
+    which format applies depends on the subject type, so :func:`validate` checks that at intake.
+    """
+    return "^(?:" + "|".join(f"(?:{fmt.body})" for fmt in policy.subject_formats.values()) + ")$"
+
+
+def category_labels(policy: Policy) -> dict[str, str]:
+    """Each category's name with what it holds and which request types reach it (the form's labels)."""
+    return {
+        name: f"{name}: {category.description}" + ("" if "deletion" in category.requests else " (terminations only)")
+        for name, category in policy.categories.items()
+    }
+
+
 def due_at_for(policy: Policy, received_at: datetime) -> datetime:
     """When a request received at ``received_at`` is due: the policy's request window later."""
     return received_at + timedelta(days=policy.request_window_days)
