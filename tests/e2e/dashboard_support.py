@@ -85,6 +85,7 @@ class SeededRequest:
     subject_type: str | None = None
     error: str | None = None
     mode: str = "execute"
+    closed_days_ago: float = 2.0  # completed or rejected this long ago
 
     def received_at(self, now: datetime) -> datetime:
         return now - timedelta(days=self.received_days_ago)
@@ -103,9 +104,13 @@ REQUESTS = (
                   mode="preview"),  # past its due date, but a preview deletes nothing and has no SLA
     SeededRequest("TCK-REJECTED", "req-rejected", "1004", "rejected", "deletion", 2.5, "agent",
                   "tenant 1004 is not a known tenant"),
+    SeededRequest("TCK-OLD", "req-old", "1005", "completed", "termination", 70.5,
+                  closed_days_ago=45.0),  # closed before the default view's 30 days
 )
 EXPECTED_DAYS_LEFT = {"TCK-BREACH": -3, "TCK-AMBER": 6, "TCK-GREEN": 29, "TCK-FAILED": 21}
 EXPECTED_OPEN_ORDER = ["TCK-BREACH", "TCK-AMBER", "TCK-FAILED", "TCK-GREEN", "TCK-PREVIEW"]
+#: The default view ("recent"): the open ones, then those closed in the last 30 days, by due date.
+EXPECTED_RECENT_ORDER = [*EXPECTED_OPEN_ORDER, "TCK-DONE", "TCK-REJECTED"]
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,7 @@ def seed_ledger(uri_env: dict[str, str], db: Any, now: datetime) -> None:
             "categories": json.dumps(["call_data", "agent_info"]), "received_at": _naive(received),
             "due_at": _naive(due), "state": r.state, "requested_by": "ops-team", "mode": r.mode,
             "error": r.error, "created_at": _naive(received), "updated_at": _naive(now - timedelta(hours=1)),
-            "completed_at": _naive(now - timedelta(days=2)) if done else None,
+            "completed_at": _naive(now - timedelta(days=r.closed_days_ago)) if done else None,
         })
     db.insert("requests", rows)
     db.execute("UPDATE requests SET failed_step = 'call_data.recordings' WHERE request_id = 'req-failed'")

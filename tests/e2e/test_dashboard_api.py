@@ -142,8 +142,14 @@ def test_plugin_is_registered_with_a_nav_link(admin: httpx.Client) -> None:
 # --------------------------------------------------------------------------- the numbers
 
 
+def test_by_default_open_requests_then_the_recently_closed(admin: httpx.Client) -> None:
+    rows = get_json(admin, "/retention/api/requests")["requests"]
+    assert [r["reference"] for r in rows] == support.EXPECTED_RECENT_ORDER  # not TCK-OLD, closed 45 days ago
+    assert {r["status"] for r in rows[len(support.EXPECTED_OPEN_ORDER):]} == {"closed"}
+
+
 def test_open_requests_breached_first_with_days_left(admin: httpx.Client) -> None:
-    data = get_json(admin, "/retention/api/requests")
+    data = get_json(admin, "/retention/api/requests", state="open")
     rows = data["requests"]
     assert [r["reference"] for r in rows] == support.EXPECTED_OPEN_ORDER
     by_ref = {r["reference"]: r for r in rows}
@@ -170,8 +176,10 @@ def test_requests_never_carry_the_subject(admin: httpx.Client) -> None:
 @pytest.mark.parametrize(
     "params, expected",
     [
-        pytest.param({"tenant": "1001"}, ["TCK-BREACH", "TCK-GREEN"], id="tenant"),
-        pytest.param({"state": "completed"}, ["TCK-DONE"], id="state-completed"),
+        pytest.param({"tenant": "1001"}, ["TCK-BREACH", "TCK-GREEN", "TCK-DONE"], id="tenant"),
+        pytest.param({"tenant": "1001", "state": "open"}, ["TCK-BREACH", "TCK-GREEN"], id="open-of-tenant"),
+        pytest.param({"tenant": "1005"}, [], id="closed-long-ago"),
+        pytest.param({"state": "completed"}, ["TCK-OLD", "TCK-DONE"], id="state-completed"),
         pytest.param({"state": "failed"}, ["TCK-FAILED"], id="state-failed"),
         pytest.param({"state": "all", "tenant": "1001"}, ["TCK-BREACH", "TCK-GREEN", "TCK-DONE"], id="all-of-tenant"),
         pytest.param({"tenant": "1002"}, ["TCK-AMBER", "TCK-PREVIEW"], id="preview-after-sla-requests"),
@@ -238,7 +246,7 @@ def test_daily_dags_last_run_and_failures(admin: httpx.Client) -> None:
 
 def test_summary_is_the_page_as_json(admin: httpx.Client) -> None:
     data = get_json(admin, "/retention/api/summary")
-    assert data["counts"] == {"shown": 5, "breached": 1, "warning": 1, "ok": 2}
+    assert data["counts"] == {"shown": 7, "breached": 1, "warning": 1, "ok": 2}
     assert data["window_days"] == 30 and data["warning_days"] == 7
     assert {"requests", "purges", "daily_dags", "certificates"} <= set(data)
 

@@ -116,7 +116,7 @@ def test_dashboard_in_the_airflow_ui(browser: Any, dashboard: DashboardServer) -
     try:
         css(browser, "table#requests tbody tr")
         rows = request_rows(browser)
-        assert [r["reference"] for r in rows] == support.EXPECTED_OPEN_ORDER  # breached first
+        assert [r["reference"] for r in rows] == support.EXPECTED_RECENT_ORDER  # breached first, closed last
         by_ref = {r["reference"]: r for r in rows}
         for reference, days in support.EXPECTED_DAYS_LEFT.items():
             assert by_ref[reference]["days_left"] == str(days)
@@ -163,7 +163,7 @@ def test_filters_work_inside_the_ui_frame(browser: Any, dashboard: DashboardServ
         browser.find_element("css selector", "form.filters button[type='submit']").click()
         wait(browser, lambda d: _stale(old_table), "the filtered page")
         css(browser, "table#requests tbody tr")
-        assert [r["reference"] for r in request_rows(browser)] == ["TCK-BREACH", "TCK-GREEN"]
+        assert [r["reference"] for r in request_rows(browser)] == ["TCK-BREACH", "TCK-GREEN", "TCK-DONE"]
         assert css(browser, "#filter-tenant").get_attribute("value") == "1001"
         totals = {r.get_attribute("data-category"): r.find_elements("css selector", "td")[1].text
                   for r in browser.find_elements("css selector", "table#purge-totals tbody tr")}

@@ -101,8 +101,8 @@ def test_breached_first_most_overdue_first_then_by_due_date_closed_last() -> Non
 @pytest.mark.parametrize(
     "tenant, state, expected",
     [
-        pytest.param(None, None, dash.Filters(None, "open"), id="defaults"),
-        pytest.param("  ", "", dash.Filters(None, "open"), id="blank-is-none"),
+        pytest.param(None, None, dash.Filters(None, "recent"), id="defaults"),
+        pytest.param("  ", "", dash.Filters(None, "recent"), id="blank-is-none"),
         pytest.param("1001", "all", dash.Filters("1001", "all"), id="tenant-all"),
         pytest.param(" 42 ", "in_progress", dash.Filters("42", "in_progress"), id="trimmed"),
     ],

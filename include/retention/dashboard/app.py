@@ -14,7 +14,7 @@ Routes (under the ``/retention`` prefix; ``tenant`` and ``state`` filter where t
 ``GET /api``                              this list, as JSON
 ``GET /api/openapi.json``                 the OpenAPI document of these routes
 ``GET /api/summary``                      everything the page shows, as one JSON document
-``GET /api/requests``                     requests (``state``: ``open`` (default), ``all`` or one state)
+``GET /api/requests``                     requests (``state``: ``recent`` (default: open, and closed in the last 30 days), ``open``, ``all`` or one state)
 ``GET /api/purges``                       deleted per category per day (``days``: 1-366, default 90)
 ``GET /api/daily-dags``                   last run and recent failures of each ``retention_<category>``
 ``GET /api/certificates``                 the certificates in the ledger
@@ -54,6 +54,7 @@ from include.retention.dashboard.view import (
     CERTIFICATE_MEDIA_TYPES,
     FAILURE_WINDOW_DAYS,
     PURGE_WINDOW_DAYS,
+    STATE_GROUPS,
     DashboardView,
     Deadline,
     FilterError,
@@ -67,7 +68,7 @@ from include.retention.dashboard.view import (
 )
 from include.retention.ledger.db import LEDGER_CONN_ID
 from include.retention.policy import Policy, load_policy
-from include.retention.timeutil import wall_clock
+from include.retention.timeutil import UTC, wall_clock
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,8 @@ def _view(request: Request, filters: Filters) -> DashboardView:
 
 
 TenantQuery = Query(None, max_length=128, description="Only this tenant (the policy's tenant id format)")
-StateQuery = Query(None, max_length=32, description="'open' (default), 'all', or one request state")
+StateQuery = Query(None, max_length=32,
+                   description="'recent' (default: open, and closed in the last 30 days), 'open', 'all', or one request state")
 
 ROUTES = [
     {"method": "GET", "path": "/", "returns": "text/html", "what": "the dashboard page", "params": ["tenant", "state"]},
@@ -347,8 +349,15 @@ def render_purge_svg(volumes: PurgeVolumes, *, width: int = 960, height: int = 2
     return Markup("".join(out))
 
 
-def _local(value: datetime | None, zone: ZoneInfo) -> str:
-    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if value is not None else "—"
+def _local(value: datetime | None, zone: ZoneInfo) -> Markup:
+    """A time in the policy's zone with its offset written out (Airflow's own pages show UTC
+    by default), and the UTC instant in ``datetime`` and the tooltip."""
+    if value is None:
+        return Markup("—")
+    local, utc = value.astimezone(zone), value.astimezone(UTC)
+    offset = local.strftime("%z")
+    return Markup('<time datetime="{}" title="{} UTC">{} UTC{}:{}</time>').format(
+        utc.isoformat(), utc.strftime("%Y-%m-%d %H:%M"), local.strftime("%Y-%m-%d %H:%M"), offset[:3], offset[3:])
 
 
 def _days_text(deadline: Deadline) -> str:
@@ -390,4 +399,5 @@ def render_page(view: DashboardView, policy: Policy, *, root: str = "", problem:
         cat_colours=category_colours(view.purges.categories),
         svg=render_purge_svg(view.purges),
         failure_days=FAILURE_WINDOW_DAYS,
+        state_groups=STATE_GROUPS,
     )

@@ -19,8 +19,10 @@ from include.retention.dashboard.view import (
     MAX_FAILURES_SHOWN,
     MAX_REQUESTS_SHOWN,
     PURGE_WINDOW_DAYS,
-    STATE_ALL,
+    RECENT_CLOSED_DAYS,
+    STATE_GROUPS,
     STATE_OPEN,
+    STATE_RECENT,
     CertificateBody,
     CertificateInfo,
     DagRunInfo,
@@ -72,7 +74,8 @@ def read_requests(
     listings = ledger_requests.list_for_dashboard(
         cur,
         exclude_states=CLOSED_STATES if filters.state == STATE_OPEN else (),
-        state=filters.state if filters.state not in (STATE_OPEN, STATE_ALL) else None,
+        closed_since=now - timedelta(days=RECENT_CLOSED_DAYS) if filters.state == STATE_RECENT else None,
+        state=filters.state if filters.state not in STATE_GROUPS else None,
         tenant_id=filters.tenant,
         limit=MAX_REQUESTS_SHOWN,
     )

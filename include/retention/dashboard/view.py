@@ -42,6 +42,13 @@ CLOSED_STATES = TERMINAL_STATES
 KNOWN_STATES = OPEN_STATES + tuple(s for s in STATES if s not in OPEN_STATES)
 STATE_OPEN = "open"
 STATE_ALL = "all"
+#: The default: open requests and those closed in the last RECENT_CLOSED_DAYS, so the request
+#: an operator has just completed (or that was rejected) stays in view.
+STATE_RECENT = "recent"
+RECENT_CLOSED_DAYS = 30
+#: The state filter's choices before the single states, with their labels.
+STATE_GROUPS = {STATE_RECENT: f"recent (open, and closed in the last {RECENT_CLOSED_DAYS} days)",
+                STATE_OPEN: "open", STATE_ALL: "all"}
 _STATE = re.compile(r"^[a-z][a-z_]{0,31}$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 
@@ -57,10 +64,10 @@ class FilterError(ValueError):
 
 @dataclass(frozen=True)
 class Filters:
-    """What the operator narrowed the page to: a tenant, a request state (``open`` by default)."""
+    """What the operator narrowed the page to: a tenant, a request state (``recent`` by default)."""
 
     tenant: str | None = None
-    state: str = STATE_OPEN
+    state: str = STATE_RECENT
 
     @classmethod
     def parse(cls, policy: Policy, tenant: str | None = None, state: str | None = None) -> Filters:
@@ -74,10 +81,10 @@ class Filters:
                 policy.validate_tenant_id(tenant)
             except ValueError as exc:
                 raise FilterError(f"tenant filter: {exc}") from None
-        state = (state or "").strip() or STATE_OPEN
+        state = (state or "").strip() or STATE_RECENT
         if not _STATE.match(state):
             raise FilterError(
-                f"state filter must be '{STATE_OPEN}', '{STATE_ALL}' or a request state such as "
+                f"state filter must be '{STATE_RECENT}', '{STATE_OPEN}', '{STATE_ALL}' or a request state such as "
                 f"{', '.join(KNOWN_STATES)}"
             )
         return cls(tenant=tenant, state=state)

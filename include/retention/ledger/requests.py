@@ -387,13 +387,19 @@ _LISTED_COLUMNS = ", ".join("NULL" if c in ("subject_hash", "subject_enc") else 
 
 def list_for_dashboard(
     cur: Any, *, exclude_states: Iterable[str] = (), state: str | None = None, tenant_id: str | None = None,
-    limit: int,
+    limit: int, closed_since: datetime | None = None,
 ) -> list[Request]:
-    """Requests (not in ``exclude_states``, in ``state``, of ``tenant_id``) by due date, at most
-    ``limit``, read on the dashboard's cursor; without their subject hash and token."""
+    """Requests (not in ``exclude_states``, in ``state``, of ``tenant_id``; with ``closed_since``,
+    open or closed since then) by due date, at most ``limit``, read on the dashboard's cursor;
+    without their subject hash and token."""
     excluded = sorted(exclude_states)
     clauses = [f"state NOT IN ({', '.join(['%s'] * len(excluded))})"] if excluded else []
     params: list[Any] = list(excluded)
+    if closed_since is not None:  # a rejected request has no completed_at: when it was refused
+        terminal = sorted(TERMINAL_STATES)
+        clauses.append(f"(state NOT IN ({', '.join(['%s'] * len(terminal))})"
+                       " OR COALESCE(completed_at, updated_at) >= %s)")
+        params += [*terminal, to_naive_utc(closed_since)]
     for column, value in (("state", state), ("tenant_id", tenant_id)):
         if value:
             clauses.append(f"{column} = %s")
