@@ -1,7 +1,9 @@
 # Convenience targets; each is one script under scripts/ (the README's commands).
-.PHONY: demo test stop bench
+.PHONY: demo ui test stop bench
 demo:
 	./scripts/demo.sh
+ui:
+	./scripts/airflow.sh
 test:
 	./scripts/test.sh
 stop:

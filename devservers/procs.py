@@ -56,9 +56,12 @@ def wait_for_port(port: int, *, seconds: float, what: str, host: str = "127.0.0.
     raise RuntimeError(f"{what} did not listen on {host}:{port} within {seconds:.0f}s{tail}")
 
 
-def start(name: str, argv: list[str], *, log: Path, cwd: Path | None = None, env: dict[str, str] | None = None) -> int:
-    """Start ``argv`` in its own session (so its children stop with it) and record its pid."""
-    PID_DIR.mkdir(parents=True, exist_ok=True)
+def start(name: str, argv: list[str], *, log: Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+          pid_dir: Path | None = None) -> int:
+    """Start ``argv`` in its own session (so its children stop with it) and record its pid
+    (in ``pid_dir``, default ``.run/pids``)."""
+    pid_dir = pid_dir or PID_DIR
+    pid_dir.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -70,12 +73,12 @@ def start(name: str, argv: list[str], *, log: Path, cwd: Path | None = None, env
             env={**os.environ, **(env or {})},
             start_new_session=True,
         )
-    (PID_DIR / f"{name}.pid").write_text(str(proc.pid))
+    (pid_dir / f"{name}.pid").write_text(str(proc.pid))
     return proc.pid
 
 
-def owned_pid(name: str) -> int | None:
-    path = PID_DIR / f"{name}.pid"
+def owned_pid(name: str, *, pid_dir: Path | None = None) -> int | None:
+    path = (pid_dir or PID_DIR) / f"{name}.pid"
     if not path.exists():
         return None
     try:
@@ -87,9 +90,9 @@ def owned_pid(name: str) -> int | None:
         return None
 
 
-def stop(name: str, *, grace: float = 15.0) -> bool:
+def stop(name: str, *, grace: float = 15.0, pid_dir: Path | None = None) -> bool:
     """Stop the process group we started under ``name``: TERM, then KILL after ``grace``."""
-    pid = owned_pid(name)
+    pid = owned_pid(name, pid_dir=pid_dir)
     if pid is None:
         return False
     try:
@@ -113,7 +116,7 @@ def stop(name: str, *, grace: float = 15.0) -> bool:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    (PID_DIR / f"{name}.pid").unlink(missing_ok=True)
+    ((pid_dir or PID_DIR) / f"{name}.pid").unlink(missing_ok=True)
     return True
 
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Stop only the servers the project's scripts started (by pid); leave everything else alone.
+# Stop only what the project's scripts started (by pid): the local Airflow of ./scripts/airflow.sh,
+# then the dev servers. Servers that were already running are left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/env.sh
+source scripts/env.sh demo
+python -m devservers.airflow_ui down
 python -m devservers down

@@ -1,0 +1,449 @@
+"""A local Airflow with its UI over the demo's servers and data: ``scripts/airflow.sh`` (``make ui``).
+
+``python -m devservers.airflow_ui up|down|status [--namespace demo|test]`` starts the api-server,
+scheduler, dag-processor and triggerer in ``AIRFLOW_HOME`` (the demo's, ``.run/airflow-demo``,
+unless ``scripts/env.sh`` was told otherwise), each in its own process group with a pid file,
+waits until ``/api/v2/monitor/health`` reports every component healthy, and prints the UI's
+address, the login and where the retention dashboard is. ``up`` is idempotent: a running
+instance is reported, not started twice. ``down`` stops exactly the processes whose pid files
+it wrote (process group TERM, then KILL after a grace period).
+
+Everything of one instance lives under ``$AIRFLOW_HOME/ui/``: ``pids/``, ``logs/``,
+``instance.json`` (port, log-server ports) and ``secrets.json`` (the JWT and session secrets the
+four processes must share; development values, generated once, mode 0600). Logins come from
+Airflow's simple auth manager: the passwords it generates are in
+``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``.
+
+The port is ``RETENTION_UI_PORT`` when set, else 8080 when free, else the next free one up
+to 8099; never the Swift proxy's (``devservers/swift.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from devservers import connections
+from devservers.procs import PROJECT_ROOT, Endpoint, load_endpoints, owned_pid, port_open, start, stop
+
+#: The components, in start order; each one's argv after ``python -m airflow``.
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+HEALTH_PATH = "/api/v2/monitor/health"
+#: The health document's name of each component that heartbeats (the api-server answers itself).
+HEALTH_KEYS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+DEFAULT_PORT = 8080
+PORT_ENV = "RETENTION_UI_PORT"
+USERS_ENV = "RETENTION_UI_USERS"
+#: ``user:role`` pairs for the simple auth manager; a second user so that a four-eyes approval
+#: (a termination approved by someone other than who triggered it) can be tried.
+DEFAULT_USERS = "admin:admin,approver:admin"
+START_TIMEOUT = float(os.environ.get("RETENTION_UI_START_TIMEOUT", "240"))  # seconds; 30-60 s on 2 quiet cores
+STOP_GRACE = 15.0  # seconds between SIGTERM and SIGKILL of a process group
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+#: The plugin's mount point and the UI route of its external view (plugins/retention_dashboard.py).
+DASHBOARD_PREFIX = "/retention"
+DASHBOARD_UI_ROUTE = "/plugin/retention"
+
+
+def say(message: str) -> None:
+    print(f"[airflow-ui] {message}", flush=True)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """Where one local Airflow lives and listens."""
+
+    home: str
+    port: int
+    namespace: str
+    worker_log_port: int
+    triggerer_log_port: int
+    #: component -> its process's start time (``/proc/<pid>/stat``), to tell our pid from a recycled one
+    started: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+# --------------------------------------------------------------------------- files
+
+
+def ui_dir(home: Path) -> Path:
+    return home / "ui"
+
+
+def pid_dir(home: Path) -> Path:
+    return ui_dir(home) / "pids"
+
+
+def log_path(home: Path, component: str) -> Path:
+    return ui_dir(home) / "logs" / f"{component}.log"
+
+
+def _instance_file(home: Path) -> Path:
+    return ui_dir(home) / "instance.json"
+
+
+def load_instance(home: Path) -> Instance | None:
+    path = _instance_file(home)
+    if not path.exists():
+        return None
+    try:
+        return Instance(**json.loads(path.read_text()))
+    except (ValueError, TypeError):
+        return None
+
+
+def _shared_secrets(home: Path) -> dict[str, str]:
+    """The secrets every component must agree on, generated once per home."""
+    path = ui_dir(home) / "secrets.json"
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    values = {"jwt_secret": secrets.token_hex(64), "secret_key": secrets.token_hex(32)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(values, out)
+    return values
+
+
+def passwords(home: Path) -> dict[str, str]:
+    """The simple auth manager's generated passwords (user -> password); empty before its first start."""
+    path = home / PASSWORDS_FILE
+    try:
+        return {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError):
+        return {}
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def process_start_time(pid: int) -> int | None:
+    """When the process started (clock ticks since boot), or None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])  # field 22; the name in parentheses may hold spaces
+
+
+def _is_component(pid: int, component: str, home: Path) -> bool:
+    """The pid is still the component we started in this home, not a recycled pid."""
+    instance = load_instance(home)
+    started = instance.started.get(component) if instance else None
+    return started is not None and process_start_time(pid) == started
+
+
+def running_components(home: Path) -> dict[str, int]:
+    """Component -> pid of this home's components that are alive."""
+    alive = {}
+    for component in COMPONENTS:
+        pid = owned_pid(component, pid_dir=pid_dir(home))
+        if pid is not None and _is_component(pid, component, home):
+            alive[component] = pid
+    return alive
+
+
+def _stop_component(home: Path, component: str) -> bool:
+    pid = owned_pid(component, pid_dir=pid_dir(home))
+    if pid is None:
+        return False
+    if not _is_component(pid, component, home):  # a recycled pid: forget the file, touch nothing
+        (pid_dir(home) / f"{component}.pid").unlink(missing_ok=True)
+        return False
+    stop(component, grace=STOP_GRACE, pid_dir=pid_dir(home))
+    try:  # the group may outlive its leader (task runners, uvicorn workers)
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    return True
+
+
+def down(home: Path) -> list[str]:
+    """Stop this home's components (the ones whose pid files we wrote); their names."""
+    stopped = [c for c in reversed(COMPONENTS) if _stop_component(home, c)]
+    _instance_file(home).unlink(missing_ok=True)
+    return stopped
+
+
+# --------------------------------------------------------------------------- starting
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _spare_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def choose_port(requested: int | None = None) -> int:
+    """``requested`` (or ``RETENTION_UI_PORT``) when free; else 8080, or the next free port up to 8099."""
+    from devservers.swift import PORT as SWIFT_PORT
+
+    requested = requested or (int(os.environ[PORT_ENV]) if os.environ.get(PORT_ENV) else None)
+    if requested is not None:
+        if requested == SWIFT_PORT:
+            raise RuntimeError(f"port {requested} is the Swift proxy's (S3 store): choose another {PORT_ENV}")
+        if not _free(requested):
+            raise RuntimeError(f"port {requested} is taken: set {PORT_ENV} to a free port")
+        return requested
+    for port in range(DEFAULT_PORT, DEFAULT_PORT + 20):
+        if port != SWIFT_PORT and _free(port):
+            if port != DEFAULT_PORT:
+                say(f"port {DEFAULT_PORT} is taken; using {port} (set {PORT_ENV} to choose)")
+            return port
+    raise RuntimeError(f"no free port in {DEFAULT_PORT}-{DEFAULT_PORT + 19}: set {PORT_ENV}")
+
+
+def _endpoints() -> dict[str, Endpoint]:
+    endpoints = load_endpoints()
+    if set(endpoints) >= {"mariadb", "redis", "s3", "elasticsearch"}:
+        return endpoints
+    from devservers.__main__ import ensure_all
+
+    return ensure_all()
+
+
+def component_env(instance: Instance) -> dict[str, str]:
+    """The whole environment of every component: nothing inherited from ``AIRFLOW__*`` or
+    ``AIRFLOW_CONN_*``, so the instance runs over the namespace's servers and nothing else."""
+    home = Path(instance.home)
+    ns = connections.DEMO if instance.namespace == "demo" else connections.TEST
+    shared = _shared_secrets(home)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
+    return {
+        **base,
+        **connections.airflow_connections(_endpoints(), ns),
+        "AIRFLOW_HOME": str(home),
+        "PYTHONPATH": str(PROJECT_ROOT) + (os.pathsep + base["PYTHONPATH"] if base.get("PYTHONPATH") else ""),
+        # Four processes write to one SQLite file: WAL (set in prepare) and a 60 s busy timeout.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",  # the default (32) forks 32 workers
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": os.environ.get(USERS_ENV, DEFAULT_USERS),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{instance.base_url}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": shared["jwt_secret"],
+        "AIRFLOW__API__SECRET_KEY": shared["secret_key"],
+        # Both log servers default to fixed ports (8793, 8794), which another Airflow may hold.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(instance.worker_log_port),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(instance.triggerer_log_port),
+    }
+
+
+def _argv(component: str, instance: Instance) -> list[str]:
+    argv = [sys.executable, "-m", "airflow", component]
+    if component == "api-server":
+        argv += ["--host", "127.0.0.1", "--port", str(instance.port), "--workers", "1"]
+    return argv
+
+
+PREPARE = """
+from devservers.airflow_local import prepare_metadata_db
+from include.retention.ledger.migrations import migrate
+prepare_metadata_db()
+migrate()
+"""
+
+
+def prepare(instance: Instance, env: dict[str, str]) -> None:
+    """Migrate the metadata DB and create the store pools (idempotent), and make sure the
+    namespace's ledger exists, so that the dashboard has something to read."""
+    home = Path(instance.home)
+    result = subprocess.run([sys.executable, "-c", PREPARE], env=env, cwd=home, capture_output=True, text=True,
+                            timeout=600)
+    log = ui_dir(home) / "logs" / "prepare.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise RuntimeError(f"preparing {home} failed (exit {result.returncode}); see {log}:\n"
+                           + "\n".join(result.stderr.splitlines()[-15:]))
+    with sqlite3.connect(home / "airflow.db") as db:
+        db.execute("PRAGMA journal_mode=WAL")
+
+
+def health(base_url: str) -> dict[str, str] | None:
+    """Component -> status from the health endpoint, or None while it does not answer."""
+    try:
+        with urllib.request.urlopen(base_url + HEALTH_PATH, timeout=5) as response:
+            body = json.loads(response.read())
+    except (OSError, ValueError, urllib.error.HTTPError):
+        return None
+    return {key: str((body.get(key) or {}).get("status")) for key in HEALTH_KEYS}
+
+
+def wait_until_healthy(instance: Instance, timeout: float = START_TIMEOUT) -> None:
+    home = Path(instance.home)
+    deadline = time.monotonic() + timeout
+    last: dict[str, str] | None = None
+    while time.monotonic() < deadline:
+        gone = [c for c in COMPONENTS if c not in running_components(home)]
+        if gone:
+            raise RuntimeError(f"{gone[0]} exited; the end of its log ({log_path(home, gone[0])}):\n"
+                               + _tail(log_path(home, gone[0])))
+        last = health(instance.base_url)
+        if last and all(status == "healthy" for status in last.values()):
+            return
+        time.sleep(1)
+    raise RuntimeError(f"not healthy within {timeout:.0f} s (health: {last}); logs under {ui_dir(home) / 'logs'}")
+
+
+def rest(instance: Instance, method: str, path: str, body: object = None, token: str | None = None) -> tuple[int, object]:
+    """One call to the instance's REST API: (status, decoded JSON body)."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(instance.base_url + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw or b"null")
+        except ValueError:
+            return exc.code, raw.decode(errors="replace")
+
+
+def admin_token(instance: Instance) -> str:
+    """A bearer token of the first admin user (``POST /auth/token``)."""
+    users = os.environ.get(USERS_ENV, DEFAULT_USERS).split(",")
+    admin = next(u.split(":")[0] for u in users if u.endswith(":admin"))
+    status, body = rest(instance, "POST", "/auth/token",
+                        {"username": admin, "password": passwords(Path(instance.home)).get(admin, "")})
+    if status not in (200, 201) or not isinstance(body, dict):
+        raise RuntimeError(f"could not log in as {admin}: {status} {body}")
+    return str(body["access_token"])
+
+
+def unpause_requests_dag(instance: Instance, timeout: float = START_TIMEOUT) -> None:
+    """Unpause ``deletion_requests`` once the dag-processor has parsed it, so that a run
+    triggered in the UI runs. It has no schedule, so this starts nothing by itself; the
+    daily DAGs stay paused."""
+    from include.retention.request_states import REQUESTS_DAG_ID
+
+    token = admin_token(instance)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = rest(instance, "GET", f"/api/v2/dags/{REQUESTS_DAG_ID}", token=token)
+        if status == 200:
+            if isinstance(body, dict) and body.get("is_paused"):
+                status, body = rest(instance, "PATCH", f"/api/v2/dags/{REQUESTS_DAG_ID}", {"is_paused": False}, token)
+                if status != 200:
+                    raise RuntimeError(f"could not unpause {REQUESTS_DAG_ID}: {status} {body}")
+            return
+        time.sleep(1)
+    raise RuntimeError(f"{REQUESTS_DAG_ID} was not parsed within {timeout:.0f} s; see {log_path(Path(instance.home), 'dag-processor')}")
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
+
+
+def up(home: Path, *, namespace: str = "demo", port: int | None = None) -> Instance:
+    """Start the four components in ``home`` (or find them running) and wait until healthy."""
+    home = home.resolve()
+    running = running_components(home)
+    current = load_instance(home)
+    if current and len(running) == len(COMPONENTS) and health(current.base_url):
+        say(f"already running (pids {', '.join(str(p) for p in running.values())})")
+        return current
+    if running:
+        say(f"restarting: only {', '.join(running)} of the four components were running")
+        down(home)
+    instance = Instance(str(home), choose_port(port), namespace, _spare_port(), _spare_port())
+    env = component_env(instance)
+    say(f"preparing {home} (metadata DB, pools, the {namespace} ledger) ...")
+    prepare(instance, env)
+    for component in COMPONENTS:
+        pid = start(component, _argv(component, instance), log=log_path(home, component), cwd=home, env=env,
+                    pid_dir=pid_dir(home))
+        instance.started[component] = process_start_time(pid) or 0
+        _instance_file(home).write_text(json.dumps(asdict(instance), indent=2))
+    say(f"started {', '.join(COMPONENTS)}; waiting for {instance.base_url}{HEALTH_PATH} ...")
+    try:
+        wait_until_healthy(instance)
+        unpause_requests_dag(instance)
+    except RuntimeError:
+        down(home)
+        raise
+    return instance
+
+
+def describe(instance: Instance) -> list[str]:
+    """What a person needs to open the instance: address, login, dashboard, logs, stop."""
+    home = Path(instance.home)
+    users = passwords(home)
+    login = "; ".join(f"{user} / {password}" for user, password in users.items()) or "(no passwords yet)"
+    base = instance.base_url
+    return [
+        f"Airflow UI:  {base}/",
+        f"login:       {login}  (from {home / PASSWORDS_FILE})",
+        f"dashboard:   {base}{DASHBOARD_UI_ROUTE}  (\"Retention\" in the UI's navigation;"
+        f" the page alone: {base}{DASHBOARD_PREFIX}/)",
+        f"data:        the {instance.namespace} servers and ledger; trigger deletion_requests from its page;"
+        " the daily DAGs stay paused until you unpause them",
+        f"logs:        {ui_dir(home) / 'logs'}/",
+        "stop:        ./scripts/stop.sh",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devservers.airflow_ui", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("--namespace", choices=["demo", "test"], default="demo")
+    parser.add_argument("--port", type=int, default=None, help=f"default: ${PORT_ENV}, else 8080 if free")
+    args = parser.parse_args(argv)
+    home = Path(os.environ.get("AIRFLOW_HOME") or PROJECT_ROOT / ".run" / "airflow-demo").resolve()
+    if args.command == "down":
+        stopped = down(home)
+        say("stopped: " + (", ".join(stopped) if stopped else f"nothing (no Airflow UI was started in {home})"))
+        return 0
+    if args.command == "status":
+        running, instance = running_components(home), load_instance(home)
+        if not running or instance is None:
+            say(f"not running in {home}")
+            return 1
+        say(f"running in {home}: " + ", ".join(f"{c} (pid {p})" for c, p in running.items()))
+        for line in describe(instance):
+            print("  " + line)
+        return 0
+    try:
+        instance = up(home, namespace=args.namespace, port=args.port)
+    except RuntimeError as exc:
+        say(f"FAILED: {exc}")
+        return 1
+    say(f"Airflow is up in {home}")
+    for line in describe(instance):
+        print("  " + line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
