@@ -1,6 +1,9 @@
 """The demo: seed synthetic contact-center data into the local servers, then run the main job
-(the five daily retention DAGs as of today, and sample requests where the request DAG exists)
-and print what each purged, per category and store.
+(the five daily retention DAGs as of today, a termination and a deletion request) and print a
+short summary: per run and store, what was deleted and how long it took (from the audit
+ledger), then the certificates' summary lines. Airflow's task logs and the package's INFO logs
+go to ``.run/demo-<time>.log`` (``.run/demo.log`` is the latest). Exit status 0 only when every
+run succeeded.
 
 Run through ``scripts/demo.sh`` (which sets up the environment and starts the servers).
 """
@@ -14,6 +17,7 @@ import sys
 import time
 from datetime import date, datetime, time as dtime
 from pathlib import Path
+from typing import TextIO
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -21,10 +25,26 @@ os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".run" / "airflow-demo"))
 
 from devservers import connections  # noqa: E402
 from devservers.__main__ import ensure_all  # noqa: E402
+from devservers.demo_report import (  # noqa: E402
+    RunResult,
+    certificate_summary,
+    failed_runs,
+    format_summary,
+    output_to_file,
+    store_totals,
+)
+
+
+#: The terminal while the demo's other output goes to its log file (see ``main``).
+_console: TextIO | None = None
 
 
 def say(message: str) -> None:
-    print(f"[demo] {message}", flush=True)
+    """A line for the person running the demo: on the terminal, and in the log file."""
+    line = f"[demo] {message}"
+    if _console is not None:
+        print(line, file=_console, flush=True)
+    print(line, flush=True)
 
 
 def reset_demo_ledger() -> None:
@@ -52,9 +72,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tenants", type=int, default=6)
     parser.add_argument("--calls-per-day", type=int, default=30)
     parser.add_argument("--skip-seed", action="store_true")
+    parser.add_argument("--log", type=Path, default=None, help="where the task logs go (default .run/demo-<time>.log)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    log_file = args.log or ROOT / ".run" / f"demo-{datetime.now().strftime('%Y%m%dT%H%M%S')}.log"
+    latest = ROOT / ".run" / "demo.log"
+    say(f"task logs and INFO logs of this run: {_shown(log_file)} (also {_shown(latest)})")
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.touch()
+    if args.log is None:
+        latest.unlink(missing_ok=True)
+        latest.symlink_to(log_file.name)
+    with output_to_file(log_file) as console:
+        global _console
+        _console = console
+        logging.basicConfig(level=logging.INFO)
+        try:
+            status = run_demo(args)
+        except Exception:
+            logging.getLogger("demo").exception("the demo stopped")
+            say(f"FAILED: the demo stopped with an error; its traceback is at the end of {_shown(log_file)}")
+            status = 2
+        finally:
+            _console = None
+    return status
 
+
+def run_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     endpoints = ensure_all()
     for key, value in connections.airflow_connections(endpoints, connections.DEMO).items():
@@ -74,9 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"seeding {config.months} months of synthetic data for {config.tenants} tenants up to {as_of_day} ...")
         report = seed_all(config, mysql_database=connections.DEMO.mysql_database, reset_mysql=True,
                           cos_bucket=connections.DEMO.bucket, policy=policy)
-        for name, count in sorted(report.counts.items()):
-            say(f"  seeded {name:<40} {count:>10,}")
-        say(f"  seeding took {report.seconds.get('total', 0):.1f}s")
+        say(f"  seeded {sum(report.counts.values()):,} records in {len(report.counts)} tables, indices and "
+            f"prefixes in {report.seconds.get('total', 0):.0f}s")
 
     reset_demo_ledger()
     say("ledger migrated (fresh demo ledger)")
@@ -86,25 +128,52 @@ def main(argv: list[str] | None = None) -> int:
     prepare_metadata_db()
     dags = load_dags()
     logical = datetime.combine(as_of_day, dtime.min, tzinfo=policy.timezone)
-    quiet = logging.getLogger("airflow")
-    quiet.setLevel(logging.ERROR)
-    results = {}
+    say(f"running the {len(policy.categories)} daily DAGs as of {logical.isoformat()}, then two requests ...")
+    results: list[RunResult] = []
     for category in policy.categories:
         dag_id = f"retention_{category}"
         t0 = time.monotonic()
-        run = run_dag(dags[dag_id], logical_date=logical)
-        results[category] = (str(run.state), time.monotonic() - t0)
-        say(f"ran {dag_id} as of {logical.isoformat()}: {run.state} in {time.monotonic() - t0:.1f}s")
+        try:
+            run = run_dag(dags[dag_id], logical_date=logical)
+        except Exception as exc:  # the summary names the DAG; the traceback goes to the log
+            logging.getLogger("demo").exception("%s raised", dag_id)
+            results.append(RunResult(dag_id, dag_id, "", "error", time.monotonic() - t0, False,
+                                     note=f"{type(exc).__name__}; traceback in the log"))
+            say(f"  {dag_id}: error ({type(exc).__name__})")
+            continue
+        state = str(run.state)
+        results.append(RunResult(dag_id, dag_id, run.run_id, state, time.monotonic() - t0, state == "success"))
+        say(f"  {dag_id}: {state}")
+    results += run_sample_requests(config, policy, logical)
 
-    print_summary()
-    results.update(run_sample_requests(config, policy, logical))
-    failed = [c for c, (state, _) in results.items() if state != "success"]
-    say(f"done in {time.monotonic() - started:.0f}s" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
-    return 1 if failed else 0
+    from include.retention.certificates.issue import load
+    from include.retention.crypto import RetentionCrypto
+
+    crypto = RetentionCrypto.from_connection("retention_keys")
+    certificates = []
+    for result in results:
+        stored = load(result.request_id) if result.request_id else None
+        if stored is not None:
+            certificates.append(certificate_summary(stored.document, crypto))
+    out = _console or sys.stdout
+    print(file=out)
+    for line in format_summary(results, store_totals([r.run_id for r in results]), certificates):
+        print(line, file=out)
+    print(file=out)
+    failed = failed_runs(results)
+    if failed:
+        say(f"FAILED: {', '.join(failed)} (done in {time.monotonic() - started:.0f}s); "
+            "the log above names the failing task")
+        return 1
+    say(f"all {len(results)} runs succeeded in {time.monotonic() - started:.0f}s. Full certificates: "
+        "python -m include.retention.cli.verify_certificate show <request id>")
+    say("next: ./scripts/airflow.sh (or make ui) opens these DAGs, their runs and the retention dashboard "
+        "in a local Airflow; ./scripts/stop.sh stops it")
+    return 0
 
 
-def run_sample_requests(config, policy, as_of: datetime) -> dict[str, tuple[str, float]]:  # type: ignore[no-untyped-def]
-    """One termination and one deletion request through the deletion_requests DAG; print their certificates."""
+def run_sample_requests(config, policy, as_of: datetime) -> list[RunResult]:  # type: ignore[no-untyped-def]
+    """One termination and one deletion request through the deletion_requests DAG."""
     from devdata.world import build_world
     from devservers.request_runs import run_request_via_dag_test
 
@@ -117,42 +186,36 @@ def run_sample_requests(config, policy, as_of: datetime) -> dict[str, tuple[str,
         "deletion": {"request_type": "deletion", "tenant_id": staying.tenant_id, "subject_type": "phone_number",
                      "subject_id": customer, "reference": f"DEMO-DEL-{staying.tenant_id}-1"},
     }
-    out: dict[str, tuple[str, float]] = {}
+    out: list[RunResult] = []
     for kind, conf in requests.items():
         t0 = time.monotonic()
         conf = {**conf, "categories": [], "received_at": None, "requested_by": "demo", "mode": "execute",
                 "resume": False}
-        outcome = run_request_via_dag_test(conf, run_after=as_of)
-        request_state = (outcome.get("request") or {}).get("state")
-        state = "success" if request_state == "completed" else f"request {request_state}"
-        say(f"{kind} request {conf['reference']}: run {outcome['dag_run_state']}, request {request_state} "
-            f"in {time.monotonic() - t0:.1f}s")
-        if outcome.get("markdown"):
-            print()
-            print(outcome["markdown"])
-        out[f"request:{kind}"] = (state, time.monotonic() - t0)
+        label = f"deletion_requests: {kind} {conf['reference']}"
+        try:
+            outcome = run_request_via_dag_test(conf, run_after=as_of)
+        except Exception as exc:  # the summary names the DAG; the traceback goes to the log
+            logging.getLogger("demo").exception("%s raised", label)
+            out.append(RunResult(label, "deletion_requests", "", "error", time.monotonic() - t0, False,
+                                 note=f"{type(exc).__name__}; traceback in the log"))
+            say(f"  {label}: error ({type(exc).__name__})")
+            continue
+        request = outcome.get("request") or {}
+        request_state = request.get("state")
+        ok = outcome["dag_run_state"] == "success" and request_state == "completed"
+        out.append(RunResult(label, "deletion_requests", outcome["run_id"], outcome["dag_run_state"],
+                             time.monotonic() - t0, ok, request.get("request_id"),
+                             "" if ok else f"request {request_state}"))
+        say(f"  {label}: run {outcome['dag_run_state']}, request {request_state}")
     return out
 
 
-def print_summary() -> None:
-    from include.retention.ledger.db import connect, plain_cursor
-    from include.retention.ledger.migrations import migrate
-
-    with connect() as conn:
-        cur = plain_cursor(conn)
-        cur.execute(
-            """SELECT category, store, target, COUNT(*), COALESCE(SUM(planned), 0), SUM(deleted),
-                      SUM(outcome <> 'ok'), MAX(verified_remaining)
-               FROM purge_audit GROUP BY category, store, target ORDER BY category, store, target"""
-        )
-        rows = cur.fetchall()
-    print()
-    print(f"{'category':<16}{'store':<15}{'target':<24}{'purges':>7}{'planned':>10}{'deleted':>10}{'failed':>8}")
-    for category, store, target, purges, planned, deleted, failed, _ in rows:
-        print(f"{category:<16}{store:<15}{target:<24}{purges:>7}{planned:>10,}{deleted:>10,}{failed:>8}")
-    if not rows:
-        print("(nothing was due)")
-    print()
+def _shown(path: Path) -> str:
+    """The path as a person in the project directory would type it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 if __name__ == "__main__":
