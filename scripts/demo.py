@@ -66,6 +66,31 @@ def reset_demo_ledger() -> None:
     migrate()
 
 
+def policy_without_request_approvals() -> bool:
+    """Point ``RETENTION_POLICY_PATH`` at a copy of the policy in which no request waits for a
+    person's approval: the demo runs its requests with ``dag.test()``, where nobody could
+    answer. The Airflow UI of ``scripts/airflow.sh`` keeps the real policy (and its approvals).
+
+    :return: whether the policy had approvals to switch off.
+    """
+    import dataclasses
+
+    import yaml
+
+    from include.retention.policy import POLICY_PATH_ENV, Policy, policy_path
+
+    if "request_approval" not in {f.name for f in dataclasses.fields(Policy)}:
+        return False
+    doc = yaml.safe_load(policy_path().read_text())
+    doc["request_approval"] = {**(doc.get("request_approval") or {}), "required_for": []}
+    copy = ROOT / ".run" / "demo-policy.yaml"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text("# Written by scripts/demo.py: the policy without request approvals.\n"
+                    + yaml.safe_dump(doc, sort_keys=False))
+    os.environ[POLICY_PATH_ENV] = str(copy)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--as-of", type=date.fromisoformat, default=None, help="local date of the run (default today)")
@@ -110,6 +135,9 @@ def run_demo(args: argparse.Namespace) -> int:
     from devdata.world import SeedConfig
     from include.retention.policy import load_policy
 
+    if policy_without_request_approvals():
+        say("requests run without their approval step (nobody answers one in a batch run); "
+            "./scripts/airflow.sh shows it")
     policy = load_policy()
     as_of_day = args.as_of or datetime.now(policy.timezone).date()
     config = SeedConfig(tenants=args.tenants, calls_per_day_per_tenant=args.calls_per_day, as_of=as_of_day)
@@ -213,7 +241,7 @@ def run_sample_requests(config, policy, as_of: datetime) -> list[RunResult]:  # 
 def _shown(path: Path) -> str:
     """The path as a person in the project directory would type it."""
     try:
-        return str(path.resolve().relative_to(Path.cwd()))
+        return str(path.absolute().relative_to(Path.cwd()))  # not resolved: .run/demo.log is a link
     except ValueError:
         return str(path)
 
