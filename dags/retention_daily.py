@@ -9,14 +9,19 @@ midnight, Asia/Singapore), not only what expired that day, so the first run afte
 catches up by itself, and a backfill of past dates deletes a subset of what today's run would.
 
 **Tasks:** `plan` (expired units from what exists in each store, plus the ledger's open
-termination and deletion requests, overrides and legal holds; circuit breaker) →
-`purge_<store>` (mapped over batches, one Airflow pool per store) → `verify` (independent
+termination and deletion requests, overrides and legal holds; circuit breaker) → `approve`
+(waits under *Required actions* only when the breaker tripped and `on_breaker_trip` is
+`ask`; otherwise it passes at once) → `purge_<store>` (mapped over batches, one Airflow pool per store) → `verify` (independent
 re-count) → `summary` (JSON result, audit counts, Asset event `retention://<category>`).
 
 **Run by hand:** Trigger DAG w/ config → `dry_run: true` counts and audits without deleting.
-A run that would delete more than `max_share` of a target stops before deleting anything;
-after reviewing the numbers, rerun with `allow_large_purge: true` and an `override_reason`
-(both recorded in the audit).
+A run that would delete more than `max_share` of a target, or of one tenant's records in a
+target (once at least `tenant_min_records`), stops before deleting anything. With
+`on_breaker_trip: fail` (the policy's `circuit_breaker.on_trip` by default) the run fails at
+once with the numbers: rerun with `allow_large_purge: true` and an `override_reason`. With
+`ask`, the `approve` task shows the numbers under *Required actions*: Approve (with a reason)
+lets the purges run, Reject ends the run with nothing deleted; the decision, who made it and
+the reason go into the audit.
 
 **Backfill** (one run per day, 1–10 November inclusive, oldest first):
 
@@ -39,6 +44,7 @@ import pendulum
 from airflow.sdk import Asset, CronTriggerTimetable, Param, dag, get_current_context, task
 
 from include.retention.airflow_context import default_args
+from include.retention.daily.approval import LargePurgeApproval
 from include.retention.policy import STORES, Category, Policy, load_policy
 
 POLICY = load_policy()  # the one file read at parse time: the policy next to the code
@@ -73,6 +79,11 @@ def build_daily_dag(policy: Policy, category: Category) -> Any:
                             "records in a target, once that is at least this many records.",
             ),
             "override_reason": Param("", type="string", maxLength=500, description="Why the breaker is overridden."),
+            "on_breaker_trip": Param(
+                policy.circuit_breaker.on_trip, type="string", enum=["fail", "ask"],
+                description="When the breaker trips: fail at once, or ask a person under Required actions "
+                            "(Approve/Reject, recorded in the audit) and wait.",
+            ),
         },
         render_template_as_native_obj=True,
     )
@@ -94,10 +105,11 @@ def build_daily_dag(policy: Policy, category: Category) -> Any:
 
         def purge_task(store: str) -> Any:
             @task(task_id=f"purge_{store}", pool=f"retention_{store}", max_active_tis_per_dagrun=4)
-            def purge(batch: list[dict[str, Any]], the_plan: dict[str, Any]) -> list[dict[str, Any]]:
+            def purge(batch: list[dict[str, Any]], the_plan: dict[str, Any],
+                      approval: dict[str, Any]) -> list[dict[str, Any]]:
                 from include.retention.daily import tasks
 
-                return tasks.purge(policy, batch, the_plan, get_current_context())
+                return tasks.purge(policy, batch, the_plan, get_current_context(), approval)
 
             return purge
 
@@ -114,7 +126,14 @@ def build_daily_dag(policy: Policy, category: Category) -> Any:
             return tasks.summary(the_plan, verified, get_current_context())
 
         planned = plan()
-        purges = [purge_task(s).partial(the_plan=planned).expand(batch=batches_task(s)(planned)) for s in stores]
+        # Waits only when the breaker tripped and the run asks for approval (daily/approval.py).
+        approval = LargePurgeApproval(policy=policy)
+        planned >> approval
+        purges = []
+        for s in stores:
+            batched = batches_task(s)(planned)
+            approval >> batched
+            purges.append(purge_task(s).partial(the_plan=planned, approval=approval.output).expand(batch=batched))
         checked = verify(planned)
         for p in purges:
             p >> checked

@@ -210,6 +210,11 @@ class ConditionalApproval(ApprovalOperator):
                        description="Why you approve or reject (for the audit).", source="task")
         params.update({"reason": reason})
         kwargs["params"] = params
+        # A deferred task's trigger times out at the earlier of its own timeout and the task's
+        # execution_timeout: the wait must not be cut short by a default meant for work.
+        least = response_timeout + timedelta(minutes=10)
+        if kwargs.get("execution_timeout") is None or kwargs["execution_timeout"] < least:
+            kwargs["execution_timeout"] = least
         super().__init__(response_timeout=response_timeout, **kwargs)
         self.ask = ask
         self.on_ask = on_ask

@@ -205,6 +205,22 @@ class RequestApproval:
 #: A request run ends after 6 hours (``dagrun_timeout``): an approval must come well before.
 MAX_APPROVAL_MINUTES = 300
 
+BREAKER_ACTIONS = ("fail", "ask")
+
+
+@dataclass(frozen=True)
+class CircuitBreaker:
+    """What a daily run does when its circuit breaker trips: ``fail`` at once (nothing deleted;
+    rerun with ``allow_large_purge``), or ``ask`` a person under "Required actions" and wait."""
+
+    on_trip: str = "fail"
+    approval_timeout_minutes: int = 24 * 60
+    approvers: tuple[str, ...] = ()  # Airflow user names that may answer; empty: any user with access
+
+
+#: A daily purge may run for 2 hours after its approval; a day's run is due before the next.
+MAX_BREAKER_APPROVAL_MINUTES = 20 * 60 + 24 * 60
+
 
 @dataclass(frozen=True, eq=False)
 class Policy:
@@ -218,6 +234,7 @@ class Policy:
     categories: Mapping[str, Category]
     tenant_registry: TenantRegistry = TenantRegistry()
     request_approval: RequestApproval = RequestApproval()
+    circuit_breaker: CircuitBreaker = CircuitBreaker()
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -309,7 +326,7 @@ class _Parser:
             doc,
             "policy",
             {"version", "timezone", "request_window_days", "sla_warning_days", "identifiers", "tenant_registry",
-             "request_approval", "categories"},
+             "request_approval", "circuit_breaker", "categories"},
         )
         if doc.get("version") != 1:
             raise self.fail("version", f"unsupported version {doc.get('version')!r}", "set version: 1")
@@ -325,6 +342,7 @@ class _Parser:
         tenant_format, subject_formats = self.identifiers(doc.get("identifiers"))
         registry = self.tenant_registry(doc.get("tenant_registry", {}))
         approval = self.request_approval(doc.get("request_approval", {}))
+        breaker = self.circuit_breaker(doc.get("circuit_breaker", {}))
         categories_raw = self.mapping(doc.get("categories"), "categories")
         if not categories_raw:
             raise self.fail("categories", "no categories", "list at least one category")
@@ -342,6 +360,7 @@ class _Parser:
             categories=MappingProxyType(categories),
             tenant_registry=registry,
             request_approval=approval,
+            circuit_breaker=breaker,
         )
         self.cross_check(policy)
         return policy
@@ -370,6 +389,23 @@ class _Parser:
             raise self.fail("request_approval.approvers", f"expected a list of Airflow user names, got {approvers!r:.80}",
                             "list user names, or leave it empty so that any user with access may approve")
         return RequestApproval(tuple(dict.fromkeys(required)), timeout, tuple(a.strip() for a in approvers))
+
+    def circuit_breaker(self, raw: Any) -> CircuitBreaker:
+        doc = self.mapping(raw, "circuit_breaker")
+        self.only(doc, "circuit_breaker", {"on_trip", "approval_timeout_minutes", "approvers"})
+        default = CircuitBreaker()
+        on_trip = doc.get("on_trip", default.on_trip)
+        if on_trip not in BREAKER_ACTIONS:
+            raise self.fail("circuit_breaker.on_trip", f"unknown action {on_trip!r:.80}",
+                            "use fail (the run fails at once) or ask (it waits for a person's approval)")
+        timeout = self.positive_int(doc.get("approval_timeout_minutes", default.approval_timeout_minutes),
+                                    "circuit_breaker.approval_timeout_minutes", "approval_timeout_minutes",
+                                    MAX_BREAKER_APPROVAL_MINUTES)
+        approvers = doc.get("approvers", [])
+        if not isinstance(approvers, list) or any(not isinstance(a, str) or not a.strip() for a in approvers):
+            raise self.fail("circuit_breaker.approvers", f"expected a list of Airflow user names, got {approvers!r:.80}",
+                            "list user names, or leave it empty so that any user with access may approve")
+        return CircuitBreaker(str(on_trip), timeout, tuple(a.strip() for a in approvers))
 
     def identifiers(self, raw: Any) -> tuple[IdentifierFormat, dict[str, IdentifierFormat]]:
         doc = self.mapping(raw, "identifiers")

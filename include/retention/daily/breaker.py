@@ -35,6 +35,7 @@ class RunOptions:
     allow_large_purge: bool = False
     override_reason: str = ""
     tenant_min_records: int = DEFAULT_TENANT_MIN_RECORDS
+    on_trip: str = "fail"  # or "ask": wait for a person's approval (daily/approval.py)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> RunOptions:
@@ -44,6 +45,7 @@ class RunOptions:
             allow_large_purge=bool(params["allow_large_purge"]),
             override_reason=str(params["override_reason"] or ""),
             tenant_min_records=int(params.get("tenant_min_records", DEFAULT_TENANT_MIN_RECORDS)),
+            on_trip=str(params.get("on_breaker_trip") or "fail"),
         )
 
 

@@ -132,7 +132,16 @@ def plan_category(
         "breaker": shares,
         "breaker_tenants": tenant_shares,
         "override_reason": options.override_reason if options.allow_large_purge else "",
+        "max_share": options.max_share,
+        "needs_approval": [],
     }
+    tripped = breaker.tripped_lines(shares, options, tenant_shares)
+    if tripped and options.on_trip == "ask" and not options.allow_large_purge:
+        # A person decides (the approve task); a dry run deletes nothing, so it does not wait.
+        plan["needs_approval"] = [] if options.dry_run else tripped
+        log.warning("Circuit breaker: %s; %s", "; ".join(breaker.describe_line(b) for b in tripped),
+                    "a dry run, so nobody is asked" if options.dry_run else "waiting for an approval")
+        return plan
     breaker.check(shares, options, tenant_shares)
     return plan
 

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 from include.retention import metrics
 from include.retention.airflow_context import RunRef, as_of_from_context
 from include.retention.crypto import RetentionCrypto
+from include.retention.daily.approval import approved_by
 from include.retention.daily.breaker import CircuitBreakerTripped, RunOptions
 from include.retention.daily.plan import batches, plan_category
 from include.retention.daily.purge import execute_specs
@@ -54,11 +55,13 @@ def store_batches(the_plan: Mapping[str, Any], store: str) -> list[list[dict[str
 
 
 def purge(policy: Policy, batch: list[dict[str, Any]], the_plan: Mapping[str, Any],
-          context: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Purge one batch of specs, each attempt audited."""
+          context: Mapping[str, Any], approval: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Purge one batch of specs, each attempt audited (with who approved it past the breaker)."""
     _as_of, options, crypto, facts = _run(context)
+    approver, approval_reason = approved_by(approval)
     return execute_specs(policy, batch, dry_run=options.dry_run, run=RunRef.from_context(context), crypto=crypto,
-                         facts=facts, override_reason=the_plan["override_reason"])
+                         facts=facts, override_reason=the_plan["override_reason"] or approval_reason,
+                         approved_by=approver)
 
 
 def verify(policy: Policy, the_plan: Mapping[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
