@@ -129,6 +129,11 @@ def _runs(events: Sequence[Event], conn_id: str) -> tuple[list[dict[str, Any]], 
     return runs, audit
 
 
+def _approved_at(approval: Mapping[str, Any]) -> str | None:
+    at = approval.get("responded_at")
+    return _iso(datetime.fromisoformat(at)) if isinstance(at, str) else _iso(at)
+
+
 def _policy_order(policy: Policy, categories: Sequence[str]) -> dict[str, int]:
     """Each target's place in the policy over the request's categories: the order its steps
     were planned in (categories as the request lists them, targets as the policy does)."""
@@ -147,9 +152,13 @@ def build(
     *,
     verified_at: datetime,
     issued_at: datetime,
+    approval: Mapping[str, Any] | None = None,
     conn_id: str = LEDGER_CONN_ID,
 ) -> dict[str, Any]:
-    """The certificate body (unsigned). No raw subject id can reach it: the request row has none."""
+    """The certificate body (unsigned). No raw subject id can reach it: the request row has none.
+
+    :param approval: the four-eyes approval the request got (``ledger.approvals``), if it needed one.
+    """
     runs, audit = _runs(events, conn_id)
     order = _policy_order(policy, request.categories)
     deletions = []
@@ -226,6 +235,9 @@ def build(
                                     "over an erasure (GDPR Art. 17(3)(e))"} if withheld else {}),
             "by_store": by_store,
         },
+        **({"approval": {"approved_by": approval.get("responded_by"), "approved_at": _approved_at(approval),
+                         "triggered_by": approval.get("triggered_by"), "reason": approval.get("reason"),
+                         "run_id": approval.get("run_id")}} if approval else {}),
         "deletions": deletions,
         "backups": backups,
         "verification": {

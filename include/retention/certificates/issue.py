@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from include.retention.certificates.document import build, sign, verify_document
 from include.retention.certificates.render import render_html, render_markdown
+from include.retention.ledger.approvals import approval_of, request_scope
 from include.retention.ledger.certificates import StoredCertificate, load_certificate, save_certificate
 from include.retention.ledger.db import LEDGER_CONN_ID
 from include.retention.ledger.requests import get_request, list_events, transition
@@ -78,7 +79,9 @@ def issue(
     steps = list_steps(request_id, conn_id=conn_id)
     events = list_events(request_id, conn_id=conn_id)
     issued_at = wall_clock()  # the record of when it was signed, not a decision
-    body = build(policy, request, steps, events, verified_at=verified_at, issued_at=issued_at, conn_id=conn_id)
+    approved = approval_of(request_scope(request_id), conn_id=conn_id)
+    body = build(policy, request, steps, events, verified_at=verified_at, issued_at=issued_at,
+                 approval=approved.as_dict() if approved else None, conn_id=conn_id)
     document = sign(body, crypto)
     check = verify_document(document, crypto)
     if not check.ok:

@@ -33,6 +33,14 @@ def _rows(doc: Mapping[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
+def _approval_line(approval: Mapping[str, Any]) -> str:
+    """Who approved the request (four eyes), when, after whom, and why."""
+    line = f"approved by {approval['approved_by']} at {approval['approved_at']}"
+    if approval.get("triggered_by"):
+        line += f" (the run was triggered by {approval['triggered_by']})"
+    return line + (f": {approval['reason']}" if approval.get("reason") else "")
+
+
 def render_markdown(doc: Mapping[str, Any]) -> str:
     """A human-readable Markdown rendering of a signed certificate."""
     body, sig = doc["certificate"], doc["signature"]
@@ -47,6 +55,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         f"- **Subject:** {subject['type'] + ' with keyed hash `' + subject['keyed_hash'] + '`' if subject else 'the whole tenant'}",
         f"- **Categories:** {', '.join(req['categories'])}",
         f"- **Received:** {req['received_at']}; **due:** {req['due_at']}",
+        *([f"- **Approved:** {_approval_line(body['approval'])}"] if body.get("approval") else []),
         f"- **Completed:** {out['completed_at']} ({'within' if out['within_window'] else 'AFTER'} the window); "
         f"**records deleted:** {out['records_deleted']}; **remaining:** {out['records_remaining']}"
         + (f"; **kept under another subject's legal hold:** {out['records_withheld']}"
@@ -103,6 +112,7 @@ td,th{{border:1px solid #999;padding:.3em .5em;font-size:.9em}}code{{font-size:.
 <dt>Tenant</dt><dd>{e(req['tenant_id'])}</dd>
 <dt>Subject</dt><dd>{e(subject['type'] + ', keyed hash ' + subject['keyed_hash']) if subject else 'the whole tenant'}</dd>
 <dt>Received / due</dt><dd>{e(req['received_at'])} / {e(req['due_at'])}</dd>
+{'<dt>Approved</dt><dd>' + e(_approval_line(body['approval'])) + '</dd>' if body.get('approval') else ''}
 <dt>Completed</dt><dd>{e(out['completed_at'])}: {out['records_deleted']} record(s) deleted, {out['records_remaining']} remaining</dd>
 </dl>
 <h2>What was deleted, where</h2>
