@@ -6,10 +6,14 @@ every store: MySQL rows, Redis keys, recordings, its COS backups and its Elastic
 indices), or the **deletion** of one subject (an agent, a phone number) in every category
 the policy lets a deletion reach. Each request is due 30 days after it was received.
 
-**Submit** with *Trigger DAG w/ config* (the form below explains each field) or the REST
-API (`POST /api/v2/dags/deletion_requests/dagRuns` with `{"logical_date": null, "conf": {...}}`,
+**Submit** with *Trigger* (fill request type, tenant, reference and requested by; for a
+deletion also subject type and id; each field explains itself) or the REST API
+(`POST /api/v2/dags/deletion_requests/dagRuns` with `{"logical_date": null, "conf": {...}}`,
 see docs/REQUESTS.md). Start with `mode: preview`: it plans and counts, and deletes nothing.
-Then submit the same `reference` with `mode: execute`.
+Then submit the same `reference` with `mode: execute`. A malformed field is refused at
+Trigger, above the form; a request the policy refuses fails its run with the reason as the
+run's note. Then find it under **Retention** (times there are in the policy's zone, the
+run pages' in the UI's, UTC by default).
 
 **Tasks:** `register` (validate before anything is deleted; a refused request is recorded
 as `rejected` and the run fails with the reasons) → `plan` (one step per category and store
