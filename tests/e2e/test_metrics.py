@@ -122,6 +122,44 @@ def test_a_daily_run_sends_what_the_audit_ledger_says_it_deleted(airflow: Airflo
     no_personal_data(listener, stores)
 
 
+def test_a_deletion_request_sends_what_the_audit_ledger_says_it_deleted(stores: Stores, world: World) -> None:
+    """The request path (``path=request``), in-process: agent a1 of the world, in every store."""
+    from tests.e2e.conftest import base_conf
+
+    conf = base_conf(request_type="deletion", tenant_id=world.tenant, subject_type="agent", subject_id="a1",
+                     reference=f"MET-{world.tenant}-A1")
+    listener = StatsdListener()
+    try:
+        with airflow_stats_to(listener):
+            dag_run = load_dag("deletion_requests", "deletion_requests").test(logical_date=None, run_conf=conf)
+            assert str(dag_run.state) == "success", task_states(dag_run)
+            audited = stores.ledger(
+                "SELECT store, category, target, COUNT(*), SUM(deleted) FROM purge_audit WHERE run_id = %s"
+                " AND dry_run = 0 AND outcome = 'ok' GROUP BY store, category, target", (dag_run.run_id,))
+            purges = sum(int(n) for *_k, n, _d in audited)
+            samples = listener.wait_for(lambda got: sum(1 for s in got if s.name == DURATION) == purges)
+        ledger = {(store, category, target): int(deleted) for store, category, target, _n, deleted in audited}
+        assert {store for store, _c, _t in ledger} == {"mysql", "redis", "cos", "elasticsearch"}
+        counted: Counter[tuple[str, str, str]] = Counter()
+        for s in samples:
+            if s.name == DELETED:
+                assert s.tags["path"] == "request"
+                counted[(s.tags["store"], s.tags["category"], s.tags["target"])] += int(s.value)
+        assert dict(counted) == ledger
+        from include.retention.ledger.requests import find_by_reference
+
+        request = find_by_reference(conf["reference"])
+        assert request is not None and request.state == "completed"
+        packets = "\n".join(listener.received())
+        assert conf["reference"] not in packets and request.request_id not in packets
+        for s in samples:
+            if s.name.startswith("airflow.retention."):
+                assert "a1" not in s.tags.values() and "a1" not in s.name.split("."), s  # the subject
+        no_personal_data(listener, stores)
+    finally:
+        listener.close()
+
+
 def test_the_sla_monitor_sends_open_requests_days_left_and_its_alerts(stores: Stores, inbox: Inbox) -> None:
     from include.retention.ledger.requests import list_requests
     from include.retention.policy import load_policy
