@@ -54,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         for name, ep in endpoints.items():
             print(f"{name:<14} 127.0.0.1:{ep.port:<6} owned={ep.owned}")
+        from devservers import airflow_ui  # the local Airflow of scripts/airflow.sh, if it runs
+
+        home = airflow_ui.default_home()
+        instance, running = airflow_ui.load_instance(home), airflow_ui.running_components(home)
+        if instance and running:
+            print(f"{'airflow-ui':<14} 127.0.0.1:{instance.port:<6} owned=True ({', '.join(running)})")
         return 0
     for key, value in connections.airflow_connections(endpoints, ns).items():
         print(f"export {key}={shlex.quote(value)}")

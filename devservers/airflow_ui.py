@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from devservers import connections
-from devservers.procs import PROJECT_ROOT, Endpoint, load_endpoints, owned_pid, port_open, start, stop
+from devservers.procs import PROJECT_ROOT, Endpoint, load_endpoints, owned_pid, start
 
 #: The components, in start order; each one's argv after ``python -m airflow``.
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -158,26 +158,40 @@ def running_components(home: Path) -> dict[str, int]:
     return alive
 
 
-def _stop_component(home: Path, component: str) -> bool:
-    pid = owned_pid(component, pid_dir=pid_dir(home))
-    if pid is None:
-        return False
-    if not _is_component(pid, component, home):  # a recycled pid: forget the file, touch nothing
-        (pid_dir(home) / f"{component}.pid").unlink(missing_ok=True)
-        return False
-    stop(component, grace=STOP_GRACE, pid_dir=pid_dir(home))
-    try:  # the group may outlive its leader (task runners, uvicorn workers)
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
+def _exited(pid: int) -> bool:
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child (a failed ``up``): reap it
+            return True
+    except ChildProcessError:
         pass
-    return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def down(home: Path) -> list[str]:
-    """Stop this home's components (the ones whose pid files we wrote); their names."""
-    stopped = [c for c in reversed(COMPONENTS) if _stop_component(home, c)]
+    """Stop this home's components (the ones whose pid files we wrote): TERM every process
+    group at once, then KILL what is left of each after the grace period; their names."""
+    running = running_components(home)
+    for pid in running.values():
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + STOP_GRACE
+    for pid in running.values():
+        while not _exited(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        try:  # the leader after the grace period, and what outlives it (task runners, uvicorn workers)
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for component in COMPONENTS:
+        (pid_dir(home) / f"{component}.pid").unlink(missing_ok=True)
     _instance_file(home).unlink(missing_ok=True)
-    return stopped
+    return [c for c in reversed(COMPONENTS) if c in running]
 
 
 # --------------------------------------------------------------------------- starting
@@ -414,13 +428,18 @@ def describe(instance: Instance) -> list[str]:
     ]
 
 
+def default_home() -> Path:
+    """``AIRFLOW_HOME`` (which ``scripts/env.sh`` sets), else the demo's home."""
+    return Path(os.environ.get("AIRFLOW_HOME") or PROJECT_ROOT / ".run" / "airflow-demo").resolve()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devservers.airflow_ui", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["up", "down", "status"])
     parser.add_argument("--namespace", choices=["demo", "test"], default="demo")
     parser.add_argument("--port", type=int, default=None, help=f"default: ${PORT_ENV}, else 8080 if free")
     args = parser.parse_args(argv)
-    home = Path(os.environ.get("AIRFLOW_HOME") or PROJECT_ROOT / ".run" / "airflow-demo").resolve()
+    home = default_home()
     if args.command == "down":
         stopped = down(home)
         say("stopped: " + (", ".join(stopped) if stopped else f"nothing (no Airflow UI was started in {home})"))

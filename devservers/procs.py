@@ -90,9 +90,9 @@ def owned_pid(name: str, *, pid_dir: Path | None = None) -> int | None:
         return None
 
 
-def stop(name: str, *, grace: float = 15.0, pid_dir: Path | None = None) -> bool:
+def stop(name: str, *, grace: float = 15.0) -> bool:
     """Stop the process group we started under ``name``: TERM, then KILL after ``grace``."""
-    pid = owned_pid(name, pid_dir=pid_dir)
+    pid = owned_pid(name)
     if pid is None:
         return False
     try:
@@ -116,7 +116,7 @@ def stop(name: str, *, grace: float = 15.0, pid_dir: Path | None = None) -> bool
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    ((pid_dir or PID_DIR) / f"{name}.pid").unlink(missing_ok=True)
+    (PID_DIR / f"{name}.pid").unlink(missing_ok=True)
     return True
 
 

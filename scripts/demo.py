@@ -52,7 +52,6 @@ def reset_demo_ledger() -> None:
     import MySQLdb
     from airflow.sdk import BaseHook
 
-    from include.retention.ledger.db import connect, plain_cursor
     from include.retention.ledger.migrations import migrate
 
     conn = BaseHook.get_connection("retention_ledger")

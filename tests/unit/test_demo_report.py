@@ -12,8 +12,6 @@ from tests.unit.test_requests import KEYS, certificate
 
 
 def test_a_failed_run_is_named_and_shown_as_such() -> None:
-    from devservers.demo_report import RunResult, StoreTotal, failed_runs, format_summary
-
     results = [RunResult("retention_call_data", "retention_call_data", "r1", "success", 2.0, True),
                RunResult("deletion_requests: deletion DEMO-DEL-1", "deletion_requests", "r2", "success", 3.0, False,
                          "DEL-1", "request rejected"),
