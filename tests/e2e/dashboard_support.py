@@ -195,6 +195,10 @@ def seed_ledger(uri_env: dict[str, str], db: Any, now: datetime) -> None:
             "method": "seed", "dry_run": p.dry_run, "duration_s": 0.5, "outcome": p.outcome,
             "error": "seeded failure" if p.outcome == "failed" else None, "details": "{}",
             "started_at": _naive(finished - timedelta(seconds=1)), "finished_at": _naive(finished),
+            # Why, as the planner writes it (reasons.py): on the first purge only.
+            "rule": json.dumps({"rule": "policy", "months": 6}) if i == 0 else None,
+            "withheld": json.dumps({"tenants": [{"tenant": "1600999", "why": "legal_hold", "hold_ids": [4]}]})
+            if i == 0 else None,
         })
     db.insert("purge_audit", audit)
 

@@ -251,6 +251,20 @@ def test_summary_is_the_page_as_json(admin: httpx.Client) -> None:
     assert {"requests", "purges", "daily_dags", "certificates"} <= set(data)
 
 
+def test_the_latest_purges_say_why(admin: httpx.Client) -> None:
+    """The audit's rule and what it kept out, as the operator reads them: on the page and in JSON."""
+    data = get_json(admin, "/retention/api/summary")
+    reasons = {(r["category"], r["deleted"]): r for r in data["recent_purges"]}
+    first = reasons[("call_data", 1200)]
+    assert first["rule"] == "policy: 6 months"
+    assert first["kept"] == "kept: tenant 1600999 (legal hold 4)"
+    assert reasons[("call_data", 500)]["rule"] == "(recorded before reasons were kept)"
+    assert all(r["deleted"] > 0 for r in data["recent_purges"])  # dry runs and failures are not listed
+    page = admin.get("/retention/")
+    assert page.status_code == 200
+    assert "policy: 6 months" in page.text and "tenant 1600999 (legal hold 4)" in page.text
+
+
 # --------------------------------------------------------------------------- certificates
 
 

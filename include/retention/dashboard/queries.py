@@ -33,6 +33,7 @@ from include.retention.dashboard.view import (
     PurgeVolumes,
     RequestRow,
     bucket_volumes,
+    purge_reason,
     certificate_body,
     certificate_info,
     check_certificate_format,
@@ -45,7 +46,7 @@ from include.retention.dashboard.view import (
 )
 from include.retention.ledger import certificates as ledger_certificates
 from include.retention.ledger import requests as ledger_requests
-from include.retention.ledger.audit import deleted_per_hour
+from include.retention.ledger.audit import deleted_per_hour, recent_reasons
 from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
 from include.retention.policy import Policy
 from include.retention.timeutil import local_day, start_of_day
@@ -211,8 +212,10 @@ def build_view(
                                  certified=frozenset(c.request_id for c in certificates))
         purges = read_purge_volumes(cur, policy, now, tenant=filters.tenant)
         states = read_states(cur)
+        reasons = tuple(purge_reason(row) for row in recent_reasons(cur, tenant=filters.tenant))
     return DashboardView(
         generated_at=now, filters=filters, states=states, requests=tuple(requests), purges=purges,
         dags=tuple(read_dag_status(policy, now, dag_runs)), certificates=tuple(certificates),
         window_days=policy.request_window_days, warning_days=policy.sla_warning_days, counts=status_counts(requests),
+        reasons=reasons,
     )

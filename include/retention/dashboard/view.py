@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 
 from include.retention.certificates.render import render_html, render_markdown
 from include.retention.policy import Policy
+from include.retention.reasons import describe_rule, describe_withheld
 from include.retention.request_states import OPEN_STATES, STATES, TERMINAL_STATES
 from include.retention.timeutil import UTC, days_left, from_naive_utc, local_day
 
@@ -236,6 +237,32 @@ class PurgeVolumes:
         }
 
 
+@dataclass(frozen=True)
+class PurgeReason:
+    """One recent purge and why: its rule, what it kept out, who let it past the breaker."""
+
+    finished_at: datetime
+    category: str
+    target: str
+    tenant_id: str | None
+    deleted: int
+    rule: str
+    kept: str
+    approved_by: str | None
+    override_reason: str | None
+
+
+def purge_reason(row: Sequence[Any]) -> PurgeReason:
+    finished, category, target, tenant, deleted, rule, withheld, approved_by, override_reason = row
+    return PurgeReason(
+        finished_at=from_naive_utc(finished) or finished, category=str(category), target=str(target),
+        tenant_id=str(tenant) if tenant is not None else None, deleted=int(deleted),
+        rule=describe_rule(json.loads(rule) if rule else None) or "(recorded before reasons were kept)",
+        kept=describe_withheld(json.loads(withheld) if withheld else None),
+        approved_by=approved_by, override_reason=override_reason,
+    )
+
+
 def purge_window(today: date, days: int = PURGE_WINDOW_DAYS) -> tuple[date, ...]:
     """The ``days`` calendar days ending with ``today``, oldest first."""
     return tuple(today - timedelta(days=days - 1 - i) for i in range(days))
@@ -381,6 +408,7 @@ class DashboardView:
     window_days: int
     warning_days: int
     counts: Mapping[str, int] = field(default_factory=dict)
+    reasons: tuple[PurgeReason, ...] = ()
 
 
 def status_counts(requests: Sequence[RequestRow]) -> dict[str, int]:
@@ -435,4 +463,5 @@ def view_json(view: DashboardView) -> dict[str, Any]:
         "purges": view.purges.as_json(),
         "daily_dags": [dag_status_json(d) for d in view.dags],
         "certificates": [certificate_json(c) for c in view.certificates],
+        "recent_purges": [_jsonable(asdict(r)) for r in view.reasons],
     }

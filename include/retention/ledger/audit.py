@@ -393,3 +393,17 @@ def deleted_per_hour(
         (str(c), datetime.strptime(str(h), "%Y-%m-%d %H:%M:%S"), int(d or 0), int(f or 0))
         for c, h, d, f in cur.fetchall()
     ]
+
+
+def recent_reasons(cur: Any, *, tenant: str | None = None, limit: int = 25) -> list[tuple[Any, ...]]:
+    """The latest real purges that deleted or kept something out, newest first: (finished_at,
+    category, target, tenant, deleted, rule JSON, withheld JSON, approved_by, override_reason)."""
+    sql = ("SELECT finished_at, category, target, tenant_id, deleted, rule, withheld, approved_by, override_reason"
+           " FROM purge_audit WHERE dry_run = 0 AND outcome IN ('ok', 'interrupted')"
+           " AND (deleted > 0 OR withheld IS NOT NULL)")
+    params: list[Any] = []
+    if tenant:
+        sql += " AND tenant_id = %s"
+        params.append(tenant)
+    cur.execute(sql + " ORDER BY id DESC LIMIT %s", (*params, int(limit)))
+    return list(cur.fetchall())
