@@ -307,9 +307,10 @@ def test_a_hold_on_another_subject_keeps_the_records_naming_it(requests_dag: Any
         document = certificate_of(request_of(logs_only["reference"]).request_id)
         outcome = document["certificate"]["outcome"]
         assert (outcome["records_deleted"], outcome["records_withheld"]) == (1, 1)
+        assert outcome["withheld_under_holds"] == [hold]  # the audit's why, by hold id
         markdown = render_markdown(document)
         held_hash = keys().subject_hash(world.tenant, "agent", "a10")
-        assert "kept under another subject's legal hold:** 1" in markdown
+        assert f"kept under another subject's legal hold:** 1 (holds #{hold})" in markdown
         assert '"a10"' not in json.dumps(document) and held_hash not in json.dumps(document)
         assert verify_document(document, keys()).ok
 

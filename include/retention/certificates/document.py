@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from include.retention.ledger.audit import run_totals
+from include.retention.ledger.audit import run_totals, withheld_hold_ids
 from include.retention.ledger.db import LEDGER_CONN_ID
 from include.retention.ledger.requests import Event, Request
 from include.retention.ledger.request_steps import Step
@@ -232,7 +232,9 @@ def build(
             "records_remaining": 0,
             **({"records_withheld": withheld,
                 "withheld_because": "they also name another subject of the tenant on legal hold; a hold wins "
-                                    "over an erasure (GDPR Art. 17(3)(e))"} if withheld else {}),
+                                    "over an erasure (GDPR Art. 17(3)(e))",
+                "withheld_under_holds": withheld_hold_ids(REQUESTS_DAG_ID, [r["run_id"] for r in runs],
+                                                          ledger_conn_id=conn_id)} if withheld else {}),
             "by_store": by_store,
         },
         **({"approval": {"approved_by": approval.get("responded_by"), "approved_at": _approved_at(approval),

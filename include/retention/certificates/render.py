@@ -59,6 +59,8 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         f"- **Completed:** {out['completed_at']} ({'within' if out['within_window'] else 'AFTER'} the window); "
         f"**records deleted:** {out['records_deleted']}; **remaining:** {out['records_remaining']}"
         + (f"; **kept under another subject's legal hold:** {out['records_withheld']}"
+           + (f" (holds {', '.join(f'#{i}' for i in out['withheld_under_holds'])})"
+              if out.get("withheld_under_holds") else "")
            if out.get("records_withheld") else ""),
         "",
         "## What was deleted, where",

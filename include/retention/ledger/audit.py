@@ -374,6 +374,23 @@ def run_totals(dag_id: str, run_ids: list[str], *, ledger_conn_id: str = LEDGER_
     return int(rows), int(deleted), int(failed)
 
 
+def withheld_hold_ids(dag_id: str, run_ids: list[str], *, ledger_conn_id: str = LEDGER_CONN_ID) -> list[int]:
+    """Ids of the legal holds whose records these runs of ``dag_id`` kept out (``withheld``)."""
+    if not run_ids:
+        return []
+    with connect(ledger_conn_id) as conn:
+        cur = plain_cursor(conn)
+        cur.execute(
+            f"""SELECT withheld FROM purge_audit WHERE dag_id = %s AND withheld IS NOT NULL
+                AND run_id IN ({', '.join(['%s'] * len(run_ids))})""",
+            (dag_id, *run_ids),
+        )
+        docs = [json.loads(w) for (w,) in cur.fetchall()]
+    ids = {int(i) for d in docs for i in d.get("hold_ids", ())}
+    ids |= {int(i) for d in docs for t in d.get("tenants", ()) for i in t.get("hold_ids", ())}
+    return sorted(ids)
+
+
 def deleted_per_hour(
     cur: Any, start: datetime, end: datetime, *, tenant: str | None = None
 ) -> list[tuple[str, datetime, int, int]]:
