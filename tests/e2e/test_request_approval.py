@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,6 +23,7 @@ from include.retention.policy import POLICY_PATH_ENV
 from include.retention.pools import STORE_POOLS
 from include.retention.request_states import REQUESTS_DAG_ID
 from tests.e2e.airflow_processes import AirflowProcesses
+from include.retention.requests.intake import submit
 from tests.e2e.conftest import Stores, World, base_conf
 
 pytestmark = [pytest.mark.slow]
@@ -237,3 +239,44 @@ def test_a_rejection_ends_the_request_and_nothing_is_deleted(cluster: Cluster, w
     assert world.rows("agents") == agents
     [row] = approval_rows(request.request_id)
     assert (row.outcome, row.responded_by) == ("rejected", "bob")
+
+
+def test_an_unanswered_approval_fails_the_request_and_mails_the_sla_address(world: World, inbox: Any) -> None:
+    """No answer in time: the request stays open (failed at ``approve``) and the SLA address hears of it."""
+    from types import SimpleNamespace
+
+    from include.retention import sla
+    from include.retention.approvals import TIMED_OUT, Decision
+    from include.retention.crypto import RetentionCrypto
+    from include.retention.ledger.requests import list_events, list_requests, transition
+    from include.retention.policy import load_policy
+    from include.retention.request_states import OPEN_STATES
+    from include.retention.requests.approval import build_ask, settle, waiting
+
+    policy = load_policy()
+    run_after = datetime.now(UTC)
+    run_id = f"manual__approval_timeout_{world.tenant}"
+    conf = base_conf(request_type="termination", tenant_id=world.tenant, reference=f"APR-{world.tenant}-late")
+    request = submit(policy, {**conf, "received_at": None}, run_after=run_after, run_id=run_id,
+                     crypto=RetentionCrypto.from_connection()).request
+    transition(request.request_id, "planned", run_id=run_id)
+    the_plan = {"request_id": request.request_id, "mode": "execute", "request_type": "termination",
+                "tenant_id": world.tenant, "due_at": request.due_at.isoformat(),
+                "steps": [{"step": "agent_info.agents", "store": "mysql", "planned": world.rows("agents")}]}
+    context = {"run_id": run_id, "dag_run": SimpleNamespace(run_after=run_after, triggering_user_name="alice")}
+    ask = build_ask(policy, the_plan, "alice")
+    waiting(policy, context, ask)
+
+    waiting_now = list_requests(states=OPEN_STATES, mode="execute", tenant_id=world.tenant)
+    owed = sla.classify(waiting_now, run_after, warning_days=policy.sla_warning_days, tz=policy.timezone)
+    assert [r.state for r in waiting_now] == ["awaiting_approval"] and owed.open_requests == 1
+
+    settle(policy, context, ask, Decision(TIMED_OUT, "alice", reason="no answer within 0:30:00"))
+
+    [after] = list_requests(tenant_id=world.tenant)
+    assert (after.state, after.failed_step) == ("failed", "approve") and after.state in OPEN_STATES
+    assert "no approval: no answer within 0:30:00" in str(after.error) and after.due_at == request.due_at
+    assert any(e.event == "approval" and "timed_out" in str(e.message) for e in list_events(request.request_id))
+    [(subject, body)] = inbox.about(request.request_id)
+    assert "was not approved in time" in subject and "nothing was deleted" in body
+    assert world.tenant not in subject + body  # the e-mail names the request, nothing else
