@@ -22,7 +22,8 @@ that asks only when its ``ask`` callable says so::
   error is retried as usual, and the retry asks again (``ask`` may then return None, e.g. when
   the ledger already holds an approval of the scope).
 - Every decision is written to the ledger's ``approvals`` table (``ledger/approvals.py``)
-  before ``on_decision`` runs and before the task ends.
+  before ``on_decision`` runs and before the task ends; so is each ask (``asked``, with who
+  triggered the run): whoever triggered any run of a scope cannot approve it.
 
 The body is Markdown built by :func:`approval_body`: counts, never personal data. A reason
 the responder types goes in the form's ``reason`` field.
@@ -39,11 +40,13 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param
 from airflow.sdk.definitions.param import ParamsDict
 
-from include.retention.ledger.approvals import record_decision
+from include.retention.ledger.approvals import decisions, record_decision
 
 log = logging.getLogger(__name__)
 
 APPROVED, REJECTED, REFUSED, TIMED_OUT, NOT_REQUIRED = "approved", "rejected", "refused", "timed_out", "not_required"
+#: Recorded when a run starts waiting: who triggered it, so that they cannot approve a later run of the scope either.
+ASKED = "asked"
 _ASK_XCOM_KEY = "approval_ask"
 MAX_REASON_CHARS = 500
 
@@ -126,20 +129,23 @@ def approval_body(facts: Sequence[tuple[str, object]], headers: Sequence[str], r
     return "\n".join(lines)
 
 
-def four_eyes_refusal(responder: Mapping[str, Any] | None, triggered_by: str | None) -> str | None:
-    """Why this responder may not approve, or None: nobody approves a run they triggered themselves.
+def four_eyes_refusal(responder: Mapping[str, Any] | None, triggered_by: str | None,
+                      earlier: Sequence[str] = ()) -> str | None:
+    """Why this responder may not approve, or None: nobody approves a run they triggered themselves,
+    nor another run of the same scope that they triggered before (a re-triggered run runs as no one).
 
     Airflow user names are compared case-insensitively, by name and by id.
+
+    :param earlier: users who triggered earlier runs that asked for the same scope.
     """
     if not responder:
         return "the answer names no user"
-    if not triggered_by:
-        return None
-    mine = triggered_by.strip().casefold()
-    names = {str(responder.get(key) or "").strip().casefold() for key in ("name", "id")}
-    if mine in names:
-        return (f"{responder.get('name') or responder.get('id')} triggered this run and cannot approve it: "
-                "another Airflow user must approve")
+    names = {str(responder.get(key) or "").strip().casefold() for key in ("name", "id")} - {""}
+    who = responder.get("name") or responder.get("id")
+    if triggered_by and triggered_by.strip().casefold() in names:
+        return f"{who} triggered this run and cannot approve it: another Airflow user must approve"
+    if any(user.strip().casefold() in names for user in earlier if user):
+        return f"{who} triggered an earlier run of it and cannot approve it: another Airflow user must approve"
     return None
 
 
@@ -155,10 +161,12 @@ def triggering_user(context: Mapping[str, Any]) -> str | None:
     return str(name) if name else None
 
 
-def decide(event: Mapping[str, Any], triggered_by: str | None, options: tuple[str, str]) -> Decision:
+def decide(event: Mapping[str, Any], triggered_by: str | None, options: tuple[str, str],
+           earlier: Sequence[str] = ()) -> Decision:
     """The decision an answer event carries. Pure.
 
     :param options: the (approve, reject) labels.
+    :param earlier: users who triggered earlier runs asking for the same scope (they cannot approve either).
     """
     reason = clean_reason(event.get("params_input"))
     if "error" in event:
@@ -172,7 +180,7 @@ def decide(event: Mapping[str, Any], triggered_by: str | None, options: tuple[st
     name = str(responder.get("name") or responder.get("id")) if responder else None
     if responder is None and event.get("timedout"):
         return Decision(TIMED_OUT, triggered_by, responded_at=responded_at, reason="no answer in time")
-    refusal = four_eyes_refusal(responder, triggered_by)
+    refusal = four_eyes_refusal(responder, triggered_by, earlier)
     if refusal:
         return Decision(REFUSED, triggered_by, name, responded_at, refusal)
     chosen = list(event.get("chosen_options") or [])
@@ -228,6 +236,7 @@ class ConditionalApproval(ApprovalOperator):
         if ask.assigned_users:
             self.assigned_users = [{"id": name, "name": name} for name in ask.assigned_users]
         context["ti"].xcom_push(key=_ASK_XCOM_KEY, value=ask.as_dict())
+        self._record(context, ask, Decision(ASKED, triggering_user(context)))  # who triggered: never its approver
         if self.on_ask is not None:
             self.on_ask(context, ask)
         log.info("Waiting for an approval of %s (at most %s)", ask.scope, self.response_timeout)
@@ -237,14 +246,11 @@ class ConditionalApproval(ApprovalOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         ask = ApprovalAsk.from_dict(context["ti"].xcom_pull(task_ids=self.task_id, key=_ASK_XCOM_KEY))
-        decision = decide(event, triggering_user(context), (self.APPROVE, self.REJECT))
+        earlier = [d.triggered_by for d in decisions(ask.scope) if d.triggered_by]
+        decision = decide(event, triggering_user(context), (self.APPROVE, self.REJECT), earlier)
         if decision.outcome == TIMED_OUT:
             decision = Decision(TIMED_OUT, decision.triggered_by, reason=f"no answer within {self.response_timeout}")
-        ti = context["ti"]
-        record_decision(scope=ask.scope, dag_id=str(ti.dag_id), run_id=str(context["run_id"]),
-                        task_id=str(ti.task_id), outcome=decision.outcome, triggered_by=decision.triggered_by,
-                        responded_by=decision.responded_by, responded_at=decision.responded_at,
-                        reason=decision.reason, details=ask.details)
+        self._record(context, ask, decision)
         if self.on_decision is not None:
             self.on_decision(context, ask, decision)
         message = decision.message(ask.scope)
@@ -253,3 +259,11 @@ class ConditionalApproval(ApprovalOperator):
             raise AirflowFailException(message)
         log.info("%s", message)
         return decision.as_dict()
+
+    @staticmethod
+    def _record(context: Any, ask: ApprovalAsk, decision: Decision) -> None:
+        ti = context["ti"]
+        record_decision(scope=ask.scope, dag_id=str(ti.dag_id), run_id=str(context["run_id"]),
+                        task_id=str(ti.task_id), outcome=decision.outcome, triggered_by=decision.triggered_by,
+                        responded_by=decision.responded_by, responded_at=decision.responded_at,
+                        reason=decision.reason, details=ask.details)

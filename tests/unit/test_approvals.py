@@ -82,3 +82,12 @@ def test_the_message_says_who_and_what_happened() -> None:
     assert Decision(APPROVED, "alice", "bob", AT, "ok").message(scope) == (
         "request:TRM-1 approved by bob at 2026-12-02T08:30:00+00:00: ok")
     assert Decision(REJECTED, "alice", "bob", AT).message(scope).endswith("nothing was deleted")
+
+
+def test_who_triggered_an_earlier_run_of_the_scope_cannot_approve_a_later_one() -> None:
+    """The SLA monitor's re-trigger runs as no user: the first run's trigger still counts."""
+    reason = four_eyes_refusal({"id": "alice", "name": "alice"}, None, earlier=["Alice"])
+    assert reason and "triggered an earlier run" in reason
+    assert four_eyes_refusal({"id": "bob", "name": "bob"}, None, earlier=["alice"]) is None
+    decision = decide(_event(["Approve"], "alice"), None, OPTIONS, earlier=["alice"])
+    assert decision.outcome == REFUSED

@@ -1,7 +1,8 @@
 """Decisions people took in Airflow's "Required actions": the ``approvals`` table.
 
-One row per answer (or its timeout) to an approval step (``include/retention/approvals.py``),
-for any scope: a request (``request:<request id>``) or a daily run. The names are Airflow
+One row per ask (``asked``, naming who triggered the run) and per answer or timeout
+(``approved``, ``rejected``, ``refused``, ``timed_out``) of an approval step
+(``include/retention/approvals.py``), for any scope: a request (``request:<request id>``) or a daily run. The names are Airflow
 user names (who triggered the run, who answered); no personal data of a subject.
 """
 
