@@ -169,7 +169,7 @@ def test_an_approved_large_purge_runs_and_the_audit_names_the_approver(
     assert all(r["override_reason"] == "approved by admin: first run after the migration, checked with the DPO"
                for r in rows)
     assert decisions(f"daily:call_data:{run_id}") == [
-        ("approved", "admin", "first run after the migration, checked with the DPO")]
+        ("asked", None, None), ("approved", "admin", "first run after the migration, checked with the DPO")]
 
 
 def test_a_rejected_large_purge_deletes_nothing(airflow: LiveAirflow, world: dict[str, Any],
@@ -187,4 +187,5 @@ def test_a_rejected_large_purge_deletes_nothing(airflow: LiveAirflow, world: dic
     assert states["approve"] == "failed" and states["plan"] == "success", states
     assert snapshot(typo_policy, world["ns"]) == before
     assert audit_of(dag_id, run_id) == []
-    assert decisions(f"daily:call_analytics:{run_id}") == [("rejected", "admin", "the policy says 6 months: a typo")]
+    assert decisions(f"daily:call_analytics:{run_id}") == [
+        ("asked", None, None), ("rejected", "admin", "the policy says 6 months: a typo")]
