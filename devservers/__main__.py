@@ -7,32 +7,10 @@ import shlex
 import sys
 
 from devservers import connections
-from devservers.procs import Endpoint, load_endpoints, save_endpoints, say, stop
+from devservers.procs import load_endpoints, say
+from devservers.servers import ensure_all, stop_all
 
 SERVERS = ("mariadb", "redis", "s3", "elasticsearch")
-
-
-def ensure_all() -> dict[str, Endpoint]:
-    """Start (or find) every server; idempotent."""
-    from devservers import es_standin, mariadb, redis, swift
-
-    endpoints = {
-        "mariadb": mariadb.ensure(),
-        "redis": redis.ensure(),
-        "s3": swift.ensure(),
-        "elasticsearch": es_standin.ensure(),
-    }
-    save_endpoints(endpoints)
-    return endpoints
-
-
-def stop_all() -> list[str]:
-    from devservers import es_standin, swift
-
-    stopped = [name for name in ("mariadb", "redis") if stop(name)]
-    stopped += swift.stop_all()
-    stopped += es_standin.stop_all()
-    return stopped
 
 
 def main(argv: list[str] | None = None) -> int:

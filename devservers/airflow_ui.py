@@ -236,7 +236,7 @@ def _endpoints() -> dict[str, Endpoint]:
     endpoints = load_endpoints()
     if set(endpoints) >= {"mariadb", "redis", "s3", "elasticsearch"}:
         return endpoints
-    from devservers.__main__ import ensure_all
+    from devservers.servers import ensure_all
 
     return ensure_all()
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".run" / "airflow-demo"))
 
 from devservers import connections  # noqa: E402
-from devservers.__main__ import ensure_all  # noqa: E402
+from devservers.servers import ensure_all  # noqa: E402
 from devservers.demo_report import (  # noqa: E402
     RunResult,
     certificate_summary,
