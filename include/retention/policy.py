@@ -384,11 +384,15 @@ class _Parser:
                             f"use a list of {', '.join(REQUEST_TYPES)} (or [] for none)")
         timeout = self.positive_int(doc.get("timeout_minutes", default.timeout_minutes),
                                     "request_approval.timeout_minutes", "timeout_minutes", MAX_APPROVAL_MINUTES)
-        approvers = doc.get("approvers", [])
-        if not isinstance(approvers, list) or any(not isinstance(a, str) or not a.strip() for a in approvers):
-            raise self.fail("request_approval.approvers", f"expected a list of Airflow user names, got {approvers!r:.80}",
+        approvers = self.user_names(doc.get("approvers", []), "request_approval.approvers")
+        return RequestApproval(tuple(dict.fromkeys(required)), timeout, approvers)
+
+    def user_names(self, value: Any, rule: str) -> tuple[str, ...]:
+        """A list of Airflow user names (who may approve); empty: any user with access."""
+        if not isinstance(value, list) or any(not isinstance(a, str) or not a.strip() for a in value):
+            raise self.fail(rule, f"expected a list of Airflow user names, got {value!r:.80}",
                             "list user names, or leave it empty so that any user with access may approve")
-        return RequestApproval(tuple(dict.fromkeys(required)), timeout, tuple(a.strip() for a in approvers))
+        return tuple(a.strip() for a in value)
 
     def circuit_breaker(self, raw: Any) -> CircuitBreaker:
         doc = self.mapping(raw, "circuit_breaker")
@@ -401,11 +405,8 @@ class _Parser:
         timeout = self.positive_int(doc.get("approval_timeout_minutes", default.approval_timeout_minutes),
                                     "circuit_breaker.approval_timeout_minutes", "approval_timeout_minutes",
                                     MAX_BREAKER_APPROVAL_MINUTES)
-        approvers = doc.get("approvers", [])
-        if not isinstance(approvers, list) or any(not isinstance(a, str) or not a.strip() for a in approvers):
-            raise self.fail("circuit_breaker.approvers", f"expected a list of Airflow user names, got {approvers!r:.80}",
-                            "list user names, or leave it empty so that any user with access may approve")
-        return CircuitBreaker(str(on_trip), timeout, tuple(a.strip() for a in approvers))
+        approvers = self.user_names(doc.get("approvers", []), "circuit_breaker.approvers")
+        return CircuitBreaker(str(on_trip), timeout, approvers)
 
     def identifiers(self, raw: Any) -> tuple[IdentifierFormat, dict[str, IdentifierFormat]]:
         doc = self.mapping(raw, "identifiers")
