@@ -97,6 +97,19 @@ def wait_for_dag(airflow: AirflowProcesses, timeout: float = 180.0) -> None:
     raise AssertionError(f"{DAG_ID} was not parsed within {timeout:.0f} s: {airflow.log_tail('dag-processor')}")
 
 
+def create_backfill(airflow: AirflowProcesses, *args: str, attempts: int = 3) -> None:
+    """``airflow backfill create``; again when SQLite was locked by another component meanwhile
+    (the metadata DB of this harness is SQLite: a deployment's PostgreSQL does not lock so)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            airflow.cli("backfill", "create", *args)
+            return
+        except AssertionError as exc:
+            if "database is locked" not in str(exc) or attempt == attempts:
+                raise
+            clock.sleep(5)
+
+
 @pytest.fixture(scope="module")
 def backfill(servers: dict[str, Any], policy: Policy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backfill]:
     from devservers import connections
@@ -120,11 +133,11 @@ def backfill(servers: dict[str, Any], policy: Policy, tmp_path_factory: pytest.T
         seeding = seeder.submit(stack.enter_context,
                                 seeded_world(servers, today, ns=ns, tenants=TENANTS, months=MONTHS))
         wait_for_dag(airflow)
+        airflow.wait_until_healthy()
         # Created while the DAG is still paused, so that unpausing it does not also start
         # the scheduled run for D: its logical date is taken by the backfill's run.
-        airflow.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", midnight(days[0], policy),
-                    "--to-date", midnight(days[-1], policy), "--max-active-runs", "1")
-        airflow.wait_until_healthy()
+        create_backfill(airflow, "--dag-id", DAG_ID, "--from-date", midnight(days[0], policy),
+                        "--to-date", midnight(days[-1], policy), "--max-active-runs", "1")
         token = airflow.token()
         airflow.create_pools(token)
         seeding.result()
