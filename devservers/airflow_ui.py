@@ -25,18 +25,18 @@ import json
 import os
 import secrets
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import quote
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from devservers import connections
-from devservers.procs import PROJECT_ROOT, Endpoint, load_endpoints, owned_pid, start
+from devservers.procs import PROJECT_ROOT, Endpoint, load_endpoints, owned_pid, port_free, spare_port, start
 
 #: The components, in start order; each one's argv after ``python -m airflow``.
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -72,10 +72,21 @@ class Instance:
     triggerer_log_port: int
     #: component -> its process's start time (``/proc/<pid>/stat``), to tell our pid from a recycled one
     started: dict[str, int] = field(default_factory=dict)
+    executor: str = "LocalExecutor"
+    #: CeleryExecutor only: worker name -> its log server's port
+    workers: dict[str, int] = field(default_factory=dict)
+    #: CeleryExecutor only: the PostgreSQL metadata DB (host, port, database, user; the password
+    #: is in ``secrets.json``) and the Celery broker's URL
+    metadata_db: dict[str, object] = field(default_factory=dict)
+    broker_url: str = ""
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return COMPONENTS + tuple(self.workers)
 
 
 # --------------------------------------------------------------------------- files
@@ -107,17 +118,43 @@ def load_instance(home: Path) -> Instance | None:
         return None
 
 
-def _shared_secrets(home: Path) -> dict[str, str]:
-    """The secrets every component must agree on, generated once per home."""
-    path = ui_dir(home) / "secrets.json"
-    if path.exists():
-        return dict(json.loads(path.read_text()))
-    values = {"jwt_secret": secrets.token_hex(64), "secret_key": secrets.token_hex(32)}
+def _write_private(path: Path, values: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         json.dump(values, out)
+
+
+def shared_secrets(home: Path) -> dict[str, str]:
+    """The secrets every component must agree on, generated once per home (mode 0600):
+    the JWT secret, the session key, the Fernet key and the metadata DB's password."""
+    path = ui_dir(home) / "secrets.json"
+    values = dict(json.loads(path.read_text())) if path.exists() else {}
+    wanted = {"jwt_secret": lambda: secrets.token_hex(64), "secret_key": lambda: secrets.token_hex(32),
+              "fernet_key": _fernet_key, "metadata_db_password": lambda: secrets.token_urlsafe(18)}
+    missing = {name: make() for name, make in wanted.items() if name not in values}
+    if missing:
+        values.update(missing)
+        _write_private(path, values)
     return values
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+def _extra_env_file(home: Path) -> Path:
+    return ui_dir(home) / "extra_env.json"
+
+
+def extra_env(home: Path) -> dict[str, str]:
+    """What ``up(extra_env=...)`` added to every component's environment (a test's stores,
+    its configuration), so that a component restarted later gets the same."""
+    path = _extra_env_file(home)
+    return dict(json.loads(path.read_text())) if path.exists() else {}
 
 
 def passwords(home: Path) -> dict[str, str]:
@@ -151,7 +188,8 @@ def _is_component(pid: int, component: str, home: Path) -> bool:
 def running_components(home: Path) -> dict[str, int]:
     """Component -> pid of this home's components that are alive."""
     alive = {}
-    for component in COMPONENTS:
+    instance = load_instance(home)
+    for component in instance.components if instance else COMPONENTS:
         pid = owned_pid(component, pid_dir=pid_dir(home))
         if pid is not None and _is_component(pid, component, home):
             alive[component] = pid
@@ -174,6 +212,7 @@ def _exited(pid: int) -> bool:
 def down(home: Path) -> list[str]:
     """Stop this home's components (the ones whose pid files we wrote): TERM every process
     group at once, then KILL what is left of each after the grace period; their names."""
+    instance = load_instance(home)
     running = running_components(home)
     for pid in running.values():
         try:
@@ -188,29 +227,33 @@ def down(home: Path) -> list[str]:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    for component in COMPONENTS:
+    components = instance.components if instance else COMPONENTS
+    for component in components:
         (pid_dir(home) / f"{component}.pid").unlink(missing_ok=True)
     _instance_file(home).unlink(missing_ok=True)
-    return [c for c in reversed(COMPONENTS) if c in running]
+    return [c for c in reversed(components) if c in running]
+
+
+def stop_component(home: Path, component: str, sig: int = signal.SIGTERM) -> None:
+    """Signal one component's whole process group (a test's fault: ``SIGKILL`` a worker)."""
+    pid = running_components(home).get(component)
+    if pid is None:
+        raise RuntimeError(f"{component} is not running in {home}")
+    os.killpg(pid, sig)
+    if sig != signal.SIGKILL:
+        deadline = time.monotonic() + STOP_GRACE
+        while not _exited(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    while not _exited(pid):
+        time.sleep(0.1)
+
 
 
 # --------------------------------------------------------------------------- starting
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def _spare_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def choose_port(requested: int | None = None) -> int:
@@ -221,11 +264,11 @@ def choose_port(requested: int | None = None) -> int:
     if requested is not None:
         if requested == SWIFT_PORT:
             raise RuntimeError(f"port {requested} is the Swift proxy's (S3 store): choose another {PORT_ENV}")
-        if not _free(requested):
+        if not port_free(requested):
             raise RuntimeError(f"port {requested} is taken: set {PORT_ENV} to a free port")
         return requested
     for port in range(DEFAULT_PORT, DEFAULT_PORT + 20):
-        if port != SWIFT_PORT and _free(port):
+        if port != SWIFT_PORT and port_free(port):
             if port != DEFAULT_PORT:
                 say(f"port {DEFAULT_PORT} is taken; using {port} (set {PORT_ENV} to choose)")
             return port
@@ -241,39 +284,77 @@ def _endpoints() -> dict[str, Endpoint]:
     return ensure_all()
 
 
-def component_env(instance: Instance) -> dict[str, str]:
-    """The whole environment of every component: nothing inherited from ``AIRFLOW__*`` or
-    ``AIRFLOW_CONN_*``, so the instance runs over the namespace's servers and nothing else."""
+WORKER_HOSTNAME_ENV = "RETENTION_WORKER_HOSTNAME"
+
+
+def metadata_db_url(instance: Instance) -> str:
+    """The metadata DB's SQLAlchemy URL: the cluster's PostgreSQL, else SQLite in the home."""
+    home = Path(instance.home)
+    db = instance.metadata_db
+    if not db:
+        # Four processes write to one SQLite file: WAL (set in prepare) and a 60 s busy timeout.
+        return f"sqlite:///{home / 'airflow.db'}?timeout=60"
+    password = quote(shared_secrets(home)["metadata_db_password"], safe="")
+    return f"postgresql+psycopg2://{db['user']}:{password}@{db['host']}:{db['port']}/{db['database']}"
+
+
+def component_env(instance: Instance, component: str | None = None) -> dict[str, str]:
+    """The whole environment of a component: nothing inherited from ``AIRFLOW__*`` or
+    ``AIRFLOW_CONN_*``, so the instance runs over the namespace's servers (or what
+    ``extra_env`` names) and nothing else."""
     home = Path(instance.home)
     ns = connections.DEMO if instance.namespace == "demo" else connections.TEST
-    shared = _shared_secrets(home)
+    shared = shared_secrets(home)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
-    return {
+    env = {
         **base,
         **connections.airflow_connections(_endpoints(), ns),
         "AIRFLOW_HOME": str(home),
         "PYTHONPATH": str(PROJECT_ROOT) + (os.pathsep + base["PYTHONPATH"] if base.get("PYTHONPATH") else ""),
-        # Four processes write to one SQLite file: WAL (set in prepare) and a 60 s busy timeout.
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url(instance),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",  # the default (32) forks 32 workers
+        "AIRFLOW__CORE__EXECUTOR": instance.executor,
+        "AIRFLOW__CORE__PARALLELISM": "4" if instance.executor == "LocalExecutor" else "16",  # the default (32) forks 32
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": os.environ.get(USERS_ENV, DEFAULT_USERS),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{instance.base_url}/execution/",
+        "AIRFLOW__CORE__FERNET_KEY": shared["fernet_key"],
         "AIRFLOW__API_AUTH__JWT_SECRET": shared["jwt_secret"],
         "AIRFLOW__API__SECRET_KEY": shared["secret_key"],
+        "AIRFLOW__API__BASE_URL": instance.base_url,
         # Both log servers default to fixed ports (8793, 8794), which another Airflow may hold.
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(instance.worker_log_port),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(instance.triggerer_log_port),
     }
+    if instance.workers:
+        env |= {
+            "AIRFLOW__CELERY__BROKER_URL": instance.broker_url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata_db_url(instance).replace("+psycopg2", ""),
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+        }
+    if component in instance.workers:
+        # Each worker is its own "host": its log server's port, and the name its task
+        # instances record (a one-machine stand-in for a worker per host).
+        env |= {
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(instance.workers[component]),
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "devservers.worker_host.hostname",
+            WORKER_HOSTNAME_ENV: component,
+        }
+    return env | extra_env(home)
+
+
+#: Task slots per Celery worker; with two workers, as many as the store pools hold in all.
+WORKER_CONCURRENCY = 4
 
 
 def _argv(component: str, instance: Instance) -> list[str]:
     argv = [sys.executable, "-m", "airflow", component]
     if component == "api-server":
         argv += ["--host", "127.0.0.1", "--port", str(instance.port), "--workers", "1"]
+    if component in instance.workers:
+        argv = [sys.executable, "-m", "airflow", "celery", "worker", "--celery-hostname", f"{component}@%h",
+                "--concurrency", str(WORKER_CONCURRENCY)]
     return argv
 
 
@@ -297,8 +378,9 @@ def prepare(instance: Instance, env: dict[str, str]) -> None:
     if result.returncode != 0:
         raise RuntimeError(f"preparing {home} failed (exit {result.returncode}); see {log}:\n"
                            + "\n".join(result.stderr.splitlines()[-15:]))
-    with sqlite3.connect(home / "airflow.db") as db:
-        db.execute("PRAGMA journal_mode=WAL")
+    if not instance.metadata_db:
+        with sqlite3.connect(home / "airflow.db") as db:
+            db.execute("PRAGMA journal_mode=WAL")
 
 
 def health(base_url: str) -> dict[str, str] | None:
@@ -311,20 +393,50 @@ def health(base_url: str) -> dict[str, str] | None:
     return {key: str((body.get(key) or {}).get("status")) for key in HEALTH_KEYS}
 
 
-def wait_until_healthy(instance: Instance, timeout: float = START_TIMEOUT) -> None:
+def _log_size(home: Path, component: str) -> int:
+    path = log_path(home, component)
+    return path.stat().st_size if path.exists() else 0
+
+
+def _worker_ready(home: Path, worker: str, since: int) -> bool:
+    """Celery logs ``<name>@<host> ready.`` once the worker consumes; only what was logged
+    after ``since`` (the log is appended to across restarts) counts."""
+    path = log_path(home, worker)
+    if not path.exists():
+        return False
+    with open(path, "rb") as log:
+        log.seek(since)
+        text = log.read()
+    return f"{worker}@".encode() in text and b" ready." in text
+
+
+def wait_until_healthy(instance: Instance, timeout: float = START_TIMEOUT, *,
+                       log_offsets: dict[str, int] | None = None) -> None:
+    """Until every component runs and reports healthy (Celery workers: until they consume)."""
     home = Path(instance.home)
     deadline = time.monotonic() + timeout
     last: dict[str, str] | None = None
+    offsets = log_offsets or {}
     while time.monotonic() < deadline:
-        gone = [c for c in COMPONENTS if c not in running_components(home)]
+        gone = [c for c in instance.components if c not in running_components(home)]
         if gone:
             raise RuntimeError(f"{gone[0]} exited; the end of its log ({log_path(home, gone[0])}):\n"
                                + _tail(log_path(home, gone[0])))
         last = health(instance.base_url)
-        if last and all(status == "healthy" for status in last.values()):
+        workers_ready = all(_worker_ready(home, w, offsets.get(w, 0)) for w in instance.workers)
+        if last and all(status == "healthy" for status in last.values()) and workers_ready:
             return
         time.sleep(1)
     raise RuntimeError(f"not healthy within {timeout:.0f} s (health: {last}); logs under {ui_dir(home) / 'logs'}")
+
+
+def start_component(instance: Instance, component: str) -> None:
+    """Start one component of the instance (again, after a fault) and record its pid."""
+    home = Path(instance.home)
+    pid = start(component, _argv(component, instance), log=log_path(home, component), cwd=home,
+                env=component_env(instance, component), pid_dir=pid_dir(home))
+    instance.started[component] = process_start_time(pid) or 0
+    _instance_file(home).write_text(json.dumps(asdict(instance), indent=2))
 
 
 def rest(instance: Instance, method: str, path: str, body: object = None, token: str | None = None) -> tuple[int, object]:
@@ -380,30 +492,56 @@ def _tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
 
 
-def up(home: Path, *, namespace: str = "demo", port: int | None = None) -> Instance:
-    """Start the four components in ``home`` (or find them running) and wait until healthy."""
+@dataclass(frozen=True)
+class CeleryCluster:
+    """What makes an instance a cluster: its workers, the PostgreSQL metadata DB (host, port,
+    database, user; the password is the home's ``metadata_db_password``) and the broker."""
+
+    workers: int
+    metadata_db: dict[str, object]
+    broker_url: str
+
+
+def up(home: Path, *, namespace: str = "demo", port: int | None = None, celery: CeleryCluster | None = None,
+       extra: dict[str, str] | None = None, unpause: bool = True) -> Instance:
+    """Start the components in ``home`` (or find them running) and wait until healthy.
+
+    :param celery: run the CeleryExecutor with these workers, database and broker (else the
+        LocalExecutor on SQLite).
+    :param extra: added to every component's environment, and kept for a restart.
+    :param unpause: unpause ``deletion_requests`` once it is parsed.
+    """
     home = home.resolve()
     running = running_components(home)
     current = load_instance(home)
-    if current and len(running) == len(COMPONENTS) and health(current.base_url):
+    if current and len(running) == len(current.components) and health(current.base_url) \
+            and (current.executor == "CeleryExecutor") == (celery is not None):
         say(f"already running (pids {', '.join(str(p) for p in running.values())})")
         return current
     if running:
-        say(f"restarting: only {', '.join(running)} of the four components were running")
+        say(f"restarting: only {', '.join(running)} of the components were running")
         down(home)
-    instance = Instance(str(home), choose_port(port), namespace, _spare_port(), _spare_port())
+    instance = Instance(str(home), choose_port(port), namespace, spare_port(), spare_port())
+    if celery is not None:
+        instance = Instance(
+            str(home), instance.port, namespace, instance.worker_log_port, instance.triggerer_log_port,
+            executor="CeleryExecutor", workers={f"worker-{n}": spare_port() for n in range(1, celery.workers + 1)},
+            metadata_db=dict(celery.metadata_db), broker_url=celery.broker_url,
+        )
+    _extra_env_file(home).unlink(missing_ok=True)
+    if extra:
+        _write_private(_extra_env_file(home), dict(extra))
     env = component_env(instance)
     say(f"preparing {home} (metadata DB, pools, the {namespace} ledger) ...")
     prepare(instance, env)
-    for component in COMPONENTS:
-        pid = start(component, _argv(component, instance), log=log_path(home, component), cwd=home, env=env,
-                    pid_dir=pid_dir(home))
-        instance.started[component] = process_start_time(pid) or 0
-        _instance_file(home).write_text(json.dumps(asdict(instance), indent=2))
-    say(f"started {', '.join(COMPONENTS)}; waiting for {instance.base_url}{HEALTH_PATH} ...")
+    offsets = {component: _log_size(home, component) for component in instance.workers}
+    for component in instance.components:
+        start_component(instance, component)
+    say(f"started {', '.join(instance.components)}; waiting for {instance.base_url}{HEALTH_PATH} ...")
     try:
-        wait_until_healthy(instance)
-        unpause_requests_dag(instance)
+        wait_until_healthy(instance, log_offsets=offsets)
+        if unpause:
+            unpause_requests_dag(instance)
     except RuntimeError:
         down(home)
         raise
@@ -424,7 +562,7 @@ def describe(instance: Instance) -> list[str]:
         f"data:        the {instance.namespace} servers and ledger; trigger deletion_requests from its page;"
         " the daily DAGs stay paused until you unpause them",
         f"logs:        {ui_dir(home) / 'logs'}/",
-        "stop:        ./scripts/stop.sh",
+        "stop:        " + ("./scripts/cluster.sh down" if instance.workers else "./scripts/stop.sh"),
     ]
 
 

@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -41,8 +40,10 @@ from devservers.procs import (
     Endpoint,
     apt_install,
     owned_pid,
+    port_free,
     port_open,
     say,
+    spare_port,
     start,
     stop,
     wait_for_port,
@@ -167,22 +168,6 @@ def _answers_s3(port: int, login: str = LOGIN, password: str = PASSWORD) -> bool
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
 def _devices_dir(home: Path) -> Path:
     """Where the node's one device lives: on tmpfs when the machine has one.
 
@@ -254,13 +239,13 @@ class SwiftNode:
         """Ports of the account/container/object servers; reuse the last ones when free."""
         ports = self._load_ports()
         rings = all((self.etc / f"{s}.ring.gz").exists() for s in RING_SERVERS)
-        if rings and set(ports) == set(RING_SERVERS) and all(_port_free(p) for p in ports.values()):
+        if rings and set(ports) == set(RING_SERVERS) and all(port_free(p) for p in ports.values()):
             return ports, False
         chosen: dict[str, int] = {}
         for server in RING_SERVERS:
-            port = _free_port()
+            port = spare_port()
             while port in chosen.values() or port == self.port:
-                port = _free_port()
+                port = spare_port()
             chosen[server] = port
         return chosen, True
 
@@ -387,7 +372,7 @@ class SwiftNode:
             say("memcached is not installed: Swift runs without its cache (slower; the proxy log "
                 "fills with connection errors). apt-get install memcached")
             return None
-        port = _free_port()
+        port = spare_port()
         start(self.proc_name(MEMCACHED),
               [binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", "64", "-u", getpass.getuser()],
               log=self.logs / "memcached.log")
