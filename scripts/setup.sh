@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare this machine for the demo and the tests: Debian packages (when root), the
-# virtualenv with pinned requirements, and a project-local Airflow home (SQLite).
+# virtualenv with the requirements at the versions constraints.txt pins, and a
+# project-local Airflow home (SQLite).
 # Idempotent and quick on a second run. One environment serves the demo and the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,12 +37,14 @@ for cand in python3.11 python3; do
 done
 [[ -n $PY ]] || { say "Python 3.11 or newer is required"; exit 1; }
 req=requirements-dev.txt  # includes requirements.txt
-stamp=.venv/.installed-$(cat requirements.txt "$req" | sha256sum | cut -c1-16)
+# Ranges from requirements*.txt, exact versions from constraints.txt (what the tests ran):
+# a change to any of the three reinstalls.
+stamp=.venv/.installed-$(cat requirements.txt "$req" constraints.txt | sha256sum | cut -c1-16)
 if [[ ! -f $stamp ]]; then
   [[ -x .venv/bin/python ]] || { say "creating .venv with $PY"; "$PY" -m venv .venv; }
   say "installing $req into .venv (about a minute the first time)"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -r "$req"
+  .venv/bin/python -m pip install -q -r "$req" -c constraints.txt
   rm -f .venv/.installed-*; touch "$stamp"
 fi
 say "ready: $(.venv/bin/python -c 'import airflow, sys; print("Python", sys.version.split()[0], "Airflow", airflow.__version__)')"
