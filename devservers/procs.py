@@ -138,6 +138,41 @@ def stop(name: str, *, grace: float = 15.0) -> bool:
     return True
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children, their children, ...), from ``/proc``.
+
+    An Airflow worker runs each task in a process group of its own (``setpgid``), so killing
+    the worker's group alone leaves its running tasks behind."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo += children.get(child, [])
+    return found
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid``'s process group and every process group below it, as a lost host would."""
+    groups = set()
+    for proc in (pid, *descendants(pid)):
+        try:
+            groups.add(os.getpgid(proc))
+        except ProcessLookupError:
+            pass
+    for group in groups:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def apt_install(packages: list[str]) -> None:
     """Install Debian packages when running as root with apt; else say exactly what to install."""
     if os.geteuid() != 0 or not shutil.which("apt-get"):

@@ -50,8 +50,13 @@ class Why:
 
         return {"rule": doc(self.rule), "withheld": doc(self.withheld),
                 "approved_by": scrub(self.approved_by, selection) if self.approved_by else None}
+
+
 #: How long a new attempt waits for an earlier attempt of the same purge that still runs.
 ATTEMPT_LOCK_SECONDS = 30
+#: How long a purge waits for another run's purge of the same target and tenant: as long as
+#: such a purge may take (a large tenant's termination), and below the tasks' timeouts.
+SCOPE_LOCK_SECONDS = 3600
 
 
 _COLUMNS = (
@@ -187,31 +192,53 @@ def attempt_key(run_id: str, target: Target, selection: Selection, extra: str = 
     return hashlib.sha256(doc.encode()).hexdigest()
 
 
-@contextmanager
-def _attempt_lock(ledger_conn_id: str, key: str) -> Iterator[None]:
-    """Hold the attempt's named lock on the ledger server for the whole purge.
+def scope_key(target: Target, selection: Selection) -> str:
+    """Names what a purge can touch across runs: its target and its tenant (every tenant for a
+    selection without one). Two runs' purges of one scope may select the same records."""
+    tenant = getattr(selection, "tenant", None)
+    return hashlib.sha256(f"{target.qualified_name}\x00{tenant or '*'}".encode()).hexdigest()
 
-    The server releases it when the holding connection ends, also when its process is
-    killed, so an attempt that finds it free knows every earlier attempt is dead.
+
+@contextmanager
+def _named_lock(cur: Any, name: str, seconds: float, refusal: str) -> Iterator[None]:
+    """Hold a named lock of the ledger server; ``AttemptInProgress(refusal)`` if not had in time.
+
+    The server releases it when the holding connection ends, also when its process is killed.
     """
-    name = f"retention_purge_{key[:40]}"  # lock names are at most 64 characters
+    cur.execute("SELECT GET_LOCK(%s, %s)", (name, seconds))
+    (locked,) = cur.fetchone()
+    if locked != 1:
+        raise AttemptInProgress(f"{refusal} (lock {name} held for {seconds:g} s); nothing was deleted by this one")
+    try:
+        yield
+    finally:
+        try:
+            cur.execute("SELECT RELEASE_LOCK(%s)", (name,))
+            cur.fetchall()
+        except Exception:  # noqa: BLE001 - closing the connection releases it too; keep the purge's error
+            log.warning("Could not release %s; it goes with the connection", name)
+
+
+@contextmanager
+def _attempt_lock(ledger_conn_id: str, key: str, scope: str) -> Iterator[None]:
+    """Hold, for the whole purge, the attempt's lock and then the scope's (lock names are at
+    most 64 characters; the only lock two purges share is a scope's, so no cycle can form).
+
+    - The attempt's: an attempt that finds it free knows every earlier attempt of the same
+      purge is dead; a live one makes it fail after ``ATTEMPT_LOCK_SECONDS``.
+    - The scope's: another run's purge of the same target and tenant (a backfill beside the
+      resumed schedule, a request beside the daily run, on another worker) finishes first, so
+      that each counts what it deleted itself. Object stores and index deletes report what
+      they were asked to delete, not what existed: without it both would count the same
+      objects. A purge waits for it up to ``SCOPE_LOCK_SECONDS``.
+    """
     with connect(ledger_conn_id) as conn:
         cur = plain_cursor(conn)
-        cur.execute("SELECT GET_LOCK(%s, %s)", (name, ATTEMPT_LOCK_SECONDS))
-        (locked,) = cur.fetchone()
-        if locked != 1:
-            raise AttemptInProgress(
-                f"another attempt of this purge still runs (lock {name} held for {ATTEMPT_LOCK_SECONDS} s); "
-                "nothing was deleted by this one"
-            )
-        try:
+        with _named_lock(cur, f"retention_purge_{key[:40]}", ATTEMPT_LOCK_SECONDS,
+                         "another attempt of this purge still runs"), \
+                _named_lock(cur, f"retention_scope_{scope[:40]}", SCOPE_LOCK_SECONDS,
+                            "another run's purge of the same target and tenant still runs"):
             yield
-        finally:
-            try:
-                cur.execute("SELECT RELEASE_LOCK(%s)", (name,))
-                cur.fetchall()
-            except Exception:  # noqa: BLE001 - closing the connection releases it too; keep the purge's error
-                log.warning("Could not release %s; it goes with the connection", name)
 
 
 def settle_attempts(key: str, matched_now: int, settled_by: int, *, ledger_conn_id: str = LEDGER_CONN_ID) -> int:
@@ -285,7 +312,7 @@ def audited_purge(
         record_purge(ledger_conn_id, result=result, started_at=started, finished_at=wall_clock(), **who)
         return result
     key = attempt_key(run_id, target, selection, key_extra)
-    with _attempt_lock(ledger_conn_id, key):
+    with _attempt_lock(ledger_conn_id, key, scope_key(target, selection)):
         try:
             count = matched()
         except Exception as exc:
