@@ -126,7 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m devdata.seed [--as-of 2026-11-28] [--database contact_center] ...``
 
     Connections come from the environment (``AIRFLOW_CONN_RETENTION_*``, e.g. from
-    ``python -m devservers env``). Prints the report as JSON.
+    ``python -m devservers env``). MySQL is written through ``--mysql-conn-id``: an account that
+    may create the schema, which the dev servers' ``retention_mysql`` (least privilege) may not;
+    there, give root as ``AIRFLOW_CONN_DEV_MYSQL_ROOT`` and ``--mysql-conn-id dev_mysql_root``.
+    Prints the report as JSON.
     """
     import argparse
 
@@ -139,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--as-of", type=date.fromisoformat, default=None, help="local date (default: today)")
     parser.add_argument("--recording-share", type=float, default=0.05)
     parser.add_argument("--database", default=None, help="MySQL database (default: the connection's)")
+    parser.add_argument("--mysql-conn-id", default="retention_mysql",
+                        help="the MySQL connection to seed through (it creates the schema)")
     parser.add_argument("--reset", action="store_true", help="drop and recreate the MySQL database first")
     parser.add_argument("--stores", default=",".join(STORES), help="comma-separated subset of " + ",".join(STORES))
     args = parser.parse_args(argv)
@@ -149,8 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         calls_per_day_per_tenant=args.calls_per_day_per_tenant, months=args.months,
         recording_share=args.recording_share, **extra,
     )
-    report = seed_all(config, mysql_database=args.database, reset_mysql=args.reset,
-                      stores=[s.strip() for s in args.stores.split(",") if s.strip()])
+    report = seed_all(config, mysql_conn_id=args.mysql_conn_id, mysql_database=args.database,
+                      reset_mysql=args.reset, stores=[s.strip() for s in args.stores.split(",") if s.strip()])
     print(json.dumps(report.as_dict(), indent=2, default=str))
     return 0
 

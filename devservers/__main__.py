@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 
-from devservers import connections
+from devservers import connections, mysql_users
 from devservers.procs import load_endpoints, say
 from devservers.servers import ensure_all, stop_all
 
@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         if instance and running:
             print(f"{'airflow-ui':<14} 127.0.0.1:{instance.port:<6} owned=True ({', '.join(running)})")
         return 0
+    if "mariadb" in endpoints:  # the MySQL account the printed connections log in as
+        mysql_users.ensure_store_user(endpoints["mariadb"], ns.mysql_database, ns.ledger_database)
     for key, value in connections.airflow_connections(endpoints, ns).items():
         print(f"export {key}={shlex.quote(value)}")
     return 0

@@ -35,8 +35,17 @@ from urllib.parse import quote
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from devservers import connections
-from devservers.procs import PROJECT_ROOT, Endpoint, load_endpoints, owned_pid, port_free, spare_port, start
+from devservers import connections, mysql_users
+from devservers.procs import (
+    PROJECT_ROOT,
+    Endpoint,
+    kill_tree,
+    load_endpoints,
+    owned_pid,
+    port_free,
+    spare_port,
+    start,
+)
 
 #: The components, in start order; each one's argv after ``python -m airflow``.
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -223,10 +232,9 @@ def down(home: Path) -> list[str]:
     for pid in running.values():
         while not _exited(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        try:  # the leader after the grace period, and what outlives it (task runners, uvicorn workers)
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        # The leader after the grace period, and what outlives it: uvicorn workers, and task
+        # runners, which Airflow puts in process groups of their own.
+        kill_tree(pid)
     components = instance.components if instance else COMPONENTS
     for component in components:
         (pid_dir(home) / f"{component}.pid").unlink(missing_ok=True)
@@ -234,20 +242,21 @@ def down(home: Path) -> list[str]:
     return [c for c in reversed(components) if c in running]
 
 
-def stop_component(home: Path, component: str, sig: int = signal.SIGTERM) -> None:
-    """Signal one component's whole process group (a test's fault: ``SIGKILL`` a worker)."""
+def stop_component(home: Path, component: str, *, lose_host: bool = False) -> None:
+    """Stop one component: TERM its process group, KILL what is left after the grace period.
+
+    :param lose_host: a test's fault instead: SIGKILL at once the component and every
+        process below it, its running tasks too, as when its machine is lost.
+    """
     pid = running_components(home).get(component)
     if pid is None:
         raise RuntimeError(f"{component} is not running in {home}")
-    os.killpg(pid, sig)
-    if sig != signal.SIGKILL:
+    if not lose_host:
+        os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE
         while not _exited(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    kill_tree(pid)
     while not _exited(pid):
         time.sleep(0.1)
 
@@ -532,6 +541,9 @@ def up(home: Path, *, namespace: str = "demo", port: int | None = None, celery: 
     if extra:
         _write_private(_extra_env_file(home), dict(extra))
     env = component_env(instance)
+    ns = connections.DEMO if namespace == "demo" else connections.TEST
+    # The components connect as this account (component_env), and prepare migrates the ledger as it.
+    mysql_users.ensure_store_user(_endpoints()["mariadb"], ns.mysql_database, ns.ledger_database)
     say(f"preparing {home} (metadata DB, pools, the {namespace} ledger) ...")
     prepare(instance, env)
     offsets = {component: _log_size(home, component) for component in instance.workers}

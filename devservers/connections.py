@@ -1,7 +1,10 @@
 """Airflow connections (``AIRFLOW_CONN_*``) for the local servers.
 
 The demo and the tests use different databases, Redis dbs and buckets, so that a test run
-never touches the demo's data.
+never touches the demo's data. ``retention_mysql`` and ``retention_ledger`` log in as the
+namespace's least-privilege account (``devservers.mysql_users``), never as root; the root
+connection (``dev_mysql_root``) is for the seeder and the tests' inspection only and is not
+among the connections Airflow is given.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import json
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from devservers.mysql_users import StoreAccount, store_account
 from devservers.procs import Endpoint
 
 
@@ -36,20 +40,39 @@ DEV_KEYS = {
 }
 
 
-def _mysql_uri(ep: Endpoint, database: str) -> str:
-    auth = quote(ep.login or "root", safe="")
-    if ep.password:
-        auth += ":" + quote(ep.password, safe="")
+#: The dev server's root account: only for what a DBA would do (create and seed the schema,
+#: ``devdata``) and for the tests reading the stores whole. Never given to Airflow.
+ROOT_MYSQL_CONN_ID = "dev_mysql_root"
+
+
+def mysql_uri(ep: Endpoint, database: str, account: StoreAccount | None = None) -> str:
+    """A ``mysql://`` URI as ``account``, or as the endpoint's own (root) login without one."""
+    login, password = (account.login, account.password) if account else (ep.login or "root", ep.password)
+    auth = quote(login, safe="")
+    if password:
+        auth += ":" + quote(password, safe="")
     return f"mysql://{auth}@{ep.host}:{ep.port}/{database}?charset=utf8mb4"
 
 
+def store_mysql_connections(ep: Endpoint, mysql_database: str, ledger_database: str) -> dict[str, str]:
+    """``retention_mysql`` and ``retention_ledger`` as the least-privilege account of
+    ``mysql_database`` (which ``mysql_users.ensure_store_user`` creates)."""
+    account = store_account(ep, mysql_database)
+    return {"AIRFLOW_CONN_RETENTION_MYSQL": mysql_uri(ep, mysql_database, account),
+            "AIRFLOW_CONN_RETENTION_LEDGER": mysql_uri(ep, ledger_database, account)}
+
+
+def root_mysql_connection(ep: Endpoint, database: str) -> dict[str, str]:
+    """``dev_mysql_root`` (see :data:`ROOT_MYSQL_CONN_ID`), for the seeder: set it for seeding only."""
+    return {f"AIRFLOW_CONN_{ROOT_MYSQL_CONN_ID.upper()}": mysql_uri(ep, database)}
+
+
 def airflow_connections(endpoints: dict[str, Endpoint], ns: Namespace) -> dict[str, str]:
-    """The ``AIRFLOW_CONN_*`` variables for these endpoints and this namespace."""
+    """The ``AIRFLOW_CONN_*`` variables for these endpoints and this namespace (MySQL as the
+    namespace's least-privilege account: ensure it with ``mysql_users.ensure_store_user``)."""
     env: dict[str, str] = {}
     if "mariadb" in endpoints:
-        ep = endpoints["mariadb"]
-        env["AIRFLOW_CONN_RETENTION_MYSQL"] = _mysql_uri(ep, ns.mysql_database)
-        env["AIRFLOW_CONN_RETENTION_LEDGER"] = _mysql_uri(ep, ns.ledger_database)
+        env |= store_mysql_connections(endpoints["mariadb"], ns.mysql_database, ns.ledger_database)
     if "redis" in endpoints:
         ep = endpoints["redis"]
         env["AIRFLOW_CONN_RETENTION_REDIS"] = json.dumps(

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".run" / "airflow-demo"))
 
-from devservers import connections  # noqa: E402
+from devservers import connections, mysql_users  # noqa: E402
 from devservers.servers import ensure_all  # noqa: E402
 from devservers.demo_report import (  # noqa: E402
     RunResult,
@@ -140,13 +140,26 @@ def run_demo(args: argparse.Namespace) -> int:
     policy = load_policy()
     as_of_day = args.as_of or datetime.now(policy.timezone).date()
     config = SeedConfig(tenants=args.tenants, calls_per_day_per_tenant=args.calls_per_day, as_of=as_of_day)
+    mariadb = endpoints["mariadb"]
     if not args.skip_seed:
         say(f"seeding {config.months} months of synthetic data for {config.tenants} tenants up to {as_of_day} ...")
-        report = seed_all(config, mysql_database=connections.DEMO.mysql_database, reset_mysql=True,
-                          cos_bucket=connections.DEMO.bucket, policy=policy)
+        # Root creates the schema and its rows (a DBA's job); its connection is gone before any DAG runs.
+        root = connections.root_mysql_connection(mariadb, connections.DEMO.mysql_database)
+        os.environ.update(root)
+        try:
+            report = seed_all(config, mysql_conn_id=connections.ROOT_MYSQL_CONN_ID,
+                              mysql_database=connections.DEMO.mysql_database, reset_mysql=True,
+                              cos_bucket=connections.DEMO.bucket, policy=policy)
+        finally:
+            for key in root:
+                os.environ.pop(key, None)
         say(f"  seeded {sum(report.counts.values()):,} records in {len(report.counts)} tables, indices and "
             f"prefixes in {report.seconds.get('total', 0):.0f}s")
 
+    account = mysql_users.ensure_store_user(mariadb, connections.DEMO.mysql_database,
+                                            connections.DEMO.ledger_database)
+    say(f"MySQL: the DAGs connect as {account.login}@{account.host}, with the grants "
+        "python -m include.retention.cli.grants prints (not as root)")
     reset_demo_ledger()
     say("ledger migrated (fresh demo ledger)")
 

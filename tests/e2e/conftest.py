@@ -7,7 +7,8 @@
 - Stores: a contact-center database ``cc_req_<random>`` and a ledger ``ledger_req_<random>``
   on the shared MariaDB, a bucket ``cc-req-<random>`` on the shared S3 server, Redis db 9
   and the Elasticsearch stand-in with tenant ids of this session only (``96xxxx..``). All are
-  dropped when the session ends.
+  dropped when the session ends. The DAGs connect to MySQL as the databases' least-privilege
+  account (``devservers.mysql_users``, dropped too); the tests seed and inspect as root.
 - :class:`World` seeds one small tenant in all four stores: only what a test needs.
 - ``inbox``: a real SMTP server (aiosmtpd) on a spare port, wired as ``retention_smtp``, that
   keeps every e-mail the SLA monitor sends.
@@ -187,15 +188,6 @@ class Stores:
         return tenant
 
 
-def _mysql_uri(ep: Any, database: str) -> str:
-    from urllib.parse import quote
-
-    auth = quote(ep.login or "root", safe="")
-    if ep.password:
-        auth += ":" + quote(ep.password, safe="")
-    return f"mysql://{auth}@{ep.host}:{ep.port}/{database}?charset=utf8mb4"
-
-
 def cos_connection(ep: Any, bucket: str, **config: Any) -> str:
     extra: dict[str, Any] = {"endpoint_url": f"http://{ep.host}:{ep.port}", "region_name": "us-east-1",
                              "service_config": {"s3": {"bucket_name": bucket}}}
@@ -206,8 +198,10 @@ def cos_connection(ep: Any, bucket: str, **config: Any) -> str:
 
 @pytest.fixture(scope="session")
 def stores(servers: dict[str, Any], airflow_db: Path) -> Iterator[Stores]:
-    """Private databases, bucket and tenants for the session, wired as the retention_* connections."""
+    """Private databases, bucket and tenants for the session, wired as the retention_* connections
+    (MySQL as the session's least-privilege account; the tests seed and inspect as root)."""
     from devdata import schema
+    from devservers import connections, mysql_users
     from include.retention.ledger.migrations import migrate
 
     tag = secrets.token_hex(3)
@@ -220,9 +214,10 @@ def stores(servers: dict[str, Any], airflow_db: Path) -> Iterator[Stores]:
         conn.close()
     s.s3().create_bucket(Bucket=s.bucket)
     ep = servers["mariadb"]
+    mysql_users.ensure_store_user(ep, s.cc_database, s.ledger_database)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIRFLOW_CONN_RETENTION_MYSQL", _mysql_uri(ep, s.cc_database))
-        mp.setenv("AIRFLOW_CONN_RETENTION_LEDGER", _mysql_uri(ep, s.ledger_database))
+        for key, value in connections.store_mysql_connections(ep, s.cc_database, s.ledger_database).items():
+            mp.setenv(key, value)
         mp.setenv("AIRFLOW_CONN_RETENTION_COS", cos_connection(servers["s3"], s.bucket))
         migrate()
         try:
@@ -232,8 +227,11 @@ def stores(servers: dict[str, Any], airflow_db: Path) -> Iterator[Stores]:
 
 
 def _drop_everything(s: Stores) -> None:
+    from devservers import mysql_users
+
     for database in (s.cc_database, s.ledger_database):
         s.query(f"DROP DATABASE IF EXISTS `{database}`", database="")
+    mysql_users.drop_store_user(s.endpoints["mariadb"], s.cc_database)
     client = s.s3()
     keys = []
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=s.bucket):

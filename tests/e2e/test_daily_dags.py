@@ -47,12 +47,13 @@ def new_namespace() -> Any:
 def seeded_world(servers: dict[str, Any], as_of: date, *, ns: Any = None, tenants: tuple[str, ...] = TENANTS,
                  months: int = 9) -> Iterator[dict[str, Any]]:
     """Seed a small world whose history ends the day before ``as_of`` and point the retention
-    connections at it; ``env`` holds them for other processes. Dropped on exit.
+    connections at it; ``env`` holds them for other processes. Seeded as root; MySQL is then
+    reached as the world's least-privilege account (``devservers.mysql_users``). Dropped on exit.
 
     :param ns: where the world lives (default: a new namespace); give it to know the
         connections before seeding.
     """
-    from devservers import connections
+    from devservers import connections, mysql_users
     from devdata.seed import seed_all
     from devdata.world import SeedConfig
     from include.retention.ledger.db import connect, plain_cursor
@@ -67,11 +68,16 @@ def seeded_world(servers: dict[str, Any], as_of: date, *, ns: Any = None, tenant
         months=months, as_of=as_of, recording_share=0.2, service_record_share=0.5, terminated_tenants=0,
         customers_per_tenant=20, backup_days=35, sessions_per_agent=1,
     )
+    mariadb = servers["mariadb"]
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
-        seed_all(config, mysql_database=ns.mysql_database, reset_mysql=True, cos_bucket=ns.bucket,
-                 stores=("mysql", "cos"))
+        with pytest.MonkeyPatch.context() as seeding:  # root creates the schema; gone before any DAG runs
+            for key, value in connections.root_mysql_connection(mariadb, ns.mysql_database).items():
+                seeding.setenv(key, value)
+            seed_all(config, mysql_conn_id=connections.ROOT_MYSQL_CONN_ID, mysql_database=ns.mysql_database,
+                     reset_mysql=True, cos_bucket=ns.bucket, stores=("mysql", "cos"))
+        mysql_users.ensure_store_user(mariadb, ns.mysql_database, ns.ledger_database)
         migrate()
         set_override(EXTENDED, "call_data", 12, reason="bought extended storage", set_by="e2e")
         set_override(EXTENDED, "call_analytics", 12, reason="bought extended storage", set_by="e2e")
@@ -79,12 +85,14 @@ def seeded_world(servers: dict[str, Any], as_of: date, *, ns: Any = None, tenant
         try:
             yield {"ns": ns, "config": config, "env": env}
         finally:
-            _drop_world(ns, tenants)
+            _drop_world(ns, tenants, mariadb)
 
 
-def _drop_world(ns: Any, tenants: tuple[str, ...]) -> None:
+def _drop_world(ns: Any, tenants: tuple[str, ...], mariadb: Any) -> None:
     import MySQLdb
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from devservers import mysql_users
 
     db = MySQLdb.connect(host="127.0.0.1", user="root")
     try:
@@ -92,6 +100,7 @@ def _drop_world(ns: Any, tenants: tuple[str, ...]) -> None:
             db.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
     finally:
         db.close()
+    mysql_users.drop_store_user(mariadb, ns.mysql_database)
     from include.retention.policy import CosTarget, load_policy
     from include.retention.selections import TenantSelection
     from include.retention.stores.cos import CosStore
@@ -414,3 +423,73 @@ def test_a_run_dated_before_2026_runs_its_tasks_and_deletes_what_expired(servers
         assert only(after, "call_data") != only(before, "call_data"), "something had expired as of that date"
         assert not any(day == "2024-02-29" for (tenant, day) in after["call_data.call_records"]
                        if tenant not in (HELD, EXTENDED))  # both keep it: a hold, 12 months bought
+
+
+def test_the_dags_reach_mysql_as_the_least_privilege_account_and_still_purge(servers, airflow_db) -> None:  # type: ignore[no-untyped-def]
+    """The connections a world gives its DAGs (``connections.airflow_connections``, as the demo,
+    ``scripts/airflow.sh`` and the cluster do) log in as the world's account from
+    ``devservers.mysql_users``, never as root, and that account holds exactly the grants
+    ``include.retention.cli.grants`` generates. A daily run as it still leaves the policy's
+    state and drops whole expired partitions (MariaDB 10.11 wants ALTER and DROP for that).
+    That the account is refused outside its grants is ``tests/stores/test_mysql.py``'s."""
+    import os
+    from urllib.parse import urlsplit
+
+    import MySQLdb
+    from airflow.providers.mysql.hooks.mysql import MySqlHook
+
+    from devservers.mysql_users import store_account
+    from include.retention.cli.grants import DEFAULT_PARTITIONED, mysql_table_privileges
+    from include.retention.ledger.db import connect, plain_cursor
+    from include.retention.policy import load_policy
+
+    policy = load_policy()
+    mariadb = servers["mariadb"]
+    with seeded_world(servers, AS_OF, tenants=(NORMAL[0],)) as small:  # no held rows: whole partitions expire
+        ns = small["ns"]
+        account = store_account(mariadb, ns.mysql_database)
+        logins = {key: urlsplit(value).username for key, value in os.environ.items()
+                  if key.startswith("AIRFLOW_CONN_") and value.startswith("mysql://")}
+        assert logins["AIRFLOW_CONN_RETENTION_MYSQL"] == logins["AIRFLOW_CONN_RETENTION_LEDGER"] == account.login
+        assert "root" not in logins.values(), logins
+
+        before = snapshot(policy, ns)
+        dag_run = run("call_data", AS_OF)
+        assert str(dag_run.state) == "success"
+        after = only(snapshot(policy, ns), "call_data")
+        assert after == only(expected_after(policy, before, AS_OF), "call_data") != only(before, "call_data")
+        with connect() as ledger:
+            cur = plain_cursor(ledger)
+            cur.execute("SELECT CURRENT_USER()")
+            assert cur.fetchone()[0] == f"{account.login}@{account.host}"
+            cur.execute("SELECT method FROM purge_audit WHERE run_id = %s AND target = 'call_records' AND deleted > 0",
+                        (dag_run.run_id,))
+            assert any("drop_partition" in method for (method,) in cur.fetchall())
+        store = MySqlHook(mysql_conn_id="retention_mysql").get_conn()  # the connection the run's tasks read
+        try:
+            cur = store.cursor()
+            cur.execute("SELECT CURRENT_USER()")
+            assert cur.fetchone()[0] == f"{account.login}@{account.host}"
+        finally:
+            store.close()
+
+        root = MySQLdb.connect(host=mariadb.host, port=mariadb.port, user=mariadb.login or "root",
+                               passwd=mariadb.password or "")
+        try:
+            cur = root.cursor()
+            grantee = (f"'{account.login}'@'{account.host}'",)
+            cur.execute("SELECT TABLE_SCHEMA, TABLE_NAME, PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES"
+                        " WHERE GRANTEE = %s", grantee)
+            tables = set(cur.fetchall())
+            cur.execute("SELECT DISTINCT TABLE_SCHEMA FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = %s",
+                        grantee)
+            schemas = {str(name).replace("\\_", "_") for (name,) in cur.fetchall()}
+            cur.execute("SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = %s", grantee)
+            server_wide = {p for (p,) in cur.fetchall()}
+        finally:
+            root.close()
+    assert tables == {(ns.mysql_database, table, privilege)
+                      for table, privileges in mysql_table_privileges(policy, DEFAULT_PARTITIONED).items()
+                      for privilege in privileges}
+    assert schemas == {ns.ledger_database}
+    assert server_wide == {"USAGE"}

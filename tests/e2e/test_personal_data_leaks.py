@@ -48,7 +48,7 @@ class Needles:
 @pytest.fixture(scope="module")
 def leak_world(servers: dict[str, Any], airflow_db: Path) -> Iterator[dict[str, Any]]:
     """A private contact center (two tenants, seven months) in all four stores, and its ledger."""
-    from devservers import connections
+    from devservers import connections, mysql_users
     from devdata.seed import seed_all
     from devdata.world import SeedConfig
     from include.retention.ledger.migrations import migrate
@@ -63,11 +63,17 @@ def leak_world(servers: dict[str, Any], airflow_db: Path) -> Iterator[dict[str, 
         calls_per_day_per_tenant=2, months=7, as_of=today, recording_share=0.3, service_record_share=0.5,
         terminated_tenants=0, customers_per_tenant=6, backup_days=30, sessions_per_agent=1,
     )
+    mariadb = servers["mariadb"]
     with pytest.MonkeyPatch.context() as mp:
         for key, value in connections.airflow_connections(servers, ns).items():
             mp.setenv(key, value)
         try:
-            seed_all(config, mysql_database=ns.mysql_database, reset_mysql=True, cos_bucket=ns.bucket)
+            with pytest.MonkeyPatch.context() as seeding:  # root creates the schema; the DAGs never see it
+                for key, value in connections.root_mysql_connection(mariadb, ns.mysql_database).items():
+                    seeding.setenv(key, value)
+                seed_all(config, mysql_conn_id=connections.ROOT_MYSQL_CONN_ID, mysql_database=ns.mysql_database,
+                         reset_mysql=True, cos_bucket=ns.bucket)
+            mysql_users.ensure_store_user(mariadb, ns.mysql_database, ns.ledger_database)
             migrate()
             yield {"ns": ns, "config": config, "today": today, "servers": servers}
         finally:
@@ -87,6 +93,8 @@ def _drop(ns: Any, tenants: Iterable[str], servers: dict[str, Any]) -> None:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.providers.redis.hooks.redis import RedisHook
 
+    from devservers import mysql_users
+
     ep = servers["mariadb"]
     db = MySQLdb.connect(host=ep.host, port=ep.port, user=ep.login or "root", passwd=ep.password or "")
     try:
@@ -94,6 +102,7 @@ def _drop(ns: Any, tenants: Iterable[str], servers: dict[str, Any]) -> None:
             db.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
     finally:
         db.close()
+    mysql_users.drop_store_user(ep, ns.mysql_database)
     from include.retention.stores.cos_client import install_content_md5
 
     s3 = install_content_md5(S3Hook(aws_conn_id="retention_cos").get_conn())
@@ -122,7 +131,7 @@ def contact_center_text(ns: Any, tenants: Iterable[str], servers: dict[str, Any]
     """The contact center's own stores as text: where the personal data lives (before a purge)."""
     from airflow.providers.redis.hooks.redis import RedisHook
 
-    out = {"mysql": mysql_dump(ns.mysql_database)}
+    out = {"mysql": mysql_dump(ns.mysql_database, servers["mariadb"])}
     r = RedisHook(redis_conn_id="retention_redis").get_conn()
     chunks = []
     for tenant in tenants:
@@ -141,11 +150,13 @@ def contact_center_text(ns: Any, tenants: Iterable[str], servers: dict[str, Any]
     return out
 
 
-def mysql_dump(database: str) -> str:
-    """Every column of every row of every table of a database, as text."""
+def mysql_dump(database: str, mariadb: Any) -> str:
+    """Every column of every row of every table of a database, as text (as root: the DAGs'
+    account sees only the tables it is granted)."""
     import MySQLdb
 
-    conn = MySQLdb.connect(**_mysql_params(), db=database, charset="utf8mb4")
+    conn = MySQLdb.connect(host=mariadb.host, port=mariadb.port, user=mariadb.login or "root",
+                           passwd=mariadb.password or "", db=database, charset="utf8mb4")
     try:
         cur = conn.cursor()
         cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (database,))
@@ -156,13 +167,6 @@ def mysql_dump(database: str) -> str:
         return "\n".join(chunks)
     finally:
         conn.close()
-
-
-def _mysql_params() -> dict[str, Any]:
-    from airflow.sdk import BaseHook
-
-    c = BaseHook.get_connection("retention_ledger")
-    return {"host": c.host, "port": c.port or 3306, "user": c.login or "root", "passwd": c.password or ""}
 
 
 def _text(value: Any) -> Any:
@@ -273,7 +277,7 @@ def test_no_personal_data_in_logs_xcom_ledger_certificates_or_mails(
             (captured.out, captured.err, caplog.text, log_files_since(started))),
         "XCom table": xcom,
         "rest of the Airflow metadata DB (but run confs)": metadata,
-        "ledger (every table, every column)": mysql_dump(ns.ledger_database),
+        "ledger (every table, every column)": mysql_dump(ns.ledger_database, leak_world["servers"]["mariadb"]),
         "certificates in COS": certificate_text(ns.bucket),
         "alert e-mails": mail_text(inbox),
     }

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from devservers.connections import ROOT_MYSQL_CONN_ID, root_mysql_connection
 from devservers.procs import Endpoint
 from devdata.report import SeedReport
 from devdata.seed import seed_all
@@ -194,15 +195,20 @@ def seeded(servers: dict[str, Endpoint], policy: Policy) -> Iterator[Seeded]:
     old_level = root.level
     root.addHandler(collect)
     root.setLevel(logging.INFO)
-    try:
-        report = seed_all(config, mysql_database=database, cos_bucket=bucket, policy=policy)
-        root.removeHandler(collect)
-        root.setLevel(old_level)
-        yield Seeded(config, report, database, bucket, collect.lines, servers)
-    finally:
-        root.removeHandler(collect)
-        root.setLevel(old_level)
-        _cleanup(config, database, bucket, servers, policy)
+    # The seeder creates the database: it writes as root (the DAGs' account may not).
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in root_mysql_connection(servers["mariadb"], database).items():
+            mp.setenv(key, value)
+        try:
+            report = seed_all(config, mysql_conn_id=ROOT_MYSQL_CONN_ID, mysql_database=database, cos_bucket=bucket,
+                              policy=policy)
+            root.removeHandler(collect)
+            root.setLevel(old_level)
+            yield Seeded(config, report, database, bucket, collect.lines, servers)
+        finally:
+            root.removeHandler(collect)
+            root.setLevel(old_level)
+            _cleanup(config, database, bucket, servers, policy)
 
 
 def test_report_covers_every_store_and_tenant(seeded: Seeded) -> None:
@@ -337,9 +343,10 @@ def test_a_customers_calls_agree_across_mysql_and_elasticsearch(seeded: Seeded, 
 def test_seeding_again_gives_the_same_counts(seeded: Seeded, policy: Policy) -> None:
     config = seeded.config
     with pytest.raises(ValueError, match="already holds these tenants"):
-        seed_mysql(config, database=seeded.database, policy=policy)
+        seed_mysql(config, mysql_conn_id=ROOT_MYSQL_CONN_ID, database=seeded.database, policy=policy)
     again = seed_all(config, stores=("redis", "cos", "elasticsearch"), cos_bucket=seeded.bucket, policy=policy)
-    mysql_again = seed_mysql(config, database=seeded.database, reset=True, policy=policy)
+    mysql_again = seed_mysql(config, mysql_conn_id=ROOT_MYSQL_CONN_ID, database=seeded.database, reset=True,
+                             policy=policy)
     merged = again.merged(mysql_again)
     assert dict(merged.counts) == dict(seeded.report.counts)
     assert {t: dict(c) for t, c in merged.by_tenant.items()} == {t: dict(c) for t, c in seeded.report.by_tenant.items()}
