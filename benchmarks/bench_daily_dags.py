@@ -459,11 +459,13 @@ def runner(args: argparse.Namespace) -> None:
 
 
 def airflow_env(servers: Servers, database: str, ledger_db: str, bucket: str) -> dict[str, str]:
-    from devservers import connections
+    from devservers import connections, mysql_users
 
     home = servers.dir / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     ns = connections.Namespace(mysql_database=database, ledger_database=ledger_db, redis_db=0, bucket=bucket)
+    # Loaded as root; the DAGs connect as the least-privilege account, as in production.
+    mysql_users.ensure_store_user(servers.endpoints["mariadb"], database, ledger_db)
     env = {**os.environ, **connections.airflow_connections(servers.endpoints, ns)}
     env.update({
         "AIRFLOW_HOME": str(home),
