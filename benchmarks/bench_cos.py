@@ -307,6 +307,7 @@ class Server:
 
     def __init__(self, kind: str, keys: list[str], notes: list[str]) -> None:
         from devservers import swift
+        from devservers.procs import spare_port
 
         self.kind, self.bucket = kind, f"bench-cos-{secrets.token_hex(2)}"
         self.node: Any = None
@@ -316,7 +317,7 @@ class Server:
             from devservers.procs import RUN_DIR
 
             tag = self.bucket.rsplit("-", 1)[1]
-            self.node = swift.SwiftNode(RUN_DIR / f"swift-bench-{tag}", swift._free_port(), name=f"swift-bench-{tag}")
+            self.node = swift.SwiftNode(RUN_DIR / f"swift-bench-{tag}", spare_port(), name=f"swift-bench-{tag}")
             ep = self.node.start()
             self.url, self.login, self.password = f"http://{ep.host}:{ep.port}", ep.login, ep.password
             notes.append(f"swift: private node up in {time.perf_counter() - started:.1f} s")
@@ -326,7 +327,7 @@ class Server:
             notes.append(f"swift: seeded {len(keys):,} objects in {seconds:.0f} s ({len(keys) / seconds:.0f} PUT/s, "
                          "12 threads)")
             return
-        port = swift._free_port()
+        port = spare_port()
         self.url, self.login, self.password = f"http://127.0.0.1:{port}", "bench", "bench"
         keys_file = ROOT / ".run" / f"bench-cos-keys-{secrets.token_hex(3)}.json"
         keys_file.parent.mkdir(parents=True, exist_ok=True)
@@ -440,9 +441,9 @@ def speed(kind: str, args: argparse.Namespace, rows: list[str], notes: list[str]
 
 
 def memory(args: argparse.Namespace, rows: list[str], notes: list[str]) -> None:
-    from devservers import swift
+    from devservers.procs import spare_port
 
-    port = swift._free_port()
+    port = spare_port()
     server = subprocess.Popen([sys.executable, __file__, "--serve-synthetic", "--port", str(port),
                                "--objects", str(args.rss_objects)], stdout=subprocess.PIPE, text=True,
                               start_new_session=True)
