@@ -1,7 +1,7 @@
 """Benchmark: the five daily DAGs over a large data set, on private servers. Not part of the tests.
 
     .venv/bin/python benchmarks/bench_daily_dags.py [--tenants 500] [--calls 5000000] [--redis-keys 1000000]
-        [--objects 20000] [--months 12] [--terminated 25] [--as-of 2026-11-28]
+        [--objects 20000] [--months 12] [--terminated 25] [--as-of 2026-11-28] [--executor dagtest|celery|both]
     scripts/bench.sh daily_dags
 
 It starts its own MariaDB (``--mysql-port``, default 3326), redis-server, single-node Swift s3api
@@ -33,6 +33,16 @@ Per DAG it records the wall time, the task instances of the run in the metadata 
 indexes counted one by one), the ``plan`` task's duration from its start and end, what the audit
 says was deleted per store, and the load average. The parse time of each DAG file comes from
 ``airflow dags report``. Prints markdown.
+
+``--executor celery`` runs the same DAGs on the local CeleryExecutor cluster instead
+(``benchmarks/bench_cluster.py``: PostgreSQL metadata DB, two workers, the store pools, through
+the REST API), twice: one DAG after another, then all five triggered at once. A purge leaves
+nothing for a second run, so each of the two gets a world of its own, loaded the same way
+(every row, key, object and index follows from the arguments; the counts are compared);
+``--executor both`` first runs ``dag.test()`` on a third such world and prints the tables side by
+side. With the cluster, ``--as-of`` defaults to today in the policy zone and must be today:
+an unpaused DAG runs its latest scheduled date by itself (``catchup=False``), so the triggered
+run must be that one.
 """
 
 from __future__ import annotations
@@ -66,6 +76,7 @@ TENANT_BASE = 9_700_000
 BACKUP_DAYS_AGO = (29, 27, 31, 25, 33, 23)  # around the 28-day cut-off: alternately expired and kept
 CONFIG_ROWS = {"quick_replies": 3, "blacklist_numbers": 5, "keywords": 5, "role_permissions": 6, "popup_settings": 2}
 OVERRIDE = "benchmark: first run over a year of backlog"
+DAGTEST_AS_OF = date(2026, 11, 28)  # the date of the dag.test() figures in docs/BENCHMARKS.md
 
 
 def log(message: str) -> None:
@@ -406,15 +417,30 @@ def task_instances(dag_id: str, run_id: str) -> list[dict[str, Any]]:
                 for ti in tis]
 
 
+def seed_ledger(sizes: Sizes) -> None:
+    """Migrate the ledger and file the termination requests of the terminated tenants."""
+    from include.retention.crypto import RetentionCrypto
+    from include.retention.ledger.migrations import migrate
+    from include.retention.requests.intake import submit
+
+    migrate()
+    keys = RetentionCrypto.from_connection()
+    received = sizes.as_of - timedelta(days=10)
+    for tenant in sizes.terminated:
+        submitted = submit(
+            sizes.policy, {"request_type": "termination", "tenant_id": tenant, "mode": "execute",
+                           "reference": f"BENCH-{tenant}", "requested_by": "bench@example.test",
+                           "received_at": received.isoformat()},
+            run_after=received, run_id="bench_daily_dags", crypto=keys, tenant_exists=lambda _: True)
+        assert submitted.outcome == "new", submitted
+
+
 def runner(args: argparse.Namespace) -> None:
     """Run in a child process whose environment points Airflow and the connections at the benchmark."""
     import sqlite3
 
     from devservers.airflow_local import load_dags, prepare_metadata_db, run_dag
     from include.retention.ledger import audit
-    from include.retention.ledger.migrations import migrate
-    from include.retention.requests.intake import submit
-    from include.retention.crypto import RetentionCrypto
 
     sizes = Sizes(args)
     policy = sizes.policy
@@ -422,16 +448,7 @@ def runner(args: argparse.Namespace) -> None:
     db_file = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///")
     with sqlite3.connect(db_file) as conn:  # the in-process Execution API writes while the runner reads
         conn.execute("PRAGMA journal_mode=WAL")
-    migrate()
-    keys = RetentionCrypto.from_connection()
-    received = sizes.as_of - timedelta(days=10)
-    for tenant in sizes.terminated:
-        submitted = submit(
-            policy, {"request_type": "termination", "tenant_id": tenant, "mode": "execute",
-                     "reference": f"BENCH-{tenant}", "requested_by": "bench@example.test",
-                     "received_at": received.isoformat()},
-            run_after=received, run_id="bench_daily_dags", crypto=keys, tenant_exists=lambda _: True)
-        assert submitted.outcome == "new", submitted
+    seed_ledger(sizes)
     dags = load_dags()
     results: dict[str, Any] = {"migrate_s": migrate_s}
 
@@ -477,14 +494,19 @@ def airflow_env(servers: Servers, database: str, ledger_db: str, bucket: str) ->
     return env
 
 
-def run_child(args: argparse.Namespace, env: dict[str, str], workdir: Path) -> tuple[dict[str, Any], float, float]:
-    """The runner in a child process: (its results, its wall seconds, its peak RSS in MB)."""
-    result_file = workdir / "results.json"
-    argv = [sys.executable, __file__, "--runner", "--result-file", str(result_file)]
+def child_argv(args: argparse.Namespace, *mode: str) -> list[str]:
+    """This script in ``mode`` (``--runner ...``, ``--seed-ledger``) over the same sizes."""
+    argv = [sys.executable, __file__, *mode]
     for name in ("tenants", "calls", "redis_keys", "objects", "months", "terminated", "agents_per_tenant",
                  "metrics_agents", "backup_days", "docs_per_index"):
         argv += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    argv += ["--as-of", args.as_of.isoformat()]
+    return argv + ["--as-of", args.as_of.isoformat()]
+
+
+def run_child(args: argparse.Namespace, env: dict[str, str], workdir: Path) -> tuple[dict[str, Any], float, float]:
+    """The runner in a child process: (its results, its wall seconds, its peak RSS in MB)."""
+    result_file = workdir / "results.json"
+    argv = child_argv(args, "--runner", "--result-file", str(result_file))
     started = time.monotonic()
     with open(workdir / "runner.log", "wb") as out:
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -594,35 +616,53 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--metrics-agents", type=int, default=5, help="agents per tenant with daily call_metrics")
     parser.add_argument("--backup-days", type=int, default=2, choices=range(0, len(BACKUP_DAYS_AGO) + 1))
     parser.add_argument("--docs-per-index", type=int, default=10)
-    parser.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 11, 28),
-                        help="local date of the runs (midnight, the policy's time zone)")
+    parser.add_argument("--as-of", type=date.fromisoformat, default=None,
+                        help=f"local date of the runs (midnight, the policy's time zone); default "
+                             f"{DAGTEST_AS_OF}, with the cluster today (the only date it accepts)")
+    parser.add_argument("--executor", choices=("dagtest", "celery", "both"), default="dagtest",
+                        help="dag.test() one task at a time; the CeleryExecutor cluster; or both, side by side")
     parser.add_argument("--mysql-port", type=int, default=3326)
     parser.add_argument("--buffer-pool", default="2G")
     parser.add_argument("--put-threads", type=int, default=8, help="threads uploading objects")
     parser.add_argument("--runner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result-file", help=argparse.SUPPRESS)
+    parser.add_argument("--seed-ledger", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.terminated > args.tenants:
         parser.error("--terminated cannot exceed --tenants")
+    if args.executor != "dagtest" and not (args.runner or args.seed_ledger):
+        from include.retention.policy import load_policy
+
+        today = datetime.now(load_policy().timezone).date()
+        if args.as_of not in (None, today):
+            parser.error(f"--executor {args.executor} runs as of today ({today}) only: unpausing a daily DAG "
+                         "makes the scheduler run its latest date beside a triggered run of another")
+        args.as_of = today
+    if args.as_of is None:
+        args.as_of = DAGTEST_AS_OF
     return args
 
 
-def main() -> int:
-    args = parse_args()
-    if args.runner:
-        runner(args)
-        return 0
-    sizes = Sizes(args)
-    servers = Servers(args)
-    loads = {"start": os.getloadavg()[0]}
-    try:
-        _, _ = timed("servers started", servers.start)
-        tag = servers.tag
-        database, ledger_db, bucket = f"bench_daily_{tag}", f"bench_ledger_{tag}", f"bench-daily-{tag}"
-        data = Loader(sizes, servers, database, bucket)
+class World:
+    """Private servers holding one loaded data set, and the Airflow environment over them."""
+
+    def __init__(self, args: argparse.Namespace, sizes: Sizes) -> None:
+        self.args, self.sizes = args, sizes
+        self.servers = Servers(args)
+        self.loads: dict[str, float] = {"start": os.getloadavg()[0]}
+        tag = self.servers.tag
+        self.database, self.ledger_db, self.bucket = f"bench_daily_{tag}", f"bench_ledger_{tag}", f"bench-daily-{tag}"
+        self.data = Loader(sizes, self.servers, self.database, self.bucket)
+        self.before: dict[str, int] = {}
+        self.after: dict[str, int] = {}
+        self.env: dict[str, str] = {}
+        self.versions: dict[str, str] = {}
+
+    def load(self) -> None:
+        args, sizes, data, loads = self.args, self.sizes, self.data, self.loads
+        timed("servers started", self.servers.start)
         data.mysql_schema()
         started = time.monotonic()
-
         keys = data.cos_keys()
 
         def mysql() -> None:
@@ -642,16 +682,92 @@ def main() -> int:
                 job.result()
         data.check_recording_keys(keys)
         loads["total"] = time.monotonic() - started
-        before = data.counts()
-        log(f"loaded: {before}")
-        env = airflow_env(servers, database, ledger_db, bucket)
-        results, child_s, child_rss = run_child(args, env, servers.dir)
-        after = data.counts()
-        parse = dags_report(env)
-        report(args, sizes, servers.versions(), loads, before, after, results, child_s, child_rss, parse)
+        self.before = data.counts()
+        log(f"loaded: {self.before}")
+        self.env = airflow_env(self.servers, self.database, self.ledger_db, self.bucket)
+        self.versions = self.servers.versions()
+
+
+def in_world(args: argparse.Namespace, sizes: Sizes, run: Callable[[World], Any]) -> tuple[World, Any]:
+    """Load a world, ``run`` over it, count what is left; the servers stopped and removed after."""
+    world = World(args, sizes)
+    try:
+        world.load()
+        out = run(world)
+        world.after = world.data.counts()
+        return world, out
     finally:
-        servers.stop()
+        world.servers.stop()
+
+
+def dagtest(args: argparse.Namespace, world: World) -> dict[str, Any]:
+    results, child_s, child_rss = run_child(args, world.env, world.servers.dir)
+    return {"results": results, "child_s": child_s, "child_rss": child_rss, "parse": dags_report(world.env)}
+
+
+def on_cluster(args: argparse.Namespace, world: World, together: bool) -> list[Any]:
+    """The daily DAGs on the CeleryExecutor cluster over ``world``: serially, or all at once."""
+    from benchmarks import bench_cluster
+
+    subprocess.run(child_argv(args, "--seed-ledger"), env=world.env, cwd=ROOT, check=True)
+    connections = {k: v for k, v in world.env.items() if k.startswith("AIRFLOW_CONN_")}
+    dag_ids = [f"retention_{c}" for c in world.sizes.policy.categories]
+    with bench_cluster.running(world.servers.dir / "cluster", world.servers.tag, connections) as client:
+        how = bench_cluster.at_once if together else bench_cluster.serial
+        return how(client, dag_ids, world.sizes.as_of, conf(False))  # type: ignore[no-any-return]
+
+
+def main() -> int:
+    args = parse_args()
+    if args.runner:
+        runner(args)
+        return 0
+    if args.seed_ledger:
+        seed_ledger(Sizes(args))
+        return 0
+    sizes = Sizes(args)
+    worlds: list[tuple[str, World]] = []
+    serial_dagtest: dict[str, float] | None = None
+    if args.executor in ("dagtest", "both"):
+        world, out = in_world(args, sizes, lambda w: dagtest(args, w))
+        worlds.append(("dag.test()", world))
+        report(args, sizes, world.versions, world.loads, world.before, world.after, out["results"], out["child_s"],
+               out["child_rss"], out["parse"])
+        serial_dagtest = {r["dag_id"]: r["seconds"] for r in out["results"]["runs"]}
+    if args.executor in ("celery", "both"):
+        from benchmarks import bench_cluster
+
+        world, serial = in_world(args, sizes, lambda w: on_cluster(args, w, together=False))
+        worlds.append(("Celery, one DAG after another", world))
+        world, together = in_world(args, sizes, lambda w: on_cluster(args, w, together=True))
+        worlds.append(("Celery, all five at once", world))
+        if args.executor == "celery":
+            print(f"# Daily DAGs on the cluster (as of {sizes.as_of:%Y-%m-%d %H:%M %Z})\n")
+            print(f"- Machine: {machine()}; load average at the start {worlds[0][1].loads['start']:.2f}, "
+                  f"at the end {os.getloadavg()[0]:.2f}")
+            print("- " + "; ".join(f"{k} {v}" for k, v in world.versions.items()))
+            print(f"- Data: {len(sizes.tenants)} tenants, {args.months} months, {sizes.calls:,} call records, "
+                  f"{args.redis_keys:,} Redis keys, {args.objects:,} COS objects; {len(sizes.terminated)} "
+                  "terminated tenants")
+        bench_cluster.report(serial, together, serial_dagtest)
+    if len(worlds) > 1:
+        print_worlds(worlds)
     return 0
+
+
+def print_worlds(worlds: list[tuple[str, World]]) -> None:
+    """What each world held before and after its runs: the same data, the same end."""
+    print("\n| Store | Before (each world) | " + " | ".join(f"After: {name}" for name, _ in worlds) + " |")
+    print("|---|---:|" + "---:|" * len(worlds))
+    first = worlds[0][1].before
+    for key in first:
+        befores = {w.before.get(key) for _, w in worlds}
+        before = f"{first[key]:,}" if len(befores) == 1 else " / ".join(f"{w.before.get(key, 0):,}" for _, w in worlds)
+        print(f"| {key} | {before} | " + " | ".join(f"{w.after.get(key, 0):,}" for _, w in worlds) + " |")
+    same_before = all(w.before == first for _, w in worlds)
+    same_after = all(w.after == worlds[0][1].after for _, w in worlds)
+    print(f"\nThe worlds held the same counts before: {'yes' if same_before else 'NO'}; "
+          f"after: {'yes' if same_after else 'NO'}.")
 
 
 if __name__ == "__main__":
