@@ -146,7 +146,7 @@ class Servers:
     def start(self) -> None:
         from benchmarks import bench_elasticsearch, bench_mysql
         from devservers import swift
-        from devservers.procs import Endpoint
+        from devservers.procs import Endpoint, spare_port
         from tests.fixtures.redis import PrivateRedis
 
         bench_mysql.PORT = self.args.mysql_port  # its connect() reads the module's port
@@ -155,7 +155,7 @@ class Servers:
         self.endpoints["mariadb"] = Endpoint("mariadb", "127.0.0.1", self.args.mysql_port, True, "root", "")
         self.redis = PrivateRedis(self.dir / "redis", persistent=False).start()
         self.endpoints["redis"] = Endpoint("redis", "127.0.0.1", self.redis.port, True)
-        self.swift = swift.SwiftNode(self.dir / "swift", swift._free_port(), name=f"swift-bench-daily-{self.tag}")
+        self.swift = swift.SwiftNode(self.dir / "swift", spare_port(), name=f"swift-bench-daily-{self.tag}")
         self.endpoints["s3"] = self.swift.start()
         es_port = bench_elasticsearch.free_port()
         self.es = bench_elasticsearch.start_standin(es_port)
