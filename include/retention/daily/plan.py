@@ -16,7 +16,7 @@ from include.retention.daily import breaker
 from include.retention.expiry import plan_expired, plan_requests
 from include.retention.facts import LedgerFacts
 from include.retention.policy import CosTarget, Policy, Target
-from include.retention.selections import ExpiredSelection, SubjectSelection, selection_to_doc
+from include.retention.selections import ExpiredSelection, Selection, SubjectSelection, TenantSelection, selection_to_doc
 from include.retention.stores import store_for
 from include.retention.stores.base import RetentionStore, TenantCounts, as_column_source, as_explicit_keys
 from include.retention.subject_keys import held_object_keys, subject_object_keys
@@ -25,7 +25,6 @@ from include.retention.timeutil import UTC
 log = logging.getLogger(__name__)
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
-SPECS_PER_MAPPED_TASK = 25
 
 
 def _target_total(store: RetentionStore, target: Target, units: Sequence[Any]) -> int | None:  # type: ignore[type-arg]
@@ -35,16 +34,48 @@ def _target_total(store: RetentionStore, target: Target, units: Sequence[Any]) -
     return store.count(target, ExpiredSelection(before=FAR_FUTURE, units=tuple(u.name for u in units)))
 
 
+def _shared_by_tenant(store: RetentionStore, target: Target,  # type: ignore[type-arg]
+                      by_age: Sequence[tuple[ExpiredSelection, int]]) -> dict[ExpiredSelection, dict[str, int]]:
+    """Per tenant, what each sweep over every tenant would take, where the store can say in one query."""
+    if not isinstance(store, TenantCounts):
+        return {}
+    return {s: store.count_by_tenant(target, s) for s, count in by_age  # type: ignore[arg-type]
+            if s.tenant is None and count}
+
+
+def _distinct_planned(planned: Sequence[tuple[Selection, int]],
+                      shared_by_tenant: Mapping[ExpiredSelection, Mapping[str, int]]) -> int:
+    """The target's planned records, each once, for the breaker's share.
+
+    A termination takes everything of its tenant, so a subject's or an expiry's records of
+    that tenant count with it alone. What is still counted twice errs high, on the strict side:
+    a sweep's rows of a terminated tenant where the store has no per-tenant counts, and a
+    deleted subject's records that have also expired (no store counts a subject before a cut-off).
+    """
+    terminated = {s.tenant: n for s, n in planned if isinstance(s, TenantSelection)}
+    distinct = sum(terminated.values())
+    for selection, count in planned:
+        if isinstance(selection, TenantSelection):
+            continue
+        if isinstance(selection, ExpiredSelection) and selection.tenant is None:
+            by_tenant = shared_by_tenant.get(selection, {})
+            distinct += count - sum(by_tenant.get(t, 0) for t in terminated.keys() - selection.exclude_tenants)
+        elif selection.tenant not in terminated:
+            distinct += count
+    return distinct
+
+
 def _tenant_shares(store: RetentionStore, target: Target, units: Sequence[Any],  # type: ignore[type-arg]
-                   by_age: Sequence[tuple[ExpiredSelection, int]], min_records: int) -> list[dict[str, Any]]:
+                   by_age: Sequence[tuple[ExpiredSelection, int]], min_records: int,
+                   shared_by_tenant: Mapping[ExpiredSelection, Mapping[str, int]]) -> list[dict[str, Any]]:
     """The breaker's per-tenant lines of one target: what the run would delete by age of each
     tenant's records, for the tenants with at least ``min_records`` planned."""
     planned: Counter[str] = Counter()
     for selection, count in by_age:
         if selection.tenant is not None:
             planned[selection.tenant] += count
-        elif count and isinstance(store, TenantCounts):
-            planned.update(store.count_by_tenant(target, selection))  # type: ignore[arg-type]
+        elif selection in shared_by_tenant:
+            planned.update(shared_by_tenant[selection])
     large = sorted(t for t, n in planned.items() if n >= min_records)
     if not large or not target.is_dated:
         return []
@@ -81,7 +112,7 @@ def plan_category(
         by_age = plan_expired(target, as_of, tz, units, facts.overrides, facts.holds)
         by_request = plan_requests(category, target, as_of, facts.terminations, facts.deletions, facts.holds)
         skipped += [f"{target.qualified_name}: {why}" for why in by_age.skipped + by_request.skipped]
-        planned_here = 0
+        planned_here: list[tuple[Selection, int]] = []
         aged: list[tuple[ExpiredSelection, int]] = []
         for purge in by_age.purges + by_request.purges:
             spec: dict[str, Any] = {
@@ -113,15 +144,17 @@ def plan_category(
                                f"{purge.selection.subject_hash[:12]} kept under another subject's legal hold")
             if count == 0 and not isinstance(purge.selection, ExpiredSelection):
                 continue  # a request sweep with nothing new to delete
-            planned_here += count
+            planned_here.append((purge.selection, count))
             if isinstance(purge.selection, ExpiredSelection):
                 aged.append((purge.selection, count))
             spec["planned"] = count
             specs.append(spec)
-        total = _target_total(store, target, units) if planned_here else None
-        shares.append(breaker.target_share(target.qualified_name, planned_here, total))
-        tenant_shares += _tenant_shares(store, target, units, aged, options.tenant_min_records)
-        log.info("Planned %d record(s) in %s (%s of %s)", planned_here, target.qualified_name,
+        shared_by_tenant = _shared_by_tenant(store, target, aged)
+        distinct = _distinct_planned(planned_here, shared_by_tenant)
+        total = _target_total(store, target, units) if distinct else None
+        shares.append(breaker.target_share(target.qualified_name, distinct, total))
+        tenant_shares += _tenant_shares(store, target, units, aged, options.tenant_min_records, shared_by_tenant)
+        log.info("Planned %d record(s) in %s (%s of %s)", distinct, target.qualified_name,
                  f"{shares[-1]['share']:.1%}", total)
     plan = {
         "category": category_name,
@@ -144,12 +177,3 @@ def plan_category(
         return plan
     breaker.check(shares, options, tenant_shares)
     return plan
-
-
-def batches(specs: Sequence[dict[str, Any]], store: str, max_map_length: int) -> list[list[dict[str, Any]]]:
-    """Specs of one store in groups, so that the mapped list stays under ``max_map_length``."""
-    mine = [s for s in specs if s["store"] == store]
-    if not mine:
-        return []
-    size = max(SPECS_PER_MAPPED_TASK, -(-len(mine) // max_map_length))
-    return [mine[i : i + size] for i in range(0, len(mine), size)]

@@ -14,7 +14,8 @@ from include.retention.airflow_context import RunRef, as_of_from_context
 from include.retention.crypto import RetentionCrypto
 from include.retention.daily.approval import approved_by
 from include.retention.daily.breaker import CircuitBreakerTripped, RunOptions
-from include.retention.daily.plan import batches, plan_category
+from include.retention.daily.batching import batches
+from include.retention.daily.plan import plan_category
 from include.retention.daily.purge import execute_specs
 from include.retention.daily.verify import summarize, verify_plan
 from include.retention.facts import LedgerFacts
@@ -48,7 +49,7 @@ def plan(policy: Policy, category: str, context: Mapping[str, Any]) -> dict[str,
 
 
 def store_batches(the_plan: Mapping[str, Any], store: str) -> list[list[dict[str, Any]]]:
-    """This store's purges in groups: the mapped list stays under Airflow's ``max_map_length``."""
+    """This store's purges in batches, overlapping specs in one, at most Airflow's ``max_map_length``."""
     from airflow.configuration import conf
 
     return batches(the_plan["specs"], store, conf.getint("core", "max_map_length", fallback=1024))
