@@ -42,13 +42,18 @@ CUTOFF = datetime(2026, 4, 15, tzinfo=UTC)
 START_SECONDS = 60
 
 
+def start_driver(job: dict[str, Any]) -> subprocess.Popen[bytes]:
+    """The driver purging ``job`` in a process of its own (its stderr kept for the failure message)."""
+    return subprocess.Popen([sys.executable, "-m", "tests.stores.crash_driver", json.dumps(job)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
 def kill_mid_purge(job: dict[str, Any], gone: Callable[[], int], total: int, *, at_least: int) -> int:
     """Start the driver on ``job``, SIGKILL it once ``at_least`` (and not all) records are gone.
 
     :return: how many records were gone right after the kill.
     """
-    proc = subprocess.Popen([sys.executable, "-m", "tests.stores.crash_driver", json.dumps(job)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = start_driver(job)
     try:
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
