@@ -402,7 +402,7 @@ def health(base_url: str) -> dict[str, str] | None:
     return {key: str((body.get(key) or {}).get("status")) for key in HEALTH_KEYS}
 
 
-def _log_size(home: Path, component: str) -> int:
+def log_size(home: Path, component: str) -> int:
     path = log_path(home, component)
     return path.stat().st_size if path.exists() else 0
 
@@ -546,7 +546,7 @@ def up(home: Path, *, namespace: str = "demo", port: int | None = None, celery: 
     mysql_users.ensure_store_user(_endpoints()["mariadb"], ns.mysql_database, ns.ledger_database)
     say(f"preparing {home} (metadata DB, pools, the {namespace} ledger) ...")
     prepare(instance, env)
-    offsets = {component: _log_size(home, component) for component in instance.workers}
+    offsets = {component: log_size(home, component) for component in instance.workers}
     for component in instance.components:
         start_component(instance, component)
     say(f"started {', '.join(instance.components)}; waiting for {instance.base_url}{HEALTH_PATH} ...")

@@ -155,7 +155,7 @@ class Cluster:
 
     def start(self, component: str) -> None:
         """Start a component again, with the same environment, and wait until it serves."""
-        offsets = {component: airflow_ui._log_size(self.home, component)} if component in self.workers else {}
+        offsets = {component: airflow_ui.log_size(self.home, component)} if component in self.workers else {}
         airflow_ui.start_component(self.instance, component)
         airflow_ui.wait_until_healthy(self.instance, log_offsets=offsets)
 

@@ -174,18 +174,40 @@ class Stores:
         return RedisHook(redis_conn_id="retention_redis").get_conn()
 
     def es(self) -> Any:
-        from elasticsearch import Elasticsearch
-
-        ep = self.endpoints["elasticsearch"]
-        scheme = str(ep.extra.get("scheme", "http"))
-        auth = (ep.login, ep.password) if ep.login else None
-        return Elasticsearch(f"{scheme}://{ep.host}:{ep.port}", basic_auth=auth, request_timeout=30)
+        return es_client(self.endpoints)
 
     def new_tenant(self) -> str:
         self.counter += 1
         tenant = f"{self.tenant_base}{self.counter:02d}"
         self.tenants.append(tenant)
         return tenant
+
+
+def es_client(servers: dict[str, Any]) -> Any:
+    """A client of the session's Elasticsearch (the stand-in, or ``ELASTICSEARCH_URL``'s cluster)."""
+    from elasticsearch import Elasticsearch
+
+    ep = servers["elasticsearch"]
+    scheme = str(ep.extra.get("scheme", "http"))
+    auth = (ep.login, ep.password) if ep.login else None
+    return Elasticsearch(f"{scheme}://{ep.host}:{ep.port}", basic_auth=auth, request_timeout=30)
+
+
+def drop_keys_and_log_indices(servers: dict[str, Any], tenants: Any) -> None:
+    """Every Redis key and log index of these tenants (a seeded world's, when it is dropped)."""
+    from airflow.providers.redis.hooks.redis import RedisHook
+
+    r = RedisHook(redis_conn_id="retention_redis").get_conn()
+    es = es_client(servers)
+    try:
+        for tenant in tenants:
+            found = list(r.scan_iter(match=f"cc:{tenant}:*", count=1000))
+            if found:
+                r.unlink(*found)
+            for row in es.cat.indices(index=f"cc-logs-{tenant}-*", format="json"):
+                es.options(ignore_status=404).indices.delete(index=row["index"])
+    finally:
+        es.close()
 
 
 def cos_connection(ep: Any, bucket: str, **config: Any) -> str:

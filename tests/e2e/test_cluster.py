@@ -40,7 +40,7 @@ from include.retention.policy import MySqlTarget, Policy, RedisTarget
 from include.retention.request_states import REQUESTS_DAG_ID
 from include.retention.timeutil import local_day, wall_clock
 from tests.e2e.cluster_support import Cluster, midnight, running_cluster
-from tests.e2e.conftest import RECIPIENT, Inbox, base_conf
+from tests.e2e.conftest import RECIPIENT, Inbox, base_conf, drop_keys_and_log_indices, es_client
 from tests.e2e.test_daily_dags import TENANTS, expected_after, only, seeded_world, snapshot
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
@@ -102,7 +102,7 @@ def world(servers: dict[str, Any], airflow_db: Any, policy: Policy) -> Iterator[
     with seeded_world(servers, today, months=7) as seeded:
         try:
             seed_all(seeded["config"], stores=("redis", "elasticsearch"))
-            yield {**seeded, "today": today}
+            yield {**seeded, "today": today, "servers": servers}
         finally:
             _drop_what_seeded_world_leaves(servers, seeded["ns"], (*TENANTS, *FAULT_TENANTS.values()))
 
@@ -110,8 +110,6 @@ def world(servers: dict[str, Any], airflow_db: Any, policy: Policy) -> Iterator[
 def _drop_what_seeded_world_leaves(servers: dict[str, Any], ns: Any, tenants: tuple[str, ...]) -> None:
     """Redis keys and log indices of the world's tenants, and the certificates in its bucket."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from airflow.providers.redis.hooks.redis import RedisHook
-    from elasticsearch import Elasticsearch
 
     from include.retention.stores.cos_client import install_content_md5
 
@@ -120,20 +118,7 @@ def _drop_what_seeded_world_leaves(servers: dict[str, Any], ns: Any, tenants: tu
         keys = [{"Key": o["Key"]} for o in page.get("Contents", ())]
         if keys:
             s3.delete_objects(Bucket=ns.bucket, Delete={"Objects": keys, "Quiet": True})
-
-    r = RedisHook(redis_conn_id="retention_redis").get_conn()
-    ep = servers["elasticsearch"]
-    es = Elasticsearch(f"{ep.extra.get('scheme', 'http')}://{ep.host}:{ep.port}",
-                       basic_auth=(ep.login, ep.password) if ep.login else None, request_timeout=30)
-    try:
-        for tenant in tenants:
-            found = list(r.scan_iter(match=f"cc:{tenant}:*", count=1000))
-            if found:
-                r.unlink(*found)
-            for row in es.cat.indices(index=f"cc-logs-{tenant}-*", format="json"):
-                es.options(ignore_status=404).indices.delete(index=row["index"])
-    finally:
-        es.close()
+    drop_keys_and_log_indices(servers, tenants)
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +143,6 @@ def full_state(policy: Policy, world: dict[str, Any], phone: str | None = None) 
     MySQL targets' rows per tenant, Redis keys per (target or ``other``, tenant), log documents
     per tenant (and those naming ``phone``)."""
     from airflow.providers.redis.hooks.redis import RedisHook
-    from elasticsearch import Elasticsearch
 
     ns = world["ns"]
     state: dict[str, Counter[Any]] = dict(snapshot(policy, ns))
@@ -176,7 +160,7 @@ def full_state(policy: Policy, world: dict[str, Any], phone: str | None = None) 
             owner = next((t.qualified_name for t in redis_targets if t.key.parse(key)), "other")
             keys[(owner, tenant)] += 1
     state["redis"] = keys
-    es: Elasticsearch = _es_client()
+    es = es_client(world["servers"])
     try:
         es.indices.refresh(index="cc-logs-*")
         docs: Counter[Any] = Counter()
@@ -189,18 +173,6 @@ def full_state(policy: Policy, world: dict[str, Any], phone: str | None = None) 
     finally:
         es.close()
     return state
-
-
-def _es_client() -> Any:
-    import os
-
-    from airflow.models.connection import Connection
-    from elasticsearch import Elasticsearch
-
-    conn = Connection(conn_id="retention_elasticsearch", uri=os.environ["AIRFLOW_CONN_RETENTION_ELASTICSEARCH"])
-    scheme = conn.schema or "http"
-    auth = (conn.login, conn.password) if conn.login else None
-    return Elasticsearch(f"{scheme}://{conn.host}:{conn.port}", basic_auth=auth, request_timeout=30)
 
 
 def audit(world: dict[str, Any], run_ids: list[str]) -> list[dict[str, Any]]:

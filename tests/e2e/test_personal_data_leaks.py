@@ -20,7 +20,15 @@ from typing import Any, Iterable, Iterator
 
 import pytest
 
-from tests.e2e.conftest import AIRFLOW_TEST_HOME, Inbox, base_conf, load_dag, task_states
+from tests.e2e.conftest import (
+    AIRFLOW_TEST_HOME,
+    Inbox,
+    base_conf,
+    drop_keys_and_log_indices,
+    es_client,
+    load_dag,
+    task_states,
+)
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 
@@ -80,18 +88,9 @@ def leak_world(servers: dict[str, Any], airflow_db: Path) -> Iterator[dict[str, 
             _drop(ns, config.tenant_ids, servers)
 
 
-def _es(servers: dict[str, Any]) -> Any:
-    from elasticsearch import Elasticsearch
-
-    ep = servers["elasticsearch"]
-    return Elasticsearch(f"{ep.extra.get('scheme', 'http')}://{ep.host}:{ep.port}",
-                         basic_auth=(ep.login, ep.password) if ep.login else None, request_timeout=30)
-
-
 def _drop(ns: Any, tenants: Iterable[str], servers: dict[str, Any]) -> None:
     import MySQLdb
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-    from airflow.providers.redis.hooks.redis import RedisHook
 
     from devservers import mysql_users
 
@@ -111,17 +110,7 @@ def _drop(ns: Any, tenants: Iterable[str], servers: dict[str, Any]) -> None:
         if keys:
             s3.delete_objects(Bucket=ns.bucket, Delete={"Objects": keys, "Quiet": True})
     s3.delete_bucket(Bucket=ns.bucket)
-    r = RedisHook(redis_conn_id="retention_redis").get_conn()
-    es = _es(servers)
-    try:
-        for tenant in tenants:
-            found = list(r.scan_iter(match=f"cc:{tenant}:*", count=1000))
-            if found:
-                r.unlink(*found)
-            for row in es.cat.indices(index=f"cc-logs-{tenant}-*", format="json"):
-                es.options(ignore_status=404).indices.delete(index=row["index"])
-    finally:
-        es.close()
+    drop_keys_and_log_indices(servers, tenants)
 
 
 # --------------------------------------------------------------------------- haystacks
@@ -140,7 +129,7 @@ def contact_center_text(ns: Any, tenants: Iterable[str], servers: dict[str, Any]
             chunks.append(repr(r.hgetall(key) if kind == b"hash" else r.lrange(key, 0, -1) if kind == b"list"
                                else r.get(key)))
     out["redis"] = "\n".join(chunks)
-    es = _es(servers)
+    es = es_client(servers)
     try:
         names = [row["index"] for t in tenants for row in es.cat.indices(index=f"cc-logs-{t}-*", format="json")]
         hits = es.search(index=",".join(names), size=10_000, query={"match_all": {}})["hits"]["hits"] if names else []
