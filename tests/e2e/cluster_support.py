@@ -17,6 +17,7 @@ instances), plus the faults: SIGKILL a component's process group, start it again
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import urllib.parse
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from typing import Any, Iterator
 
 from devservers import airflow_ui, cluster
 from devservers.procs import spare_port
+from tests.e2e.airflow_processes import QUICK_SETTINGS
 
 RUN_TIMEOUT = 600.0  # seconds for a run; tens of seconds here, more on a busy machine
 FINISHED = {"success", "failed"}
@@ -36,9 +38,7 @@ TEST_SETTINGS = {
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
     "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
-    "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
-    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",  # parse once: the files do not change
+    **QUICK_SETTINGS,
 }
 QUICK_RETRY_POLICY = '''"""Test harness only: retry a failed task after 2 s (the DAGs wait minutes), same count."""
 from datetime import timedelta
@@ -60,6 +60,9 @@ class Cluster:
 
     instance: airflow_ui.Instance
     token: str
+    #: the Celery queue its tasks go through (a cluster of its own per test session: the
+    #: broker's Redis db is the one ``cluster.sh up`` uses too)
+    queue: str
 
     @property
     def home(self) -> Path:
@@ -159,6 +162,18 @@ class Cluster:
         airflow_ui.start_component(self.instance, component)
         airflow_ui.wait_until_healthy(self.instance, log_offsets=offsets)
 
+    def move_to_broker(self, url: str) -> None:
+        """Stop the scheduler and the workers and start them again on another Celery broker, as
+        an operator moving from Redis to RabbitMQ does; back once both workers consume."""
+        moved = ("scheduler", *self.workers)
+        for component in moved:
+            airflow_ui.stop_component(self.home, component)
+        self.instance = dataclasses.replace(self.instance, broker_url=url)
+        offsets = {worker: airflow_ui.log_size(self.home, worker) for worker in self.workers}
+        for component in moved:
+            airflow_ui.start_component(self.instance, component)
+        airflow_ui.wait_until_healthy(self.instance, log_offsets=offsets)
+
     def log_tail(self, component: str, chars: int = 3000) -> str:
         path = airflow_ui.log_path(self.home, component)
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
@@ -181,10 +196,12 @@ def running_cluster(home: Path, env: dict[str, str], tag: str) -> Iterator[Clust
     (home / "config").mkdir(parents=True, exist_ok=True)
     (home / "config" / "airflow_local_settings.py").write_text(QUICK_RETRY_POLICY)
     database = f"retention_airflow_e2e_{tag}"
+    queue = f"retention_e2e_{tag}"
     try:
         instance = cluster.up(home, namespace="test", port=spare_port(), database=database, fresh=True,
-                              extra={**TEST_SETTINGS, **env}, unpause=False)
-        yield Cluster(instance, airflow_ui.admin_token(instance))
+                              extra={**TEST_SETTINGS, "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue, **env},
+                              unpause=False)
+        yield Cluster(instance, airflow_ui.admin_token(instance), queue)
     finally:
         airflow_ui.down(home)
         postgres.drop_database(postgres.ensure(), database)

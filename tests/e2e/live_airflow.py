@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from include.retention.request_states import REQUESTS_DAG_ID
-from tests.e2e.airflow_processes import AirflowProcesses
+from tests.e2e.airflow_processes import QUICK_SETTINGS, AirflowProcesses
 from tests.e2e.conftest import ROOT
 
 RUN_TIMEOUT = 300.0  # seconds for one request run; about 10-40 s here, more on a busy machine
@@ -126,8 +126,7 @@ def live_airflow_running(home: Path) -> Iterator[LiveAirflow]:
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),  # the retention dashboard
         "AIRFLOW__API__BASE_URL": "",  # set below, once the port is known
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",  # parse once: the files do not change
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        **QUICK_SETTINGS,
     })
     airflow.env["AIRFLOW__API__BASE_URL"] = airflow.base
     # What a deployment defines for the SLA monitor: the register task notes a refusal on its run with it.

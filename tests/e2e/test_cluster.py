@@ -18,6 +18,9 @@ In order, on one cluster:
    no purge ran twice, let alone at the same time.
 5. The SLA monitor's T-7 and T-0 mails are sent from a worker, to the SMTP server its
    connection names.
+6. RabbitMQ as the broker (when one answers on 127.0.0.1:5672, as ``cluster.sh up --broker
+   amqp`` expects): the scheduler and both workers restarted on it, a termination runs to
+   completion through it.
 
 The store connections are what a deployment gives the cluster: MySQL as the least-privilege
 user of ``include.retention.grants`` (``seeded_world``), paced (batches of 100 rows, 0.15 s
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import time
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
@@ -53,7 +57,7 @@ BACKFILL_DAYS = 3
 #: MySQL paced so that a purge of a few thousand rows lasts seconds (the connection's extra).
 PACING = {"batch_size": 100, "sleep_between_batches": 0.15}
 BIG_ROWS = 3000  # call records of each tenant a fault test terminates
-FAULT_TENANTS = {"worker_loss": "7791", "scheduler_loss": "7792"}
+FAULT_TENANTS = {"worker_loss": "7791", "scheduler_loss": "7792", "rabbitmq": "7793"}
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 
@@ -514,3 +518,52 @@ def test_the_sla_monitors_warning_and_breach_mails_come_from_a_worker(cluster: C
     assert all(r == [RECIPIENT] for r in inbox.recipients)
     senders = {str(t["hostname"]) for t in cluster.task_instances(dag_id, run_id) if t["state"] == "success"}
     assert senders and senders <= set(cluster.workers), senders
+
+
+# --------------------------------------------------------------------------- 6. RabbitMQ
+
+
+def _rabbitmq_answers() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _rabbitmq_answers(), reason="no RabbitMQ server answers on 127.0.0.1:5672")
+def test_on_rabbitmq_as_the_broker_both_workers_consume_and_a_termination_completes(
+        cluster: Cluster, world: dict[str, Any]) -> None:
+    from kombu import Connection
+
+    from devservers import airflow_ui
+    from devservers.cluster import AMQP_URL
+
+    cluster.move_to_broker(AMQP_URL)
+    try:
+        with Connection(AMQP_URL) as amqp:
+            _, _, consumers = amqp.default_channel.queue_declare(queue=cluster.queue, passive=True)
+        assert consumers == len(cluster.workers), "both workers consume the cluster's queue on RabbitMQ"
+        _terminate_on_rabbitmq(cluster, world)
+    finally:
+        airflow_ui.down(cluster.home)  # the workers go first, then the queue they consumed
+        with Connection(AMQP_URL) as amqp:
+            amqp.default_channel.queue_delete(queue=cluster.queue)
+
+
+def _terminate_on_rabbitmq(cluster: Cluster, world: dict[str, Any]) -> None:
+    tenant = FAULT_TENANTS["rabbitmq"]
+    others = _call_rows(world)
+    _big_tenant(world, tenant)
+    conf = base_conf(request_type="termination", tenant_id=tenant, reference=f"CLUSTER-AMQP-{tenant}",
+                     categories=["call_data"])
+    run_id = cluster.trigger(REQUESTS_DAG_ID, conf)
+    cluster.unpause(REQUESTS_DAG_ID)
+    assert cluster.wait_finished(REQUESTS_DAG_ID, run_id)["state"] == "success", cluster.states(REQUESTS_DAG_ID, run_id)
+    assert _call_rows(world, tenant) == 0 and _call_rows(world) == others
+    rows = audit(world, [run_id])
+    assert rows and all(r["outcome"] == "ok" for r in rows), rows
+    assert sum(int(r["deleted"]) for r in rows if r["target"] == "call_records") == BIG_ROWS
+    ran = {str(t["hostname"]) for t in cluster.task_instances(REQUESTS_DAG_ID, run_id) if t["state"] == "success"}
+    assert ran and ran <= set(cluster.workers), ran
+    assert request_row(world, f"CLUSTER-AMQP-{tenant}")["state"] == "completed"

@@ -22,7 +22,7 @@ from devservers.policies import write_policy_variant
 from include.retention.policy import POLICY_PATH_ENV
 from include.retention.pools import STORE_POOLS
 from include.retention.request_states import REQUESTS_DAG_ID
-from tests.e2e.airflow_processes import AirflowProcesses
+from tests.e2e.airflow_processes import QUICK_SETTINGS, AirflowProcesses
 from include.retention.requests.intake import submit
 from tests.e2e.conftest import Stores, World, base_conf
 
@@ -124,8 +124,7 @@ def cluster(stores: Stores, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     airflow = AirflowProcesses(home, {
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:admin" for u in ("admin", *USERS)),
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",  # parse once: the files do not change
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        **QUICK_SETTINGS,
         POLICY_PATH_ENV: str(policy),
     })
     passwords = {"admin": airflow.password, **{user: secrets.token_urlsafe(12) for user in USERS}}
