@@ -9,22 +9,20 @@ run against a real cluster instead; nothing is started then.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from devservers.es_standin_base import source_sha256
 from devservers.procs import PROJECT_ROOT, RUN_DIR, Endpoint, owned_pid, port_open, say, start, stop, wait_for_port
 
 NAME = "elasticsearch"
 URL_ENV = "ELASTICSEARCH_URL"
 PORT = int(os.environ.get("RETENTION_ES_PORT", "19200"))
-SERVER_SOURCE = Path(__file__).with_name("es_standin_server.py")
 
 
 def _real_cluster(url: str) -> Endpoint:
@@ -67,7 +65,7 @@ def ensure() -> Endpoint:
     # Several test sessions may call this at once: one starts the server, the others reuse it.
     with open(RUN_DIR / "es-standin.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        current = hashlib.sha256(SERVER_SOURCE.read_bytes()).hexdigest()
+        current = source_sha256()  # of all the stand-in's modules, as the server reports it
         pid = owned_pid(NAME)
         if port_open(PORT):
             info = _standin_info(PORT)

@@ -1,0 +1,390 @@
+"""The stand-in's one-node cluster state (indices, tasks, faults, the request log) and
+delete-by-query."""
+
+from __future__ import annotations
+
+import base64
+import collections
+import copy
+import itertools
+import re
+import threading
+import time
+import uuid
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from devservers.es_standin_base import (
+    FAULT_BODIES,
+    REQUEST_LOG_SIZE,
+    EsError,
+    bad_request,
+    index_not_found,
+    now_ms,
+    parse_time_value,
+    unsupported,
+)
+from devservers.es_standin_index import SETTABLE, Index, check_mapping, flatten_settings, validate_index_name
+from devservers.es_standin_query import Predicate
+
+# --------------------------------------------------------------------------- the cluster
+
+
+@dataclass
+class Fault:
+    status: int
+    count: int
+    paths: str | None = None
+    methods: tuple[str, ...] = ()
+    stage: str = "http"
+    delay: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "count": self.count,
+            "paths": self.paths,
+            "methods": list(self.methods),
+            "stage": self.stage,
+            "delay": self.delay,
+        }
+
+
+@dataclass
+class Task:
+    id: int
+    description: str
+    start_ms: int
+    start_ns: int
+    status: dict[str, Any]
+    completed: bool = False
+    end_ns: int | None = None
+    response: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class Cluster:
+    """All state of the one-node stand-in cluster, guarded by one lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.indices: dict[str, Index] = {}
+        self.node_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()[:22].replace("-", "A").replace("_", "B")
+        self.cluster_uuid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode()[:22]
+        self.task_ids = itertools.count(1000)
+        self.tasks: dict[int, Task] = {}
+        self.faults: list[Fault] = []
+        self.requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=REQUEST_LOG_SIZE)
+        self.request_seq = itertools.count(1)
+
+    # -- index expressions
+
+    def resolve(
+        self,
+        expr: str | None,
+        *,
+        ignore_unavailable: bool = False,
+        allow_no_indices: bool = True,
+        expand_wildcards: str = "open",
+        skip_closed: bool = False,
+    ) -> list[Index]:
+        """Indices named by a comma-separated expression with ``*`` wildcards (read APIs)."""
+        expand = set((expand_wildcards or "open").split(","))
+        if "all" in expand:
+            expand = {"open", "closed", "hidden"}
+        if "none" in expand:
+            expand = set()
+        parts = [p for p in (expr or "_all").split(",") if p]
+        chosen: dict[str, Index] = {}
+        wildcard_used = False
+        for part in parts:
+            exclude = part.startswith("-") and bool(chosen)
+            pattern = part[1:] if exclude else part
+            if pattern in ("_all", "*") or "*" in pattern:
+                wildcard_used = True
+                glob = "*" if pattern == "_all" else pattern
+                regex = re.compile("^" + ".*".join(re.escape(piece) for piece in glob.split("*")) + "$")
+                matches = [
+                    ix
+                    for name, ix in self.indices.items()
+                    if regex.match(name)
+                    and (("closed" in expand) if ix.closed else ("open" in expand))
+                    and (not ix.hidden or "hidden" in expand or pattern.startswith("."))
+                ]
+                for ix in matches:
+                    if exclude:
+                        chosen.pop(ix.name, None)
+                    else:
+                        chosen[ix.name] = ix
+                continue
+            ix = self.indices.get(pattern)
+            if ix is None:
+                if exclude:
+                    continue
+                if ignore_unavailable:
+                    continue
+                raise index_not_found(pattern)
+            if exclude:
+                chosen.pop(ix.name, None)
+            else:
+                chosen[ix.name] = ix
+        result = list(chosen.values())
+        if skip_closed:
+            closed = [ix for ix in result if ix.closed]
+            if closed and not ignore_unavailable and not wildcard_used:
+                raise EsError(400, "index_closed_exception", "closed", index=closed[0].name)
+            result = [ix for ix in result if not ix.closed]
+        if not result and not allow_no_indices and wildcard_used:
+            raise index_not_found(expr or "_all")
+        return result
+
+    def create_index(self, name: str, body: dict[str, Any]) -> Index:
+        validate_index_name(name)
+        if name in self.indices:
+            raise EsError(
+                400,
+                "resource_already_exists_exception",
+                f"index [{name}/{self.indices[name].uuid}] already exists",
+                index=name,
+                index_uuid=self.indices[name].uuid,
+            )
+        extra = set(body) - {"settings", "mappings", "aliases"}
+        if extra:
+            raise bad_request(f"unknown key [{sorted(extra)[0]}] for create index", "parse_exception")
+        if body.get("aliases"):
+            raise unsupported("aliases")
+        settings = flatten_settings(body.get("settings") or {})
+        unknown = set(settings) - SETTABLE
+        if unknown:
+            key = sorted(unknown)[0]
+            raise bad_request(
+                f"unknown setting [{key}] please check that any required plugins are installed, or check "
+                "the breaking changes documentation for removed settings"
+            )
+        for key in (
+            "index.number_of_shards",
+            "index.number_of_replicas",
+            "index.creation_date",
+            "index.max_result_window",
+        ):
+            if key in settings and not re.fullmatch(r"\d+", settings[key]):
+                raise bad_request(f"Failed to parse value [{settings[key]}] for setting [{key}]")
+        if "index.refresh_interval" in settings:
+            parse_time_value(settings["index.refresh_interval"], "index.refresh_interval")
+        settings.setdefault("index.number_of_shards", "1")
+        settings.setdefault("index.number_of_replicas", "1")
+        settings.setdefault("index.creation_date", str(now_ms()))
+        settings["index.provided_name"] = name
+        mappings = copy.deepcopy(body.get("mappings") or {})
+        extra_m = set(mappings) - {"properties", "dynamic"}
+        if extra_m:
+            raise unsupported(f"mapping options {sorted(extra_m)}")
+        if str(mappings.get("dynamic", "true")).lower() not in ("true", "false", "strict"):
+            raise unsupported(f"dynamic [{mappings['dynamic']}]")
+        check_mapping(mappings.get("properties", {}))
+        ix = Index(name=name, settings=settings, mappings=mappings)
+        ix.settings["index.uuid"] = ix.uuid
+        self.indices[name] = ix
+        return ix
+
+    def index_for_write(self, name: str) -> Index:
+        """The index a write goes to, created on the fly (``action.auto_create_index`` defaults to true)."""
+        ix = self.indices.get(name)
+        if ix is None:
+            ix = self.create_index(name, {})
+        return ix
+
+    # -- faults and the request log
+
+    def take_fault(self, stage: str, method: str = "", path: str = "") -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.stage != stage or fault.count <= 0:
+                    continue
+                if fault.paths and not path.startswith(fault.paths):
+                    continue
+                if fault.methods and method not in fault.methods:
+                    continue
+                fault.count -= 1
+                taken = Fault(**{**fault.__dict__})
+                self.faults = [f for f in self.faults if f.count > 0]
+                return taken
+        return None
+
+    def log_request(self, method: str, path: str, status: int) -> None:
+        with self.lock:
+            self.requests.append(
+                {
+                    "seq": next(self.request_seq),
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "time": round(time.time(), 3),
+                }
+            )
+
+
+CLUSTER = Cluster()
+
+
+# --------------------------------------------------------------------------- delete by query
+
+
+class DeleteByQuery:
+    """One delete-by-query: snapshot what is searchable, delete it in batches with version checks."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        indices: list[Index],
+        predicates: dict[str, Predicate],
+        *,
+        abort_on_conflict: bool,
+        scroll_size: int,
+        slices: int,
+        refresh: bool,
+        max_docs: int | None,
+        requests_per_second: float,
+        task: Task | None,
+    ) -> None:
+        self.cluster, self.indices, self.predicates = cluster, indices, predicates
+        self.abort_on_conflict, self.scroll_size, self.slices = abort_on_conflict, scroll_size, slices
+        self.refresh, self.max_docs, self.rps, self.task = refresh, max_docs, requests_per_second, task
+        self.start = time.monotonic()
+        self.totals = self._zero()
+        self.slice_status = [dict(self._zero(), slice_id=i) for i in range(slices)] if slices > 1 else []
+        self.failures: list[dict[str, Any]] = []
+
+    @staticmethod
+    def _zero() -> dict[str, Any]:
+        return {
+            "total": 0,
+            "deleted": 0,
+            "batches": 0,
+            "version_conflicts": 0,
+            "noops": 0,
+            "retries": {"bulk": 0, "search": 0},
+            "throttled_millis": 0,
+        }
+
+    def status(self) -> dict[str, Any]:
+        status = {
+            **copy.deepcopy(self.totals),
+            "updated": 0,
+            "created": 0,
+            "requests_per_second": self.rps,
+            "throttled_until_millis": 0,
+        }
+        if self.slice_status:
+            status["slices"] = copy.deepcopy(self.slice_status)
+        return status
+
+    def run(self) -> dict[str, Any]:
+        with self.cluster.lock:
+            snapshot: list[tuple[Index, str, int]] = []
+            for ix in self.indices:
+                if ix.closed:
+                    continue
+                ix.maybe_refresh()
+                predicate = self.predicates[ix.name]
+                for doc in ix.searchable.values():
+                    if predicate(doc):
+                        snapshot.append((ix, doc.id, doc.seq_no))
+        if self.max_docs is not None:
+            snapshot = snapshot[: self.max_docs]
+        by_slice: list[list[tuple[Index, str, int]]] = [[] for _ in range(max(1, self.slices))]
+        for item in snapshot:
+            by_slice[zlib_crc(item[1]) % len(by_slice)].append(item)
+        self.totals["total"] = len(snapshot)
+        for i, part in enumerate(by_slice):
+            if self.slice_status:
+                self.slice_status[i]["total"] = len(part)
+        aborted = False
+        for slice_id, part in enumerate(by_slice):
+            for start in range(0, len(part), self.scroll_size):
+                batch = part[start : start + self.scroll_size]
+                aborted = self._delete_batch(batch, slice_id)
+                if aborted:
+                    break
+            if aborted:
+                break
+        touched = {ix.name: ix for ix in self.indices}
+        if self.refresh:
+            with self.cluster.lock:
+                for ix in touched.values():
+                    if ix.name in self.cluster.indices and not ix.closed:
+                        ix.refresh()
+        return self.response()
+
+    def _delete_batch(self, batch: list[tuple[Index, str, int]], slice_id: int) -> bool:
+        delay = 0.0
+        fault = self.cluster.take_fault("delete_by_query_delay")  # slows the next N batches
+        if fault:
+            delay = fault.delay
+        if self.rps > 0:
+            delay = max(delay, len(batch) / self.rps)
+        if delay:
+            time.sleep(delay)
+            self.totals["throttled_millis"] += int(delay * 1000)
+        aborted = False
+        with self.cluster.lock:
+            deleted = conflicts = 0
+            for ix, doc_id, seq_no in batch:
+                if self.cluster.indices.get(ix.name) is not ix:
+                    continue  # the index was deleted meanwhile: nothing left to delete
+                failure = self.cluster.take_fault("delete_by_query")
+                if failure:
+                    reason, kind = FAULT_BODIES[failure.status][1], FAULT_BODIES[failure.status][0]
+                    self.failures.append(
+                        {
+                            "index": ix.name,
+                            "id": doc_id,
+                            "cause": {"type": kind, "reason": reason},
+                            "status": failure.status,
+                        }
+                    )
+                    aborted = True
+                    continue
+                try:
+                    ix.delete(doc_id, if_seq_no=seq_no)
+                    deleted += 1
+                except EsError as exc:
+                    if exc.type != "version_conflict_engine_exception":
+                        raise
+                    conflicts += 1
+                    if self.abort_on_conflict:
+                        self.failures.append(
+                            {
+                                "index": ix.name,
+                                "id": doc_id,
+                                "cause": {"type": exc.type, "reason": exc.reason, "index": ix.name},
+                                "status": 409,
+                            }
+                        )
+                        aborted = True
+            for counts in [self.totals] + ([self.slice_status[slice_id]] if self.slice_status else []):
+                counts["deleted"] += deleted
+                counts["version_conflicts"] += conflicts
+                counts["batches"] += 1
+            if self.task:
+                self.task.status = self.status()
+        return aborted
+
+    def response(self) -> dict[str, Any]:
+        status = self.status()
+        status.pop("updated", None)
+        status.pop("created", None)
+        return {
+            "took": int((time.monotonic() - self.start) * 1000),
+            "timed_out": False,
+            **status,
+            "failures": self.failures,
+        }
+
+
+def zlib_crc(text: str) -> int:
+    return zlib.crc32(text.encode())
+
+
