@@ -95,6 +95,13 @@ class AirflowProcesses:
         assert result.returncode == 0, f"airflow {' '.join(args)} exited {result.returncode}: {result.stderr[-3000:]}"
         return result.stdout
 
+    def create_store_pools(self) -> None:
+        """The four store pools, in one ``airflow pools import`` (each CLI call costs seconds of imports)."""
+        pools = self.home / "store-pools.json"
+        pools.write_text(json.dumps({name: {"slots": slots, "description": "retention store pool"}
+                                     for name, slots in STORE_POOLS.items()}))
+        self.cli("pools", "import", str(pools))
+
     def reserialize(self) -> None:
         self.cli("dags", "reserialize")
 

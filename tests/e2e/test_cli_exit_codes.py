@@ -17,7 +17,6 @@ from typing import Any, Iterator
 
 import pytest
 
-from include.retention.pools import STORE_POOLS
 from tests.e2e.airflow_processes import AirflowProcesses
 from tests.e2e.conftest import Stores, World, base_conf
 
@@ -28,8 +27,7 @@ pytestmark = [pytest.mark.servers, pytest.mark.slow]
 def airflow(stores: Stores, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowProcesses]:
     """A private Airflow home; its processes see the session's retention connections."""
     home = AirflowProcesses(tmp_path_factory.mktemp("airflow-cli"))
-    for name, slots in STORE_POOLS.items():
-        home.cli("pools", "set", name, str(slots), "retention store pool")
+    home.create_store_pools()
     yield home
     home.stop()
 

@@ -17,7 +17,6 @@ from typing import Iterator
 
 import pytest
 
-from include.retention.pools import STORE_POOLS
 from tests.e2e.airflow_processes import AirflowProcesses
 from tests.e2e.conftest import Inbox, Stores, World, load_dag, task_states
 from tests.e2e.test_cli_exit_codes import airflow_cli
@@ -44,8 +43,7 @@ def airflow(stores: Stores, listener: StatsdListener,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowProcesses]:
     """A private Airflow home whose processes send their metrics to ``listener`` (tags InfluxDB style)."""
     home = AirflowProcesses(tmp_path_factory.mktemp("airflow-metrics"), env=statsd_env(listener.port))
-    for name, slots in STORE_POOLS.items():
-        home.cli("pools", "set", name, str(slots), "retention store pool")
+    home.create_store_pools()
     yield home
     home.stop()
 
