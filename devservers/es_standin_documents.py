@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import copy
-import json
 import time
 import uuid
 from typing import Any
 
 from devservers.es_standin_base import EsError, bad_request, index_not_found, unsupported
+from devservers.es_standin_bulk import BulkItem, doc_id_error, parse_bulk, parse_source, validation_failed
 from devservers.es_standin_cluster import CLUSTER
 from devservers.es_standin_http import Request, Response, ok, route
 from devservers.es_standin_index import Doc, Index
@@ -61,6 +61,9 @@ def index_doc(req: Request, index: str, doc_id: str | None = None) -> Response:
     req.param("wait_for_active_shards")
     req.param("require_alias")
     req.check_params()
+    id_error = doc_id_error(doc_id)
+    if id_error:
+        raise validation_failed([id_error])
     source = req.json(required=True)
     if not isinstance(source, dict):
         raise bad_request("failed to parse, document is empty", "document_parsing_exception")
@@ -141,84 +144,55 @@ def bulk(req: Request, index: str | None = None) -> Response:
         raise unsupported("ingest pipelines")
     req.check_params()
     started = time.monotonic()
-    lines = req.raw.split(b"\n")
+    parsed = parse_bulk(req.raw, index)  # the whole body, before anything is written
     items: list[dict[str, Any]] = []
     touched: dict[str, Index] = {}
     errors = False
-    i = 0
     with CLUSTER.lock:
-        while i < len(lines):
-            line = lines[i].strip()
-            i += 1
-            if not line:
-                continue
+        for op in parsed:
+            item: dict[str, Any] = {"_index": op.index, "_id": op.doc_id}
             try:
-                action_doc = json.loads(line)
-            except ValueError:
-                raise bad_request(
-                    f"Malformed action/metadata line [{i}], expected START_OBJECT", "parse_exception"
-                ) from None
-            if not isinstance(action_doc, dict) or len(action_doc) != 1:
-                raise bad_request(f"Malformed action/metadata line [{i}], expected a simple value for field [_index]")
-            ((action, meta),) = action_doc.items()
-            if action not in ("index", "create", "delete", "update"):
-                raise bad_request(
-                    f"Malformed action/metadata line [{i}], expected field [create], [delete], [index] "
-                    f"or [update] but found [{action}]"
-                )
-            source = None
-            if action != "delete":
-                if i >= len(lines) or not lines[i].strip():
-                    raise bad_request("The bulk request must be terminated by a newline [\\n]")
-                try:
-                    source = json.loads(lines[i])
-                except ValueError:
-                    raise bad_request(f"failed to parse document on line [{i + 1}]", "parse_exception") from None
-                i += 1
-            name = meta.get("_index") or index
-            doc_id = meta.get("_id")
-            item: dict[str, Any] = {"_index": name, "_id": doc_id}
-            try:
-                unknown = set(meta) - {"_index", "_id", "routing"}
-                if unknown:
-                    raise unsupported(f"bulk metadata {sorted(unknown)}")
-                if action == "update":
-                    raise unsupported("bulk update actions")
-                if not name:
-                    raise bad_request("index is missing", "action_request_validation_exception")
-                if action == "delete":
-                    if doc_id is None:
-                        raise bad_request("id is missing", "action_request_validation_exception")
-                    ix = CLUSTER.indices.get(name)
-                    if ix is None:
-                        raise index_not_found(name)
-                    old = ix.delete(str(doc_id))
-                    item.update(
-                        {
-                            "_version": (old.version + 1) if old else 1,
-                            "result": "deleted" if old else "not_found",
-                            "_shards": {"total": 1 + ix.replicas, "successful": 1, "failed": 0},
-                            "_seq_no": ix.seq_no,
-                            "_primary_term": 1,
-                            "status": 200 if old else 404,
-                        }
-                    )
-                else:
-                    if not isinstance(source, dict):
-                        raise bad_request("failed to parse", "document_parsing_exception")
-                    ix = CLUSTER.index_for_write(name)
-                    doc, result = ix.put(str(doc_id) if doc_id is not None else _new_id(), source, op_type=action)
-                    item = _write_response(ix, doc, result, False)
-                    item["status"] = 201 if result == "created" else 200
+                ix = _bulk_item(op, item)
                 touched[ix.name] = ix
             except EsError as exc:
                 errors = True
                 item["status"] = exc.status
                 item["error"] = {"type": exc.type, "reason": exc.reason, **exc.extra}
-            items.append({action: item})
+            items.append({op.action: item})
         if refresh_now:
             for ix in touched.values():
                 ix.refresh()
     return ok({"errors": errors, "took": int((time.monotonic() - started) * 1000), "items": items})
 
 
+
+
+def _bulk_item(op: BulkItem, item: dict[str, Any]) -> Index:
+    """Execute one validated bulk item, filling its response ``item``; an EsError fails this item only."""
+    assert op.index is not None  # parse_bulk refused items without an index
+    if op.action == "delete":
+        assert op.doc_id is not None
+        ix = CLUSTER.indices.get(op.index)
+        if ix is None:
+            raise index_not_found(op.index)
+        old = ix.delete(op.doc_id)
+        item.update(
+            {
+                "_version": (old.version + 1) if old else 1,
+                "result": "deleted" if old else "not_found",
+                "_shards": {"total": 1 + ix.replicas, "successful": 1, "failed": 0},
+                "_seq_no": ix.seq_no,
+                "_primary_term": 1,
+                "status": 200 if old else 404,
+            }
+        )
+        return ix
+    if op.doc_id == "":
+        # IndexRouting.process: an item's own failure, not the request's (ES 8).
+        raise bad_request("if _id is specified it must not be empty")
+    source = parse_source(op)
+    ix = CLUSTER.index_for_write(op.index)
+    doc, result = ix.put(op.doc_id if op.doc_id is not None else _new_id(), source, op_type=op.action)
+    item.clear()
+    item.update(_write_response(ix, doc, result, False), status=201 if result == "created" else 200)
+    return ix

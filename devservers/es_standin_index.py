@@ -38,6 +38,14 @@ class FieldSpec:
 
 def check_mapping(props: dict[str, Any], prefix: str = "") -> None:
     for name, spec in props.items():
+        if not name.strip():  # ObjectMapper.validateFieldName, wrapped by the mapping parser
+            why = "field name cannot be an empty string" if not name else "field name cannot contain only whitespaces"
+            raise EsError(
+                400,
+                "mapper_parsing_exception",
+                f"Failed to parse mapping: {why}",
+                caused_by={"type": "illegal_argument_exception", "reason": why},
+            )
         if not isinstance(spec, dict):
             raise bad_request(f"Expected map for property [{prefix}{name}]", "mapper_parsing_exception")
         ftype = spec.get("type", "object" if "properties" in spec else None)
@@ -250,6 +258,14 @@ class Index:
     def _map_object(self, doc_id: str, obj: dict[str, Any], props: dict[str, Any], prefix: str, dynamic: str) -> bool:
         changed = False
         for key, value in obj.items():
+            if not key.strip():  # DocumentParser refuses it before mapping anything
+                why = "Field name cannot be an empty string" if not key else "Field name cannot contain only whitespace"
+                raise EsError(
+                    400,
+                    "document_parsing_exception",
+                    f"[1:2] failed to parse: {why}",
+                    caused_by={"type": "illegal_argument_exception", "reason": why},
+                )
             if "." in key:
                 head, _, rest = key.partition(".")
                 changed |= self._map_object(doc_id, {head: {rest: value}}, props, prefix, dynamic)

@@ -235,6 +235,10 @@ def cat_indices(req: Request, index: str | None = None) -> Response:
     if bytes_unit not in (None, "b", "kb", "mb", "gb"):
         raise unsupported(f"bytes=[{bytes_unit}]")
     health = req.param("health")
+    if health is not None:
+        health = health.lower()  # ClusterHealthStatus.fromString: case-insensitive, else a 400
+        if health not in ("green", "yellow", "red"):
+            raise bad_request(f"unknown cluster health status [{req.param('health')}]")
     req.param("pri")
     req.param("local")
     req.param("master_timeout")

@@ -230,9 +230,9 @@ def delete_by_query(req: Request, index: str) -> Response:
     slices_raw = req.param("slices", "1")
     refresh_after = req.flag("refresh")
     wait = req.flag("wait_for_completion", True)
-    scroll_size = req.integer("scroll_size", 1000) or 1000
+    scroll_size = req.integer("scroll_size", 1000)
     max_docs_param = req.integer("max_docs")
-    rps_raw = req.param("requests_per_second", "-1")
+    rps_raw = req.param("requests_per_second")
     req.param("scroll")
     req.param("timeout")
     req.param("wait_for_active_shards")
@@ -247,23 +247,21 @@ def delete_by_query(req: Request, index: str) -> Response:
         slices = int(slices_raw)
     else:
         raise bad_request(f'[slices] must be a positive integer or the string "auto", but was [{slices_raw}]')
-    try:
-        rps = float(rps_raw or "-1")
-    except ValueError:
-        raise bad_request(
-            "[requests_per_second] must be a float greater than 0. Use -1 to disable throttling."
-        ) from None
-    if rps == 0 or (rps < 0 and rps != -1):
-        raise bad_request("[requests_per_second] must be a float greater than 0. Use -1 to disable throttling.")
-    if not 1 <= scroll_size <= 10_000:
+    rps = requests_per_second(rps_raw)
+    assert scroll_size is not None
+    if scroll_size == 0:  # SearchRequest.validate, for the scroll that feeds the deletes
+        raise bad_request("Validation Failed: 1: [size] cannot be [0] in a scroll context;", VALIDATION)
+    if scroll_size < 0:
+        raise bad_request(f"[size] parameter cannot be negative, found [{scroll_size}]")
+    if scroll_size > 10_000:
         raise bad_request(f"[scroll_size] must be between 1 and 10000, got [{scroll_size}]")
     body = req.json(required=True)
     extra = set(body) - {"query", "max_docs"}
     if extra:
         raise unsupported(f"delete-by-query body field [{sorted(extra)[0]}] (supported: query, max_docs)")
     if "query" not in body:
-        raise bad_request("Validation Failed: 1: query is missing;", "action_request_validation_exception")
-    max_docs = body.get("max_docs", max_docs_param)
+        raise bad_request("Validation Failed: 1: query is missing;", VALIDATION)
+    max_docs = checked_max_docs(max_docs_param, body.get("max_docs"), slices)
     with CLUSTER.lock:
         indices = _search_indices(req, index)
         req.check_params()
@@ -371,3 +369,51 @@ def get_task(req: Request, task_id: str) -> Response:
         return ok(copy.deepcopy(doc.source))
 
 
+
+
+VALIDATION = "action_request_validation_exception"
+_JAVA_FLOAT = re.compile(r"\s*[+-]?(Infinity|(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[fFdD]?)\s*")
+
+
+def requests_per_second(raw: str | None) -> float:
+    """``requests_per_second`` as ES reads it (``AbstractBaseReindexRestHandler``): absent or -1 is
+    unthrottled (-1 here); anything Java's ``Float.parseFloat`` refuses, such as an empty string, and
+    anything at or below 0 other than -1, is a 400."""
+    if raw is None:
+        return -1.0
+    refused = bad_request("[requests_per_second] must be a float greater than 0. Use -1 to disable throttling.")
+    if not _JAVA_FLOAT.fullmatch(raw):
+        if raw.strip().lstrip("+-") == "NaN":
+            raise unsupported("requests_per_second=NaN")
+        raise refused
+    value = float(raw.strip().rstrip("fFdD"))
+    if value == float("inf"):
+        return -1.0
+    if value <= 0:
+        if value == -1:
+            return -1.0
+        raise refused
+    return value
+
+
+def checked_max_docs(from_url: int | None, from_body: Any, slices: int | None) -> int | None:
+    """``max_docs`` from the URL or the body, refused as ES refuses it (``AbstractBulkByScrollRequest``:
+    negative, fewer than the slices, set twice to different values); None when absent."""
+    if from_body is not None and (isinstance(from_body, bool) or not isinstance(from_body, int)):
+        raise bad_request(f"[max_docs] must be an integer, found [{from_body}]", "x_content_parse_exception")
+    if from_url is not None and from_body is not None and from_url != from_body:
+        raise bad_request(f"[max_docs] set to two different values [{from_url}] and [{from_body}]")
+    max_docs = from_body if from_body is not None else from_url
+    if max_docs is None:
+        return None
+    if max_docs < 0:
+        raise bad_request(f"[max_docs] parameter cannot be negative, found [{max_docs}]")
+    if slices is not None and max_docs < slices:  # slices=auto is 0 in ES: only this check's 0 is left
+        raise bad_request("[max_docs] should be >= [slices]")
+    if max_docs == 0:
+        raise bad_request(
+            "Validation Failed: 1: maxDocs should be greater than 0 if the request is limited to some number "
+            "of documents or -1 if it isn't but it was [0];",
+            VALIDATION,
+        )
+    return max_docs

@@ -5,93 +5,32 @@ it cannot, it refuses with a 400 that says so.
 
 from __future__ import annotations
 
-import http.client
-import itertools
 import json
-import threading
 import time
 import warnings
-from http.server import ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from elasticsearch import ApiError, BadRequestError, ConflictError, Elasticsearch, NotFoundError
 
 from devservers import es_standin_server as srv
 
+pytest.register_assert_rewrite("tests.unit.es_standin_harness")
+from tests.unit.es_standin_harness import NAMES, load, raw  # noqa: E402 - after the rewrite hook
+
+pytest_plugins = ["tests.unit.es_standin_harness"]  # its fixtures: server, es, index
+
 pytestmark = pytest.mark.timeout(60)
-
-_names = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), srv.Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture
-def es(server: str) -> Iterator[Elasticsearch]:
-    client = Elasticsearch(server, request_timeout=10, max_retries=0, retry_on_status=())
-    yield client
-    with srv.CLUSTER.lock:
-        srv.CLUSTER.faults = []
-    client.close()
-
-
-@pytest.fixture
-def index(es: Elasticsearch) -> str:
-    """A fresh index with keyword/date/long/text fields and no replicas."""
-    name = f"unit-{next(_names)}"
-    es.indices.create(
-        index=name,
-        settings={"number_of_replicas": 0},
-        mappings={
-            "properties": {
-                "tenant_id": {"type": "keyword"},
-                "agent_id": {"type": "keyword"},
-                "@timestamp": {"type": "date"},
-                "n": {"type": "long"},
-                "msg": {"type": "text"},
-            }
-        },
-    )
-    return name
-
-
-def _raw(
-    server: str, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None
-) -> tuple[int, dict[str, str], Any]:
-    host, port = server.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    conn.request(method, path, body=body, headers=headers or {})
-    resp = conn.getresponse()
-    data = resp.read()
-    conn.close()
-    return resp.status, dict(resp.headers), (json.loads(data) if data and method != "HEAD" else None)
-
-
-def _load(es: Elasticsearch, index: str, docs: list[dict[str, Any]]) -> None:
-    ops: list[dict[str, Any]] = []
-    for i, doc in enumerate(docs):
-        ops += [{"index": {"_index": index, "_id": str(i)}}, doc]
-    assert not es.bulk(operations=ops, refresh=True)["errors"]
-
 
 # ------------------------------------------------------------------ wire
 
 
 def test_every_answer_carries_the_product_header_and_a_length(server: str) -> None:
     for method, path in (("GET", "/"), ("HEAD", "/"), ("GET", "/no-such-index/_settings"), ("GET", "/_nope")):
-        status, headers, _ = _raw(server, method, path)
+        status, headers, _ = raw(server, method, path)
         assert headers["X-Elastic-Product"] == "Elasticsearch"
         assert "Content-Length" in headers
-    assert _raw(server, "GET", "/no-such-index/_settings")[0] == 404
+    assert raw(server, "GET", "/no-such-index/_settings")[0] == 404
 
 
 @pytest.mark.parametrize(
@@ -114,7 +53,7 @@ def test_every_answer_carries_the_product_header_and_a_length(server: str) -> No
 )
 def test_compatible_with_is_checked_like_es8(server: str, headers: dict[str, str], status: int) -> None:
     body = b"{}" if "Content-Type" in headers else None
-    got, resp_headers, payload = _raw(server, "POST" if body else "GET", "/_count" if body else "/", headers, body)
+    got, resp_headers, payload = raw(server, "POST" if body else "GET", "/_count" if body else "/", headers, body)
     assert got == status
     if status == 400:
         assert payload["error"]["type"] == "media_type_header_exception"
@@ -123,7 +62,7 @@ def test_compatible_with_is_checked_like_es8(server: str, headers: dict[str, str
 
 
 def test_unsupported_content_type_is_406(server: str) -> None:
-    status, _, payload = _raw(server, "POST", "/_count", {"Content-Type": "text/plain"}, b"{}")
+    status, _, payload = raw(server, "POST", "/_count", {"Content-Type": "text/plain"}, b"{}")
     assert status == 406 and payload["error"]["type"] == "media_type_header_exception"
 
 
@@ -136,7 +75,7 @@ def test_what_it_cannot_do_it_refuses(es: Elasticsearch, index: str) -> None:
         (lambda: es.indices.put_settings(index=index, settings={"refresh_interval": "5s"}), "does not implement"),
         (
             lambda: es.indices.create(
-                index=f"unit-nested-{next(_names)}", mappings={"properties": {"x": {"type": "nested"}}}
+                index=f"unit-nested-{next(NAMES)}", mappings={"properties": {"x": {"type": "nested"}}}
             ),
             "field type [nested]",
         ),
@@ -159,9 +98,9 @@ def test_index_names_and_settings_are_validated(es: Elasticsearch) -> None:
     with pytest.raises(BadRequestError, match="invalid_index_name_exception"):
         es.indices.create(index="Upper")
     with pytest.raises(BadRequestError) as err:
-        es.indices.create(index=f"unit-{next(_names)}", settings={"index.bogus": 1})
+        es.indices.create(index=f"unit-{next(NAMES)}", settings={"index.bogus": 1})
     assert "unknown setting [index.bogus]" in json.dumps(err.value.body)
-    name = f"unit-{next(_names)}"
+    name = f"unit-{next(NAMES)}"
     es.indices.create(index=name, settings={"index": {"creation_date": 1700000000000}})
     with pytest.raises(BadRequestError, match="resource_already_exists_exception"):
         es.indices.create(index=name)
@@ -171,7 +110,7 @@ def test_index_names_and_settings_are_validated(es: Elasticsearch) -> None:
 
 
 def test_delete_takes_explicit_names_only(es: Elasticsearch) -> None:
-    a, b = f"unit-{next(_names)}", f"unit-{next(_names)}"
+    a, b = f"unit-{next(NAMES)}", f"unit-{next(NAMES)}"
     es.indices.create(index=a)
     es.indices.create(index=b)
     for expression in ("unit-*", "_all", "*", f"{a},unit-*", f"{a},-{b}"):
@@ -186,7 +125,7 @@ def test_delete_takes_explicit_names_only(es: Elasticsearch) -> None:
 
 
 def test_cat_indices(es: Elasticsearch) -> None:
-    base = f"unit-cat{next(_names)}"
+    base = f"unit-cat{next(NAMES)}"
     for i, created in enumerate((1700000000000, 1600000000000)):
         es.indices.create(index=f"{base}-{i}", settings={"creation_date": created, "number_of_replicas": 0})
     es.index(index=f"{base}-0", document={"a": 1}, refresh=True)
@@ -223,7 +162,7 @@ def test_cat_indices(es: Elasticsearch) -> None:
 
 
 def test_writes_become_searchable_at_refresh(es: Elasticsearch) -> None:
-    name = f"unit-{next(_names)}"
+    name = f"unit-{next(NAMES)}"
     es.indices.create(index=name, settings={"refresh_interval": "-1"})
     es.index(index=name, id="1", document={"agent_id": "a"})
     assert es.get(index=name, id="1")["found"]  # real-time GET
@@ -237,7 +176,7 @@ def test_writes_become_searchable_at_refresh(es: Elasticsearch) -> None:
 
 
 def test_dynamic_mapping_follows_es(es: Elasticsearch) -> None:
-    name = f"unit-{next(_names)}"
+    name = f"unit-{next(NAMES)}"
     es.index(
         index=name, document={"s": "Hello World", "n": 3, "d": "2025-01-02T03:04:05Z", "o": {"k": True}}, refresh=True
     )  # auto-creates the index
@@ -302,7 +241,7 @@ def test_dynamic_mapping_follows_es(es: Elasticsearch) -> None:
     ],
 )
 def test_queries(es: Elasticsearch, index: str, query: dict[str, Any], expected: set[str]) -> None:
-    _load(
+    load(
         es,
         index,
         [
@@ -318,7 +257,7 @@ def test_queries(es: Elasticsearch, index: str, query: dict[str, Any], expected:
 
 
 def test_search_sorts_pages_and_caps_totals(es: Elasticsearch, index: str) -> None:
-    _load(es, index, [{"n": n, "agent_id": f"a{n}"} for n in (3, 1, 2)])
+    load(es, index, [{"n": n, "agent_id": f"a{n}"} for n in (3, 1, 2)])
     resp = es.search(index=index, sort=[{"n": "desc"}], size=2, track_total_hits=2)
     assert [h["_source"]["n"] for h in resp["hits"]["hits"]] == [3, 2]
     assert resp["hits"]["total"] == {"value": 2, "relation": "gte"}
@@ -329,7 +268,7 @@ def test_search_sorts_pages_and_caps_totals(es: Elasticsearch, index: str) -> No
 
 
 def test_source_filtering(es: Elasticsearch, index: str) -> None:
-    _load(es, index, [{"agent_id": "a", "n": 1, "o": {"k": 1, "j": 2}}])
+    load(es, index, [{"agent_id": "a", "n": 1, "o": {"k": 1, "j": 2}}])
     (hit,) = es.search(index=index, source=["agent_id", "o.k", "missing"])["hits"]["hits"]
     assert hit["_source"] == {"agent_id": "a", "o": {"k": 1}}
     assert "_source" not in es.search(index=index, source=False)["hits"]["hits"][0]
@@ -338,6 +277,7 @@ def test_source_filtering(es: Elasticsearch, index: str) -> None:
 
 
 def test_bulk_items(es: Elasticsearch, index: str) -> None:
+    """Item failures are per item, in a 200 with ``errors: true`` (ES's bulk API reference)."""
     resp = es.bulk(
         operations=[
             {"create": {"_index": index, "_id": "1"}},
@@ -345,21 +285,30 @@ def test_bulk_items(es: Elasticsearch, index: str) -> None:
             {"create": {"_index": index, "_id": "1"}},
             {"agent_id": "a"},
             {"delete": {"_index": index, "_id": "nope"}},
-            {"update": {"_index": index, "_id": "1"}},
-            {"doc": {"agent_id": "b"}},
             {"index": {"_index": index}},
             {"n": "not a number"},
         ]
     )
     statuses = [next(iter(item.values()))["status"] for item in resp["items"]]
-    assert resp["errors"] and statuses == [201, 409, 404, 400, 400]
+    assert resp["errors"] and statuses == [201, 409, 404, 400]
+    assert resp["items"][3]["index"]["error"]["type"] == "document_parsing_exception"
+    with pytest.raises(BadRequestError, match="does not implement bulk update"):  # refused whole, nothing written
+        es.bulk(
+            operations=[
+                {"index": {"_index": index, "_id": "2"}},
+                {},
+                {"update": {"_index": index, "_id": "1"}},
+                {},
+            ]
+        )
+    assert not es.exists(index=index, id="2")
 
 
 # ------------------------------------------------------------------ delete by query and tasks
 
 
 def test_delete_by_query_sync_and_as_a_task(es: Elasticsearch, index: str) -> None:
-    _load(es, index, [{"agent_id": "x" if i % 2 else "y", "tenant_id": "7"} for i in range(10)])
+    load(es, index, [{"agent_id": "x" if i % 2 else "y", "tenant_id": "7"} for i in range(10)])
     resp = es.delete_by_query(index=index, query={"term": {"agent_id": "x"}}, refresh=True, scroll_size=2)
     assert (resp["deleted"], resp["batches"], resp["failures"]) == (5, 3, [])
     task = es.delete_by_query(
@@ -384,7 +333,7 @@ def test_delete_by_query_sync_and_as_a_task(es: Elasticsearch, index: str) -> No
 
 
 def test_delete_by_query_version_conflicts(es: Elasticsearch, index: str) -> None:
-    _load(es, index, [{"agent_id": "x"} for _ in range(3)])
+    load(es, index, [{"agent_id": "x"} for _ in range(3)])
     # proceed: the changed document is skipped, the rest go. abort: the batch with the conflict
     # completes its other items (as a bulk does), then the task stops: one per batch here.
     for conflicts, expect_deleted, scroll_size in (("proceed", 2, 10), ("abort", 0, 1)):
@@ -407,11 +356,11 @@ def test_delete_by_query_version_conflicts(es: Elasticsearch, index: str) -> Non
         assert response["deleted"] == expect_deleted
         assert bool(response["failures"]) == (conflicts == "abort")
         if conflicts == "proceed":
-            _load(es, index, [{"agent_id": "x"} for _ in range(3)])
+            load(es, index, [{"agent_id": "x"} for _ in range(3)])
 
 
 def test_delete_by_query_item_failures_abort(es: Elasticsearch, index: str) -> None:
-    _load(es, index, [{"agent_id": "x"} for _ in range(4)])
+    load(es, index, [{"agent_id": "x"} for _ in range(4)])
     with srv.CLUSTER.lock:
         srv.CLUSTER.faults.append(srv.Fault(status=429, count=1, stage="delete_by_query"))
     resp = es.delete_by_query(index=index, query={"match_all": {}}, conflicts="proceed", scroll_size=2)
@@ -423,7 +372,7 @@ def test_delete_by_query_item_failures_abort(es: Elasticsearch, index: str) -> N
 
 
 def test_http_faults_hit_matching_requests_only(es: Elasticsearch, index: str, server: str) -> None:
-    status, _, _ = _raw(
+    status, _, _ = raw(
         server,
         "POST",
         "/_standin/faults",

@@ -1,0 +1,300 @@
+"""Where Elasticsearch 8 refuses, the stand-in refuses the same way and writes nothing (issue 15).
+
+Each case names the status and error ``type`` ES gives, and where that was checked in ES's source
+(``elastic/elasticsearch``) or its REST API tests:
+
+- ``_bulk``: ``action/bulk/BulkRequestParser.java`` parses every action line before anything runs
+  (``IllegalArgumentException`` -> 400 ``illegal_argument_exception``); ``BulkRequest.validate()``
+  then validates every item (400 ``action_request_validation_exception``); ``IndexRouting.process``
+  fails one item whose ``_id`` is ``""``; ``DocWriteRequest.validateDocIdLength``: over 512 bytes.
+- ``_delete_by_query``: ``modules/reindex/src/yamlRestTest/.../delete_by_query/20_validation.yml``
+  and ``index/reindex/AbstractBulkByScrollRequest.java`` (``setMaxDocs``, ``validate``).
+- ``_cat/indices?health=``: ``ClusterHealthStatus.fromString`` (400 ``illegal_argument_exception``).
+- mappings: ``ObjectMapper.validateFieldName`` wrapped by the mapping parser (400 ``mapper_parsing_exception``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from elasticsearch import BadRequestError, Elasticsearch
+
+pytest.register_assert_rewrite("tests.unit.es_standin_harness")
+from tests.unit.es_standin_harness import NAMES, load, raw  # noqa: E402 - after the rewrite hook
+
+pytest_plugins = ["tests.unit.es_standin_harness"]  # its fixtures: server, es, index
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _refused(call: Any, status: int, type_: str, reason: str) -> dict[str, Any]:
+    with pytest.raises(BadRequestError) as err:
+        call()
+    error = err.value.body["error"]
+    assert (err.value.meta.status, error["type"]) == (status, type_), error
+    assert reason in error["reason"], error["reason"]
+    return error
+
+
+# ------------------------------------------------------------------ _bulk: the whole body first
+
+
+@pytest.mark.parametrize(
+    "bad_line, type_, reason",
+    [
+        pytest.param(
+            {"bogus": {"_id": "x"}},
+            "illegal_argument_exception",
+            "Malformed action/metadata line [6], expected field [create], [delete], [index] or [update] "
+            "but found [bogus]",
+            id="400-illegal_argument_exception-unknown-action",
+        ),
+        pytest.param(
+            {"index": {"_id": "x", "colour": "red"}},
+            "illegal_argument_exception",
+            "Action/metadata line [6] contains an unknown parameter [colour]",
+            id="400-illegal_argument_exception-unknown-metadata",
+        ),
+        pytest.param(
+            {"index": {"_id": ["x"]}},
+            "illegal_argument_exception",
+            "Malformed action/metadata line [6], expected a simple value for field [_id] but found [START_ARRAY]",
+            id="400-illegal_argument_exception-array-metadata",
+        ),
+        pytest.param(
+            {"delete": {}},
+            "action_request_validation_exception",
+            "Validation Failed: 1: id is missing;",
+            id="400-action_request_validation_exception-delete-without-id",
+        ),
+        pytest.param(
+            {"index": {"_id": "x" * 513}},
+            "action_request_validation_exception",
+            "is too long, must be no longer than 512 bytes but was: 513",
+            id="400-action_request_validation_exception-id-over-512-bytes",
+        ),
+    ],
+)
+def test_bulk_with_an_invalid_line_is_refused_whole_and_writes_nothing(
+    es: Elasticsearch, index: str, bad_line: dict[str, Any], type_: str, reason: str
+) -> None:
+    load(es, index, [{"agent_id": "keep"}])  # id "0"
+    operations: list[Any] = [
+        {"index": {"_id": "1"}},
+        {"agent_id": "a"},
+        {"delete": {"_id": "0"}},
+        {"create": {"_id": "2"}},  # line 4; the bad action is on line 6
+        {"agent_id": "b"},
+        bad_line,
+    ]
+    if "delete" not in bad_line:
+        operations.append({"agent_id": "c"})
+    _refused(lambda: es.bulk(index=index, operations=operations, refresh=True), 400, type_, reason)
+    es.indices.refresh(index=index)
+    assert es.count(index=index)["count"] == 1 and es.exists(index=index, id="0")  # nothing written or deleted
+    assert not es.exists(index=index, id="1") and not es.exists(index=index, id="2")
+
+
+def test_bulk_lists_every_invalid_item_in_one_refusal(es: Elasticsearch, index: str) -> None:
+    """400 action_request_validation_exception, numbered like ES's ActionRequestValidationException."""
+    error = _refused(
+        lambda: es.bulk(operations=[{"delete": {"_id": "1"}}, {"delete": {"_index": index}}]),
+        400,
+        "action_request_validation_exception",
+        "Validation Failed: 1: index is missing;2: id is missing;",
+    )
+    assert error["reason"] == "Validation Failed: 1: index is missing;2: id is missing;"
+
+
+def test_bulk_empty_id_fails_its_item_only(es: Elasticsearch, index: str) -> None:
+    """IndexRouting.process: an item with ``_id: ""`` fails alone, 400 illegal_argument_exception."""
+    resp = es.bulk(
+        index=index,
+        operations=[{"index": {"_id": ""}}, {"agent_id": "a"}, {"index": {"_id": "ok"}}, {"agent_id": "b"}],
+        refresh=True,
+    )
+    first, second = (item["index"] for item in resp["items"])
+    assert resp["errors"] and first["status"] == 400
+    assert first["error"]["type"] == "illegal_argument_exception"
+    assert first["error"]["reason"] == "if _id is specified it must not be empty"
+    assert second["status"] == 201 and es.count(index=index)["count"] == 1
+
+
+def test_bulk_delete_with_empty_id_is_refused_whole(es: Elasticsearch, index: str) -> None:
+    """DeleteRequest.validate uses Strings.isEmpty: 400 action_request_validation_exception "id is missing"."""
+    _refused(
+        lambda: es.bulk(index=index, operations=[{"delete": {"_id": ""}}]),
+        400,
+        "action_request_validation_exception",
+        "Validation Failed: 1: id is missing;",
+    )
+
+
+def test_bulk_without_actions_is_refused(server: str) -> None:
+    """BulkRequest.validate: 400 action_request_validation_exception "no requests added"."""
+    status, _, payload = raw(server, "POST", "/_bulk", {"Content-Type": "application/x-ndjson"}, b"\n")
+    assert status == 400 and payload["error"]["type"] == "action_request_validation_exception"
+    assert "no requests added" in payload["error"]["reason"]
+
+
+def test_index_api_refuses_an_id_over_512_bytes(es: Elasticsearch, index: str) -> None:
+    """IndexRequest.validate: 400 action_request_validation_exception; 512 bytes is still allowed."""
+    long_id = "é" * 257  # 514 bytes in UTF-8, 257 characters: ES counts bytes
+    _refused(
+        lambda: es.index(index=index, id=long_id, document={"agent_id": "a"}),
+        400,
+        "action_request_validation_exception",
+        f"Validation Failed: 1: id [{long_id}] is too long, must be no longer than 512 bytes but was: 514;",
+    )
+    assert es.index(index=index, id="x" * 512, document={"agent_id": "a"})["result"] == "created"
+
+
+# ------------------------------------------------------------------ _delete_by_query validation
+
+
+@pytest.mark.parametrize(
+    "params, body_extra, type_, reason",
+    [
+        pytest.param(
+            {"max_docs": "-4"},
+            {},
+            "illegal_argument_exception",
+            "[max_docs] parameter cannot be negative, found [-4]",
+            id="400-illegal_argument_exception-max_docs-negative-in-url",
+        ),
+        pytest.param(
+            {},
+            {"max_docs": -4},
+            "illegal_argument_exception",
+            "[max_docs] parameter cannot be negative, found [-4]",
+            id="400-illegal_argument_exception-max_docs-negative-in-body",
+        ),
+        pytest.param(
+            {"max_docs": "1", "slices": "2"},
+            {},
+            "illegal_argument_exception",
+            "[max_docs] should be >= [slices]",
+            id="400-illegal_argument_exception-max_docs-below-slices",
+        ),
+        pytest.param(
+            {"requests_per_second": ""},
+            {},
+            "illegal_argument_exception",
+            "[requests_per_second] must be a float greater than 0. Use -1 to disable throttling.",
+            id="400-illegal_argument_exception-requests_per_second-empty",
+        ),
+        pytest.param(
+            {"requests_per_second": "unlimited"},
+            {},
+            "illegal_argument_exception",
+            "[requests_per_second] must be a float greater than 0. Use -1 to disable throttling.",
+            id="400-illegal_argument_exception-requests_per_second-unlimited",
+        ),
+        pytest.param(
+            {"requests_per_second": "-12"},
+            {},
+            "illegal_argument_exception",
+            "[requests_per_second] must be a float greater than 0. Use -1 to disable throttling.",
+            id="400-illegal_argument_exception-requests_per_second-negative",
+        ),
+        pytest.param(
+            {"scroll_size": "0"},
+            {},
+            "action_request_validation_exception",
+            "[size] cannot be [0] in a scroll context",
+            id="400-action_request_validation_exception-scroll_size-0",
+        ),
+    ],
+)
+def test_delete_by_query_refuses_like_es_and_deletes_nothing(
+    es: Elasticsearch, index: str, params: dict[str, str], body_extra: dict[str, Any], type_: str, reason: str
+) -> None:
+    load(es, index, [{"agent_id": "x"} for _ in range(3)])
+    _refused(
+        lambda: es.perform_request(
+            "POST",
+            f"/{index}/_delete_by_query",
+            params=params,
+            headers={"content-type": "application/json", "accept": "application/json"},
+            body={"query": {"match_all": {}}, **body_extra},
+        ),
+        400,
+        type_,
+        reason,
+    )
+    es.indices.refresh(index=index)
+    assert es.count(index=index)["count"] == 3
+
+
+def test_delete_by_query_throttle_values_es_accepts(es: Elasticsearch, index: str) -> None:
+    """-1 (and Java's "Infinity") disable throttling; a positive float throttles (200 both)."""
+    load(es, index, [{"agent_id": "x"} for _ in range(4)])
+    for rps in ("-1", "Infinity", "1000.5"):
+        resp = es.perform_request(
+            "POST",
+            f"/{index}/_delete_by_query",
+            params={"requests_per_second": rps, "max_docs": "1", "refresh": "true"},
+            headers={"content-type": "application/json", "accept": "application/json"},
+            body={"query": {"match_all": {}}},
+        )
+        assert resp["deleted"] == 1
+        assert resp["requests_per_second"] == (1000.5 if rps == "1000.5" else -1.0)
+
+
+# ------------------------------------------------------------------ _cat/indices, mappings
+
+
+def test_cat_indices_unknown_health_is_400(es: Elasticsearch, index: str) -> None:
+    """ClusterHealthStatus.fromString: 400 illegal_argument_exception, not an empty list."""
+    _refused(
+        lambda: es.cat.indices(index=index, health="purple", format="json"),
+        400,
+        "illegal_argument_exception",
+        "unknown cluster health status [purple]",
+    )
+    assert [r["index"] for r in es.cat.indices(index=index, health="GREEN", format="json")] == [index]
+
+
+@pytest.mark.parametrize(
+    "properties, reason",
+    [
+        pytest.param({"": {"type": "keyword"}}, "field name cannot be an empty string", id="400-empty-name"),
+        pytest.param(
+            {"o": {"properties": {"": {"type": "long"}}}}, "field name cannot be an empty string", id="400-empty-nested"
+        ),
+        pytest.param(
+            {"s": {"type": "text", "fields": {"": {"type": "keyword"}}}},
+            "field name cannot be an empty string",
+            id="400-empty-multi-field",
+        ),
+        pytest.param({"  ": {"type": "keyword"}}, "field name cannot contain only whitespaces", id="400-blank-name"),
+    ],
+)
+def test_mapping_with_an_empty_field_name_is_refused(
+    es: Elasticsearch, properties: dict[str, Any], reason: str
+) -> None:
+    """ObjectMapper.validateFieldName: 400 mapper_parsing_exception "Failed to parse mapping: ..."."""
+    name = f"unit-{next(NAMES)}"
+    error = _refused(
+        lambda: es.indices.create(index=name, mappings={"properties": properties}),
+        400,
+        "mapper_parsing_exception",
+        f"Failed to parse mapping: {reason}",
+    )
+    assert error["caused_by"]["type"] == "illegal_argument_exception"
+    assert not es.indices.exists(index=name)
+
+
+def test_document_with_an_empty_field_name_is_refused(es: Elasticsearch, index: str) -> None:
+    """DocumentParser: 400 document_parsing_exception, caused by illegal_argument_exception."""
+    error = _refused(
+        lambda: es.index(index=index, id="1", document={"": "x"}),
+        400,
+        "document_parsing_exception",
+        "Field name cannot be an empty string",
+    )
+    assert error["caused_by"]["type"] == "illegal_argument_exception"
+    assert not es.exists(index=index, id="1")
+    assert json.dumps(es.indices.get_mapping(index=index)[index]["mappings"]).count('""') == 0
