@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from devservers.es_standin_base import EsError, bad_request, human_bytes, index_not_found, iso_millis, unsupported
@@ -87,8 +88,10 @@ def delete_index(req: Request, index: str) -> Response:
     return ok({"acknowledged": True})
 
 
-def _settings_view(ix: Index, flat: bool) -> dict[str, Any]:
+def _settings_view(ix: Index, flat: bool, patterns: list[re.Pattern[str]] | None = None) -> dict[str, Any]:
     settings = {**ix.settings, "index.version.created": "8521000"}
+    if patterns:
+        settings = {k: v for k, v in settings.items() if any(p.match(k) for p in patterns)}
     if flat:
         return dict(sorted(settings.items()))
     nested: dict[str, Any] = {}
@@ -101,8 +104,11 @@ def _settings_view(ix: Index, flat: bool) -> dict[str, Any]:
     return nested
 
 
+@route("GET", "/_settings")
+@route("GET", "/_settings/{names}")
 @route("GET", "/{index}/_settings")
-def get_settings(req: Request, index: str) -> Response:
+@route("GET", "/{index}/_settings/{names}")
+def get_settings(req: Request, index: str | None = None, names: str | None = None) -> Response:
     opts = index_options(req, expand_default="open,closed")
     flat = req.flag("flat_settings")
     req.param("local")
@@ -110,8 +116,17 @@ def get_settings(req: Request, index: str) -> Response:
     if req.param("include_defaults") not in (None, "false"):
         raise unsupported("include_defaults")
     req.check_params()
+    patterns = [re.compile(_glob(n)) for n in (names or "").split(",") if n and n != "_all"]
     with CLUSTER.lock:
-        return ok({ix.name: {"settings": _settings_view(ix, flat)} for ix in CLUSTER.resolve(index, **opts)})
+        found = CLUSTER.resolve(index, **opts)
+        views = {ix.name: _settings_view(ix, flat, patterns) for ix in found}
+    # GetSettingsResponse leaves out an index none of whose settings the names matched.
+    return ok({name: {"settings": view} for name, view in views.items() if view})
+
+
+def _glob(pattern: str) -> str:
+    """ES's Regex.simpleMatch over full setting keys (``index.number_*``), as a regex."""
+    return "^" + ".*".join(re.escape(piece) for piece in pattern.split("*")) + "$"
 
 
 @route("GET", "/{index}/_mapping")

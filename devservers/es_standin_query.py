@@ -76,13 +76,16 @@ def compile_query(query: Any, index: Index) -> Predicate:
         return _compile_bool(body, index)
     if kind in ("term", "terms", "range", "exists"):
         return _compile_field_query(kind, body, index)
+    if kind == "match":
+        return _compile_field_query("term", _match_as_term(body, index), index)
     if kind == "ids":
         _only(body, {"values", "boost", "_name"}, kind)
         ids = {str(v) for v in body.get("values", [])}
         return lambda doc: doc.id in ids
     if kind in KNOWN_ES_QUERIES:
         raise unsupported(
-            f"the [{kind}] query (supported: match_all, match_none, bool, term, terms, range, exists, ids)"
+            f"the [{kind}] query (supported: match_all, match_none, bool, term, terms, range, exists, ids, "
+            "match on non-text fields)"
         )
     raise bad_request(f"unknown query [{kind}]", "parsing_exception")
 
@@ -286,3 +289,29 @@ def _convert_query_value(conv: Callable[[Any], Any], value: Any, name: str) -> A
         raise bad_request(f'failed to create query: For input string: "{value}"', "query_shard_exception") from None
 
 
+
+
+def _match_as_term(body: Any, index: Index) -> dict[str, Any]:
+    """The ``term`` body for a ``match`` on a field that is not analyzed: the whole value, as in ES: a
+    keyword (without a normalizer), number, date or boolean field yields one token. On a ``text``
+    field the stand-in would have to analyze, so that stays refused."""
+    if not isinstance(body, dict):
+        raise bad_request("[match] query malformed, no start_object after query name", "parsing_exception")
+    names = [k for k in body if k not in ("boost", "_name")]
+    if len(names) != 1:
+        raise bad_request(
+            f"[match] query doesn't support multiple fields, found [{', '.join(names)}]", "parsing_exception"
+        )
+    (name,) = names
+    arg = body[name]
+    if isinstance(arg, dict):
+        _only(arg, {"query", "operator", "boost", "_name"}, "match")
+        if "query" not in arg:
+            raise bad_request("No text specified for text query", "parsing_exception")
+        if str(arg.get("operator", "or")).lower() not in ("or", "and"):
+            raise bad_request(f"Unknown operator [{arg['operator']}]", "parsing_exception")
+        arg = arg["query"]
+    spec = index.fields.get(name)
+    if spec is not None and spec.type == "text":
+        raise unsupported(f"the [match] query on text field [{name}]: the stand-in does not analyze text")
+    return {name: arg}

@@ -108,8 +108,7 @@ def search(req: Request, index: str | None = None) -> Response:
         raise unsupported("scroll searches")
     req.param("routing")
     req.param("preference")
-    if req.param("rest_total_hits_as_int") not in (None, "false"):
-        raise unsupported("rest_total_hits_as_int")
+    total_as_int = req.flag("rest_total_hits_as_int")
     req.param("typed_keys")
     req.param("ignore_throttled")
     body = req.json()
@@ -174,9 +173,16 @@ def search(req: Request, index: str | None = None) -> Response:
                 hit["_version"] = doc.version
             hits.append(hit)
     total = len(matched)
-    tth = body.get("track_total_hits", MAX_RESULT_WINDOW)
+    tth = body.get("track_total_hits", True if total_as_int else MAX_RESULT_WINDOW)
     hits_obj: dict[str, Any] = {}
-    if tth in (True, "true"):
+    if total_as_int:
+        # RestSearchAction: the 7.x form, a plain number, needs an exact count (or none: -1).
+        if tth not in (True, "true", False, "false"):
+            raise bad_request(
+                f"[rest_total_hits_as_int] cannot be used if the tracking of total hits is not accurate, got {tth}"
+            )
+        hits_obj["total"] = total if tth in (True, "true") else -1
+    elif tth in (True, "true"):
         hits_obj["total"] = {"value": total, "relation": "eq"}
     elif tth not in (False, "false"):
         cap = int(tth)

@@ -298,3 +298,72 @@ def test_document_with_an_empty_field_name_is_refused(es: Elasticsearch, index: 
     assert error["caused_by"]["type"] == "illegal_argument_exception"
     assert not es.exists(index=index, id="1")
     assert json.dumps(es.indices.get_mapping(index=index)[index]["mappings"]).count('""') == 0
+
+
+# ------------------------------------------------------------------ implemented: settings, match, total hits
+
+
+def test_get_settings_of_all_indices_and_by_name(es: Elasticsearch, index: str) -> None:
+    """GET /_settings and GET /{index}/_settings/{name} (ES REST API reference, "Get index settings":
+    names are wildcard patterns over the full setting keys; an index matching none is left out, 200)."""
+    assert es.indices.get_settings()[index]["settings"]["index"]["number_of_replicas"] == "0"
+    got = es.indices.get_settings(index=index, name="index.number_*", flat_settings=True)
+    assert got.body == {index: {"settings": {"index.number_of_replicas": "0", "index.number_of_shards": "1"}}}
+    both = es.indices.get_settings(index=index, name="index.refresh_interval,index.uuid", flat_settings=True)
+    assert set(both[index]["settings"]) == {"index.uuid"}
+    assert es.indices.get_settings(index=index, name="index.no_such_*").body == {}
+    nested = es.indices.get_settings(name="index.number_of_shards")[index]["settings"]
+    assert nested == {"index": {"number_of_shards": "1"}}
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        pytest.param({"match": {"agent_id": "a.b"}}, {"0", "1"}, id="200-match-keyword"),
+        pytest.param({"match": {"agent_id": {"query": "a.b", "operator": "and"}}}, {"0", "1"}, id="200-match-options"),
+        pytest.param({"match": {"agent_id": "A.B"}}, set(), id="200-match-keyword-is-exact"),
+        pytest.param({"match": {"n": 2}}, {"2"}, id="200-match-long"),
+        pytest.param({"match": {"unmapped": "x"}}, set(), id="200-match-unmapped"),
+    ],
+)
+def test_match_on_fields_that_are_not_analyzed(
+    es: Elasticsearch, index: str, query: dict[str, Any], expected: set[str]
+) -> None:
+    """ES's match query reference: on a keyword field the whole value is one token, so match is exact."""
+    load(es, index, [{"agent_id": "a.b", "n": 0}, {"agent_id": ["x", "a.b"], "n": 1}, {"agent_id": "c", "n": 2}])
+    assert {h["_id"] for h in es.search(index=index, query=query)["hits"]["hits"]} == expected
+    assert es.count(index=index, query=query)["count"] == len(expected)
+
+
+def test_match_refusals(es: Elasticsearch, index: str) -> None:
+    """A text field needs analysis (the stand-in's own 400); a bad operator is ES's 400 parsing_exception."""
+    _refused(lambda: es.count(index=index, query={"match": {"msg": "x"}}), 400, "illegal_argument_exception", "text")
+    _refused(
+        lambda: es.count(index=index, query={"match": {"agent_id": {"query": "x", "operator": "xor"}}}),
+        400,
+        "parsing_exception",
+        "Unknown operator [xor]",
+    )
+
+
+def test_rest_total_hits_as_int(es: Elasticsearch, index: str) -> None:
+    """RestSearchAction: hits.total is a plain number (exact count; -1 untracked); a capped count is 400
+    illegal_argument_exception."""
+    load(es, index, [{"n": n} for n in range(3)])
+
+    def search(**params: str) -> Any:
+        return es.perform_request(
+            "GET",
+            f"/{index}/_search",
+            params={"rest_total_hits_as_int": "true", "size": "1", **params},
+            headers={"accept": "application/json"},
+        )
+
+    assert search()["hits"]["total"] == 3
+    assert search(track_total_hits="false")["hits"]["total"] == -1
+    _refused(
+        lambda: search(track_total_hits="2"),
+        400,
+        "illegal_argument_exception",
+        "[rest_total_hits_as_int] cannot be used if the tracking of total hits is not accurate, got 2",
+    )
