@@ -4,7 +4,7 @@ components (api-server, scheduler, dag-processor) each in its own process group.
 The home holds a copy of the migrated SQLite metadata DB (``migrated_template``), a known
 password for the simple auth manager and a private JWT secret; the api-server listens on a
 spare port and is also the Execution API the LocalExecutor's task runners call. Every
-process is stopped by its process group (TERM, then KILL after 15 s), even when a test fails.
+process is stopped by its process group (TERM, then KILL after 3 s), even when a test fails.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from include.retention.pools import STORE_POOLS
 from tests.e2e.conftest import ROOT, migrated_template
 
 START_TIMEOUT = 180.0  # seconds; the api-server answers in 12-20 s on a quiet 2-core machine
-STOP_GRACE = 15.0  # seconds between SIGTERM and SIGKILL of a process group
+#: Seconds between SIGTERM and SIGKILL of a process group. Short: a test Airflow is thrown away,
+#: and on TERM the triggerer waits 10 s for its trigger runner before it exits.
+STOP_GRACE = 3.0
 #: What every test Airflow that runs tasks changes so that its runs move on: the dag-processor
 #: parses once (the files do not change), the scheduler heartbeats every 2 s, and a task's
 #: supervisor wakes every second instead of every 5 s (``[workers] min_heartbeat_interval``):
@@ -138,8 +140,8 @@ class AirflowProcesses:
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
     def stop(self) -> None:
-        """TERM every component's process group, then KILL what is left after 15 s (they fork
-        workers); a second call does nothing."""
+        """TERM every component's process group, then KILL what is left after ``STOP_GRACE``
+        (they fork workers); a second call does nothing."""
         for proc in self.procs.values():
             if proc.poll() is None:
                 try:
