@@ -109,7 +109,7 @@ class Cluster:
                 matches = [
                     ix
                     for name, ix in self.indices.items()
-                    if regex.match(name)
+                    if (regex.match(name) or any(regex.match(alias) for alias in ix.aliases))
                     and (("closed" in expand) if ix.closed else ("open" in expand))
                     and (not ix.hidden or "hidden" in expand or pattern.startswith("."))
                 ]
@@ -119,17 +119,18 @@ class Cluster:
                     else:
                         chosen[ix.name] = ix
                 continue
-            ix = self.indices.get(pattern)
-            if ix is None:
+            named = [self.indices[pattern]] if pattern in self.indices else self.alias_indices(pattern)
+            if not named:
                 if exclude:
                     continue
                 if ignore_unavailable:
                     continue
                 raise index_not_found(pattern)
-            if exclude:
-                chosen.pop(ix.name, None)
-            else:
-                chosen[ix.name] = ix
+            for ix in named:
+                if exclude:
+                    chosen.pop(ix.name, None)
+                else:
+                    chosen[ix.name] = ix
         result = list(chosen.values())
         if skip_closed:
             closed = [ix for ix in result if ix.closed]
@@ -153,8 +154,13 @@ class Cluster:
         extra = set(body) - {"settings", "mappings", "aliases"}
         if extra:
             raise bad_request(f"unknown key [{sorted(extra)[0]}] for create index", "parse_exception")
-        if body.get("aliases"):
-            raise unsupported("aliases")
+        if name in self.all_aliases():
+            raise EsError(400, "invalid_index_name_exception", f"Invalid index name [{name}], already exists as alias")
+        aliases = body.get("aliases") or {}
+        if not isinstance(aliases, dict):
+            raise bad_request("aliases must be an object", "parse_exception")
+        for alias, props in aliases.items():
+            self.check_alias(alias, props, index_name=name)
         settings = flatten_settings(body.get("settings") or {})
         unknown = set(settings) - SETTABLE
         if unknown:
@@ -186,12 +192,59 @@ class Cluster:
         check_mapping(mappings.get("properties", {}))
         ix = Index(name=name, settings=settings, mappings=mappings)
         ix.settings["index.uuid"] = ix.uuid
+        ix.aliases = {alias: dict(props or {}) for alias, props in aliases.items()}
         self.indices[name] = ix
         return ix
 
+    # -- aliases
+
+    def alias_indices(self, alias: str) -> list[Index]:
+        return [ix for ix in self.indices.values() if alias in ix.aliases]
+
+    def all_aliases(self) -> set[str]:
+        return {alias for ix in self.indices.values() for alias in ix.aliases}
+
+    def check_alias(self, alias: str, props: Any, *, index_name: str) -> None:
+        """An alias name and properties as ES's AliasValidator takes them, or its 400."""
+        if not isinstance(props, dict):
+            raise bad_request(f"[{alias}] alias must be an object", "parse_exception")
+        extra = set(props) - {"is_write_index", "is_hidden"}
+        if extra:
+            raise unsupported(f"alias options {sorted(extra)} (supported: is_write_index, is_hidden)")
+        try:
+            validate_index_name(alias)
+        except EsError as exc:
+            reason = (exc.reason or "").replace(f"Invalid index name [{alias}], ", f"Invalid alias name [{alias}]: ")
+            raise EsError(400, "invalid_alias_name_exception", reason) from None
+        if alias == index_name or alias in self.indices:
+            raise EsError(
+                400,
+                "invalid_alias_name_exception",
+                f"Invalid alias name [{alias}]: an index or data stream exists with the same name as the alias",
+            )
+
+    def write_index(self, name: str) -> Index | None:
+        """The index a write or single-document read through ``name`` reaches; None if no such name."""
+        ix = self.indices.get(name)
+        if ix is not None:
+            return ix
+        behind = self.alias_indices(name)
+        if not behind:
+            return None
+        writers = [ix for ix in behind if ix.aliases[name].get("is_write_index") in (True, "true")]
+        if writers:
+            return writers[0]
+        if len(behind) == 1 and behind[0].aliases[name].get("is_write_index") not in (False, "false"):
+            return behind[0]
+        raise bad_request(
+            f"no write index is defined for alias [{name}]. The write index may be explicitly disabled using "
+            "is_write_index=false or the alias points to multiple indices without one being designated as a "
+            "write index"
+        )
+
     def index_for_write(self, name: str) -> Index:
         """The index a write goes to, created on the fly (``action.auto_create_index`` defaults to true)."""
-        ix = self.indices.get(name)
+        ix = self.write_index(name)
         if ix is None:
             ix = self.create_index(name, {})
         return ix

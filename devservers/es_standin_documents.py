@@ -84,15 +84,15 @@ def get_doc(req: Request, index: str, doc_id: str) -> Response:
         raise unsupported("source filtering on GET")
     req.check_params()
     with CLUSTER.lock:
-        ix = CLUSTER.indices.get(index)
+        ix = CLUSTER.write_index(index)  # through an alias: its one (or write) index
         if ix is None:
             raise index_not_found(index)
         doc = ix.live.get(doc_id)
         if doc is None:
-            return ok({"_index": index, "_id": doc_id, "found": False}, 404)
+            return ok({"_index": ix.name, "_id": doc_id, "found": False}, 404)
         return ok(
             {
-                "_index": index,
+                "_index": ix.name,
                 "_id": doc_id,
                 "_version": doc.version,
                 "_seq_no": doc.seq_no,
@@ -113,7 +113,7 @@ def delete_doc(req: Request, index: str, doc_id: str) -> Response:
     req.param("wait_for_active_shards")
     req.check_params()
     with CLUSTER.lock:
-        ix = CLUSTER.indices.get(index)
+        ix = CLUSTER.write_index(index)  # through an alias: its one (or write) index
         if ix is None:
             raise index_not_found(index)
         old = ix.delete(doc_id, if_seq_no=if_seq_no)
@@ -121,7 +121,7 @@ def delete_doc(req: Request, index: str, doc_id: str) -> Response:
             ix.refresh()
     result = "deleted" if old else "not_found"
     body = {
-        "_index": index,
+        "_index": ix.name,
         "_id": doc_id,
         "_version": (old.version + 1) if old else 1,
         "result": result,

@@ -158,6 +158,7 @@ class Index:
     bytes: int = 0
     closed: bool = False
     last_refresh: float = field(default_factory=time.monotonic)
+    aliases: dict[str, dict[str, Any]] = field(default_factory=dict)  # alias name -> its properties
     _fields: dict[str, FieldSpec] | None = None
 
     @property

@@ -57,7 +57,11 @@ def get_index(req: Request, index: str) -> Response:
     with CLUSTER.lock:
         return ok(
             {
-                ix.name: {"aliases": {}, "mappings": copy.deepcopy(ix.mappings), "settings": _settings_view(ix, flat)}
+                ix.name: {
+                    "aliases": copy.deepcopy(ix.aliases),
+                    "mappings": copy.deepcopy(ix.mappings),
+                    "settings": _settings_view(ix, flat),
+                }
                 for ix in CLUSTER.resolve(index, **opts)
             }
         )
@@ -80,6 +84,13 @@ def delete_index(req: Request, index: str) -> Response:
     ):
         raise bad_request("Wildcard expressions or all indices are not allowed")
     with CLUSTER.lock:
+        aliases = CLUSTER.all_aliases()
+        for name in names:
+            if name in aliases and name not in CLUSTER.indices:  # ES 8: a delete never goes through an alias
+                raise bad_request(
+                    f"The provided expression [{name}] matches an alias, specify the corresponding concrete "
+                    "indices instead."
+                )
         missing = [n for n in names if n not in CLUSTER.indices]
         if missing and not ignore_unavailable:
             raise index_not_found(missing[0])

@@ -29,7 +29,10 @@ the scheduled refresh is applied when an index is next read; ``routing``, ``time
 ``wait_for_active_shards`` change nothing on one node with one shard per index.
 
 What it does not implement it refuses with HTTP 400 and a reason that says so, rather than
-pretending. Queries: match_all, match_none, term, terms, range, exists, ids, bool.
+pretending. Queries: match_all, match_none, term, terms, range, exists, ids, bool, and match on
+fields that are not analyzed. Aliases (``es_standin_aliases``): reads and delete-by-query go through
+them, writes reach their one or write index, ``DELETE /{alias}`` is refused as in ES 8. A ``_bulk``
+body is parsed and validated whole before anything is written (``es_standin_bulk``).
 
 Test hooks (not Elasticsearch APIs), under ``/_standin``:
 
@@ -54,7 +57,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from devservers import es_standin_documents, es_standin_indices, es_standin_search
+from devservers import es_standin_aliases, es_standin_documents, es_standin_indices, es_standin_search
 from devservers.es_standin_base import (
     CLUSTER_NAME,
     ES_VERSION,
@@ -68,7 +71,7 @@ from devservers.es_standin_cluster import CLUSTER, Fault
 from devservers.es_standin_http import ROUTER, Request, Response, check_media_types, ok, route
 
 # Each module registers its routes when imported; the order is the order they are tried in.
-ROUTE_MODULES = (es_standin_indices, es_standin_documents, es_standin_search)
+ROUTE_MODULES = (es_standin_indices, es_standin_aliases, es_standin_documents, es_standin_search)
 
 
 # -- root, cluster
