@@ -76,7 +76,7 @@ FAULT_BODIES = {
 # --------------------------------------------------------------------------- values
 
 
-_ISO_DATE = re.compile(
+ISO_DATE = re.compile(
     r"^(?P<y>\d{4})(?:-(?P<mo>\d{2})(?:-(?P<d>\d{2})(?:T(?P<h>\d{2})(?::(?P<mi>\d{2})(?::(?P<s>\d{2})"
     r"(?:[.,](?P<f>\d{1,9}))?)?)?(?P<tz>Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?$"
 )
@@ -97,7 +97,7 @@ def parse_date(value: Any, tz: timezone | ZoneInfo = timezone.utc) -> int:
         return int(text)
     if text.startswith("now") or "||" in text:
         raise unsupported(f"date math [{text}]")
-    m = _ISO_DATE.match(text)
+    m = ISO_DATE.match(text)
     if not m:
         m2 = re.fullmatch(r"(\d{4})/(\d{2})/(\d{2})(?: (\d{2}):(\d{2}):(\d{2}))?(?: ([+-]\d{4}))?", text)
         if not m2:

@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterable, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from devservers.es_standin_base import EsError, bad_request, parse_date, unsupported
+from devservers.es_standin_dates import parse_bound
 from devservers.es_standin_index import (
     DATE_FORMATS,
     INTEGER_TYPES,
@@ -224,7 +225,7 @@ def _compile_field_query(kind: str, body: Any, index: Index) -> Predicate:
     if not isinstance(arg, dict):
         raise bad_request("[range] query malformed, no start_object after field name", "parsing_exception")
     _only(arg, {"gt", "gte", "lt", "lte", "format", "time_zone", "boost", "relation", "_name"}, "range")
-    if arg.get("format") not in (None, *DATE_FORMATS):
+    if spec.type != "date" and arg.get("format") not in (None, *DATE_FORMATS):
         raise unsupported(f"range format [{arg['format']}]")
     if arg.get("relation") not in (None, "intersects", "INTERSECTS"):
         raise unsupported(f"range relation [{arg['relation']}]")
@@ -234,12 +235,16 @@ def _compile_field_query(kind: str, body: Any, index: Index) -> Predicate:
             tz = _zone(str(arg["time_zone"]))
         except ValueError:
             raise bad_request(f"unknown time zone [{arg['time_zone']}]") from None
-    range_conv = (lambda v: parse_date(v, tz)) if spec.type == "date" else conv
-    bounds = [
-        (op, _convert_query_value(range_conv, arg[op], name))
-        for op in ("gt", "gte", "lt", "lte")
-        if arg.get(op) is not None
-    ]
+    def bound(op: str) -> Any:
+        if spec.type != "date":
+            return _convert_query_value(conv, arg[op], name)
+        # gt and lte round up (date math and missing time components), gte and lt round down.
+        round_up = op in ("gt", "lte")
+        return _convert_query_value(
+            lambda v: parse_bound(v, fmt=arg.get("format"), tz=tz, round_up=round_up), arg[op], name
+        )
+
+    bounds = [(op, bound(op)) for op in ("gt", "gte", "lt", "lte") if arg.get(op) is not None]
     ops = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b}
     checks = [(ops[op], bound) for op, bound in bounds]
     return lambda doc: any(all(check(v, bound) for check, bound in checks) for v in values(doc))
