@@ -63,9 +63,10 @@ def paced_store(store: str, batch_size: int, pause: float, options: Mapping[str,
         if pause:
             delete_batch = cos._delete_batch
 
-            def paced_delete_batch(*args: Any, **kwargs: Any) -> None:
-                delete_batch(*args, **kwargs)
+            def paced_delete_batch(*args: Any, **kwargs: Any) -> Any:
+                errors = delete_batch(*args, **kwargs)
                 time.sleep(pause)
+                return errors
 
             cos._delete_batch = paced_delete_batch  # type: ignore[method-assign]
         return cos

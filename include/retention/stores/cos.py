@@ -33,6 +33,12 @@ Counts: ``planned`` is what the listing matched, ``deleted`` what ``DeleteObject
 acknowledged. ``Errors`` in a response raise :class:`PartialPurgeError` with the counts so
 far and the first failing key (keys hold tenant, date and call id, no personal data).
 
+Batches in flight: one by default. A remote bucket costs a round trip per batch, so the
+connection may allow more (``{"retention_tuning": {"deletes_in_flight": 4}}`` in its extra, at
+most 16): the listing goes on while that many ``DeleteObjects`` run. After a failure no new
+batch is sent, the ones in flight are awaited and counted, and then the purge raises, so the
+count stays what the server acknowledged.
+
 This module is the verbs and the purge loop; what is listed and how each key is re-checked
 is in ``cos_scan`` (pure), the client and the paginated listing in ``cos_bucket``.
 """
@@ -41,9 +47,9 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import tzinfo
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from include.retention.policy import CosTarget
 from include.retention.results import PartialPurgeError, PurgeResult
@@ -57,6 +63,8 @@ log = logging.getLogger(__name__)
 DEFAULT_COS_CONN_ID = "retention_cos"
 MAX_DELETE_OBJECTS = 1_000  # keys per DeleteObjects request: the S3 (and COS) limit
 LIST_CONCURRENCY = 8  # parallel CommonPrefixes listings while walking dated units
+MAX_DELETES_IN_FLIGHT = 16
+TUNING_EXTRA = "retention_tuning"  # the connection extra's key, as for MySQL
 
 
 class CosStore(CosBucket):
@@ -68,6 +76,8 @@ class CosStore(CosBucket):
     :param timezone: the policy's zone: day prefixes are dates on its calendar.
     :param batch_size: keys per ``DeleteObjects`` (at most 1,000).
     :param page_size: keys per listing page (``MaxKeys``, at most 1,000).
+    :param deletes_in_flight: ``DeleteObjects`` requests at once (1 to 16); None: the
+        connection's ``retention_tuning.deletes_in_flight``, else 1.
     """
 
     store = "cos"
@@ -80,6 +90,7 @@ class CosStore(CosBucket):
         bucket: str | None = None,
         batch_size: int = MAX_DELETE_OBJECTS,
         page_size: int = PAGE_SIZE,
+        deletes_in_flight: int | None = None,
     ) -> None:
         if batch_size > MAX_DELETE_OBJECTS:
             raise ValueError(
@@ -87,6 +98,20 @@ class CosStore(CosBucket):
             )
         super().__init__(aws_conn_id=aws_conn_id, bucket=bucket, batch_size=batch_size, page_size=page_size)
         self.timezone = timezone
+        self._deletes_in_flight = None if deletes_in_flight is None else _checked_in_flight(deletes_in_flight)
+
+    @property
+    def deletes_in_flight(self) -> int:
+        """The bound on concurrent ``DeleteObjects``, read from the connection once when not given."""
+        if self._deletes_in_flight is None:
+            tuning = self.hook.get_connection(self.aws_conn_id).extra_dejson.get(TUNING_EXTRA) or {}
+            try:
+                if not isinstance(tuning, dict):
+                    raise ValueError("it must be a JSON object")
+                self._deletes_in_flight = _checked_in_flight(tuning.get("deletes_in_flight", 1))
+            except ValueError as exc:
+                raise ValueError(f"connection {self.aws_conn_id!r}, extra {TUNING_EXTRA!r}: {exc}") from None
+        return self._deletes_in_flight
 
     # ------------------------------------------------------------------ verbs
 
@@ -153,19 +178,21 @@ class CosStore(CosBucket):
         progress = Progress()
         from botocore.exceptions import BotoCoreError, ClientError
 
+        in_flight = 1 if dry_run else self.deletes_in_flight  # a bad setting stops the purge before any delete
         try:
-            pending: list[Entry] = []
-            for scan in scans:
-                for page in self._selected(scan, progress):
-                    progress.matched += len(page)
-                    if dry_run:
-                        continue
-                    pending.extend(page)
-                    while len(pending) >= self.batch_size:
-                        batch, pending = pending[: self.batch_size], pending[self.batch_size :]
-                        self._delete_batch(target, batch, progress)
-            if pending:
-                self._delete_batch(target, pending, progress)
+            with _Deletes(self, target, progress, in_flight) as deletes:
+                pending: list[Entry] = []
+                for scan in scans:
+                    for page in self._selected(scan, progress):
+                        progress.matched += len(page)
+                        if dry_run:
+                            continue
+                        pending.extend(page)
+                        while len(pending) >= self.batch_size:
+                            batch, pending = pending[: self.batch_size], pending[self.batch_size :]
+                            deletes.send(batch)
+                if pending:
+                    deletes.send(pending)
         except (BotoCoreError, ClientError, OSError) as exc:
             log.error("Purge of %s (%s) failed after deleting %d objects in %d batches: %s",
                       target.qualified_name, scope, progress.deleted, progress.batches, type(exc).__name__)
@@ -187,17 +214,81 @@ class CosStore(CosBucket):
             details={"bucket": self.bucket, "listing_requests": progress.requests, "versioned": versioned},
         )
 
-    def _delete_batch(self, target: CosTarget, batch: list[Entry], progress: Progress) -> None:
+    def _delete_batch(self, batch: list[Entry]) -> list[dict[str, Any]]:
+        """One ``DeleteObjects``; the response's ``Errors`` (empty when every key went)."""
         objects: list[dict[str, str]] = [
             {"Key": e.key, "VersionId": e.version_id} if e.version_id is not None else {"Key": e.key} for e in batch
         ]
         response = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
-        errors = response.get("Errors") or []
-        progress.deleted += len(batch) - len(errors)
-        progress.batches += 1
-        if errors:
+        return list(response.get("Errors") or [])
+
+
+def _checked_in_flight(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DELETES_IN_FLIGHT:
+        raise ValueError(f"deletes_in_flight must be an integer from 1 to {MAX_DELETES_IN_FLIGHT}, got {value!r}")
+    return value
+
+
+class _Deletes:
+    """``DeleteObjects`` batches, at most ``in_flight`` at once, counted in the calling thread.
+
+    A failure (``Errors`` in a response, or the request itself) stops new batches; every batch
+    still in flight is awaited and counted before the failure is raised, with that count.
+    """
+
+    def __init__(self, store: CosStore, target: CosTarget, progress: Progress, in_flight: int) -> None:
+        self.store, self.target, self.progress, self.in_flight = store, target, progress, in_flight
+        self.pool = ThreadPoolExecutor(max_workers=in_flight) if in_flight > 1 else None
+        self.running: dict[Future[list[dict[str, Any]]], int] = {}
+        self.error: BaseException | None = None  # a request that failed
+        self.refusal: str | None = None  # keys the server refused (``Errors``)
+
+    def __enter__(self) -> _Deletes:
+        return self
+
+    def send(self, batch: list[Entry]) -> None:
+        if self.pool is None:
+            self._count(len(batch), self.store._delete_batch(batch))
+        else:
+            while len(self.running) >= self.in_flight:
+                self._collect()
+            self.running[self.pool.submit(self.store._delete_batch, batch)] = len(batch)
+        self._raise_if_failed()
+
+    def __exit__(self, *exc: object) -> None:
+        self._drain()
+        if self.pool is not None:
+            self.pool.shutdown()
+        if exc[1] is None:
+            self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        if self.error is None and self.refusal is None:
+            return
+        self._drain()
+        if self.error is not None:
+            raise self.error
+        raise PartialPurgeError(self.target.qualified_name, self.progress.deleted, str(self.refusal))
+
+    def _drain(self) -> None:
+        while self.running:
+            self._collect()
+
+    def _collect(self) -> None:
+        done, _ = wait(self.running, return_when=FIRST_COMPLETED)
+        for future in done:
+            size = self.running.pop(future)
+            error = future.exception()
+            if error is not None:
+                self.error = self.error or error
+            else:
+                self._count(size, future.result())
+
+    def _count(self, size: int, errors: list[dict[str, Any]]) -> None:
+        self.progress.deleted += size - len(errors)
+        self.progress.batches += 1
+        if errors and self.refusal is None:
             first = errors[0]
-            cause = (f"DeleteObjects refused {len(errors)} of {len(batch)} keys; first {first.get('Key')!r}: "
-                     f"{first.get('Code')} {first.get('Message', '')}".rstrip())
-            log.error("Purge of %s: %s", target.qualified_name, cause)
-            raise PartialPurgeError(target.qualified_name, progress.deleted, cause)
+            self.refusal = (f"DeleteObjects refused {len(errors)} of {size} keys; first {first.get('Key')!r}: "
+                            f"{first.get('Code')} {first.get('Message', '')}".rstrip())
+            log.error("Purge of %s: %s", self.target.qualified_name, self.refusal)
