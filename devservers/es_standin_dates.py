@@ -19,8 +19,9 @@ import re
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from devservers.es_standin_base import ISO_DATE, unsupported
+from devservers.es_standin_base import ISO_DATE, EsError, unsupported
 
 NAMED_FORMATS = {
     "strict_date_optional_time": None,  # the ISO parser
@@ -191,3 +192,72 @@ def _round(dt: datetime, unit: str, round_up: bool) -> datetime:
     if round_up:  # the last millisecond of the unit
         result = _add(result, unit, 1) - timedelta(milliseconds=1)
     return result
+
+
+# --------------------------------------------------------------------------- date math in index names
+
+_NAME_FORMAT = {"yyyy": "%Y", "MM": "%m", "dd": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
+
+
+def resolve_index_name(expr: str, now: int | None = None) -> str:
+    """``<cc-logs-{now/M{yyyy.MM}}>`` -> ``cc-logs-2026.12`` (ES's "Date math support in index and
+    index alias names": ``{math{format|time_zone}}``, default format ``yyyy.MM.dd``, UTC); a name
+    without the angle brackets is returned as it is."""
+    if not (expr.startswith("<") and expr.endswith(">")):
+        return expr
+    inner, out, i = expr[1:-1], "", 0
+
+    def invalid(why: str) -> EsError:
+        return EsError(400, "parse_exception", f"invalid dynamic name expression [{inner}]. {why}")
+
+    while i < len(inner):
+        ch = inner[i]
+        if ch == "\\" and i + 1 < len(inner):
+            out, i = out + inner[i + 1], i + 2
+            continue
+        if ch == "}":
+            raise invalid(f"invalid character in placeholder at position [{i}]")
+        if ch != "{":
+            out, i = out + ch, i + 1
+            continue
+        depth, j = 1, i + 1
+        while j < len(inner) and depth:
+            depth += {"{": 1, "}": -1}.get(inner[j], 0)
+            j += 1
+        if depth:
+            raise invalid("date math placeholder is open ended")
+        out += _name_placeholder(inner[i + 1 : j - 1], now, invalid)
+        i = j
+    return out
+
+
+def _name_placeholder(body: str, now: int | None, invalid: Any) -> str:
+    math, fmt, zone = body, "yyyy.MM.dd", "UTC"
+    if "{" in body:
+        if not body.endswith("}"):
+            raise invalid("missing closing '}' for date math format")
+        math, _, spec = body[:-1].partition("{")
+        fmt, _, zone = spec.partition("|")
+        zone = zone or "UTC"
+    if not math.startswith("now"):
+        raise unsupported(f"date math [{math}] in an index name (it must start with now)")
+    tz: Any = timezone.utc
+    if re.fullmatch(r"[+-]\d{2}(:?\d{2})?", zone):
+        tz = _offset_zone(zone)
+    elif zone != "UTC":
+        try:
+            tz = ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise invalid(f"unknown time zone [{zone}]") from None
+    millis = parse_bound(math, fmt=None, tz=tz, round_up=False, now=now)
+    moment = datetime.fromtimestamp(millis / 1000, tz=tz)
+    pattern, i = "", 0
+    while i < len(fmt):
+        token = next((t for t in _NAME_FORMAT if fmt.startswith(t, i)), None)
+        if token:
+            pattern, i = pattern + _NAME_FORMAT[token], i + len(token)
+        elif fmt[i].isalpha():
+            raise unsupported(f"the date format [{fmt}] in an index name (letters supported: yyyy MM dd HH mm ss)")
+        else:
+            pattern, i = pattern + fmt[i].replace("%", "%%"), i + 1
+    return moment.strftime(pattern)

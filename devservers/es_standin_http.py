@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import unquote
 
 from devservers.es_standin_base import SUPPORTED_COMPAT, EsError, bad_request, unsupported
+from devservers.es_standin_dates import resolve_index_name
 
 # --------------------------------------------------------------------------- HTTP
 
@@ -129,7 +130,10 @@ class Router:
         for methods, regex, fn in self.routes:
             m = regex.match(req.path)
             if m and req.method in methods:
-                return fn(req, **{k: unquote(v) for k, v in m.groupdict().items()})
+                args = {k: unquote(v) for k, v in m.groupdict().items()}
+                if args.get("index") and "<" in args["index"]:  # date math in index names, for every API
+                    args["index"] = ",".join(resolve_index_name(part) for part in args["index"].split(","))
+                return fn(req, **args)
         # Elasticsearch may well serve it; the stand-in does not, and says so.
         raise unsupported(f"[{req.method} {req.path}] (see devservers/es_standin_server.py for what it serves)")
 

@@ -76,3 +76,41 @@ def test_date_math_arithmetic(text: str, round_up: bool, expected: str) -> None:
     now = int(datetime(2026, 12, 3, 15, 0, tzinfo=timezone.utc).timestamp() * 1000)
     got = parse_bound(text, fmt=None, tz=timezone.utc, round_up=round_up, now=now)
     assert datetime.fromtimestamp(got / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] == expected
+
+
+# ------------------------------------------------------------------ date math in index names
+
+
+@pytest.mark.parametrize(
+    "expr, expected",
+    [
+        pytest.param("<cc-logs-{now/M{yyyy.MM}}>", "cc-logs-2026.12", id="month"),
+        pytest.param("<cc-logs-{now/d}>", "cc-logs-2026.12.03", id="default-format"),
+        pytest.param("<cc-logs-{now/M-1M{yyyy.MM}}>", "cc-logs-2026.11", id="last-month"),
+        pytest.param("<cc-{now/d{yyyy.MM.dd|+12:00}}>", "cc-2026.12.04", id="time-zone"),
+        pytest.param("<static-\\{x\\}>", "static-{x}", id="escaped-braces"),
+        pytest.param("cc-logs-plain", "cc-logs-plain", id="no-brackets-unchanged"),
+    ],
+)
+def test_date_math_index_names(expr: str, expected: str) -> None:
+    """ES's "Date math support in index and index alias names" (UTC, default format yyyy.MM.dd)."""
+    from devservers.es_standin_dates import resolve_index_name
+
+    now = int(datetime(2026, 12, 3, 15, 0, tzinfo=timezone.utc).timestamp() * 1000)
+    assert resolve_index_name(expr, now=now) == expected
+
+
+def test_date_math_index_names_through_the_apis(es: Elasticsearch) -> None:
+    """200: create, write, count and delete by the expression reach the resolved index; an open
+    placeholder is 400 parse_exception."""
+    from elasticsearch import BadRequestError
+
+    expr = "<unit-dm-{now/d{yyyy.MM.dd}}>"
+    concrete = "unit-dm-" + datetime.now(timezone.utc).strftime("%Y.%m.%d")
+    assert es.indices.create(index=expr)["index"] == concrete
+    es.index(index=expr, id="1", document={"a": 1}, refresh=True)
+    assert es.count(index=expr)["count"] == 1 and es.count(index=concrete)["count"] == 1
+    es.indices.delete(index=expr)
+    assert not es.indices.exists(index=concrete)
+    with pytest.raises(BadRequestError, match="parse_exception"):
+        es.indices.create(index="<unit-dm-{now/d>")
