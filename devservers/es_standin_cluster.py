@@ -63,6 +63,7 @@ class Task:
     response: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    job: DeleteByQuery | None = None  # while it runs: what _rethrottle changes
 
 
 class Cluster:
@@ -372,15 +373,16 @@ class DeleteByQuery:
         return self.response()
 
     def _delete_batch(self, batch: list[tuple[Index, str, int]], slice_id: int) -> bool:
-        delay = 0.0
         fault = self.cluster.take_fault("delete_by_query_delay")  # slows the next N batches
-        if fault:
-            delay = fault.delay
-        if self.rps > 0:
-            delay = max(delay, len(batch) / self.rps)
-        if delay:
-            time.sleep(delay)
-            self.totals["throttled_millis"] += int(delay * 1000)
+        fault_delay = fault.delay if fault else 0.0
+        started = time.monotonic()
+        while True:  # re-read the throttle while waiting: a rethrottle that speeds up applies at once, as in ES
+            delay = max(fault_delay, len(batch) / self.rps if self.rps > 0 else 0.0)
+            left = delay - (time.monotonic() - started)
+            if left <= 0:
+                break
+            time.sleep(min(left, 0.05))
+        self.totals["throttled_millis"] += int((time.monotonic() - started) * 1000)
         aborted = False
         with self.cluster.lock:
             deleted = conflicts = 0

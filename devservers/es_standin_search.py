@@ -299,6 +299,7 @@ def delete_by_query(req: Request, index: str) -> Response:
     )
     if task is not None:
         task.status = job.status()
+        task.job = job
         threading.Thread(target=_run_task, args=(task, job), name=f"task-{task.id}", daemon=True).start()
         return ok({"task": f"{CLUSTER.node_id}:{task.id}"})
     result = job.run()
@@ -423,3 +424,40 @@ def checked_max_docs(from_url: int | None, from_body: Any, slices: int | None) -
             VALIDATION,
         )
     return max_docs
+
+
+@route("POST", "/_delete_by_query/{task_id}/_rethrottle")
+@route("POST", "/_update_by_query/{task_id}/_rethrottle")
+@route("POST", "/_reindex/{task_id}/_rethrottle")
+def rethrottle(req: Request, task_id: str) -> Response:
+    """Change a running delete-by-query's ``requests_per_second`` (RestRethrottleAction); it applies
+    from the next batch. The answer is the task list ES returns, with the task's new status."""
+    raw_rps = req.param("requests_per_second")
+    if raw_rps is None:
+        raise bad_request("requests_per_second is a required parameter")
+    rps = requests_per_second(raw_rps)
+    req.check_params(also={"group_by"})
+    node, _, raw_id = task_id.partition(":")
+    if not raw_id.isdigit():
+        raise bad_request(f"malformed task id {task_id}")
+    with CLUSTER.lock:
+        task = CLUSTER.tasks.get(int(raw_id)) if node == CLUSTER.node_id else None
+        if task is None or task.job is None or task.completed:
+            raise EsError(404, "resource_not_found_exception", f"task [{task_id}] is missing")
+        task.job.rps = rps
+        task.status = task.job.status()
+        info = _task_info(task)
+    return ok(
+        {
+            "nodes": {
+                CLUSTER.node_id: {
+                    "name": "es-standin",
+                    "transport_address": "127.0.0.1:9300",
+                    "host": "127.0.0.1",
+                    "ip": "127.0.0.1:9300",
+                    "roles": ["data", "ingest", "master"],
+                    "tasks": {task_id: info},
+                }
+            }
+        }
+    )

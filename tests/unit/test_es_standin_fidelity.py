@@ -367,3 +367,40 @@ def test_rest_total_hits_as_int(es: Elasticsearch, index: str) -> None:
         "illegal_argument_exception",
         "[rest_total_hits_as_int] cannot be used if the tracking of total hits is not accurate, got 2",
     )
+
+
+# ------------------------------------------------------------------ rethrottle
+
+
+def test_rethrottle_a_running_delete_by_query(es: Elasticsearch, index: str) -> None:
+    """POST /_delete_by_query/{task}/_rethrottle (ES's delete-by-query reference, "Change throttling"):
+    200 with the task list; -1 unthrottles, and the task then finishes; no requests_per_second or an
+    unknown task is refused (400 illegal_argument_exception, 404 resource_not_found_exception)."""
+    import time
+    import warnings
+
+    from elasticsearch import NotFoundError
+
+    load(es, index, [{"agent_id": "x"} for _ in range(6)])
+    task = es.delete_by_query(
+        index=index, query={"match_all": {}}, scroll_size=2, requests_per_second=0.5, wait_for_completion=False
+    )["task"]  # 2 documents a batch at 0.5/s: 4 s a batch, 12 s in all
+    time.sleep(0.2)
+    resp = es.delete_by_query_rethrottle(task_id=task, requests_per_second=-1)
+    (node,) = resp["nodes"].values()
+    assert node["tasks"][task]["status"]["requests_per_second"] == -1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        done = es.tasks.get(task_id=task, wait_for_completion=True, timeout="8s")
+    assert done["completed"] and done["response"]["deleted"] == 6
+    assert done["response"]["throttled_millis"] < 2000  # sped up at once, not after the 4 s batch wait
+    _refused(
+        lambda: es.perform_request(
+            "POST", f"/_delete_by_query/{task}/_rethrottle", headers={"accept": "application/json"}
+        ),
+        400,
+        "illegal_argument_exception",
+        "requests_per_second is a required parameter",
+    )
+    with pytest.raises(NotFoundError, match="resource_not_found_exception"):
+        es.delete_by_query_rethrottle(task_id=task, requests_per_second=10)
