@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,17 @@ class PartialPurgeError(RuntimeError):
     def __init__(self, target: str, deleted: int, cause: BaseException | str) -> None:
         self.target, self.deleted, self.cause = target, deleted, cause
         super().__init__(f"purge of {target} failed after deleting {deleted}: {cause}")
+
+
+class PartialPurgesError(PartialPurgeError):
+    """A purge of several selections in one pass (one listing of their target) failed part-way.
+
+    ``each`` holds what was deleted for each selection, in their order; ``deleted`` is the sum.
+    """
+
+    def __init__(self, target: str, each: Sequence[int], cause: BaseException | str) -> None:
+        self.each = tuple(int(n) for n in each)
+        super().__init__(target, sum(self.each), cause)
 
 
 class UnsupportedSelection(ValueError):

@@ -142,3 +142,12 @@ def plans(draw: st.DrawFn) -> list[Spec]:
 @given(plans(), st.sampled_from(["mysql", "cos"]), st.integers(1, 6))
 def test_batching_keeps_overlapping_specs_together(specs: list[Spec], store: str, max_map_length: int) -> None:
     check(specs, store, max_map_length)
+
+
+def test_a_one_pass_stores_specs_of_a_target_share_one_batch() -> None:
+    specs = [terminated("r.a", str(t), store="redis") for t in range(60)] + [deleted("r.a", "7", "h", store="redis"),
+                                                                               terminated("r.b", "1", store="redis")]
+    got = batches(specs, "redis", 1024, one_pass={"redis"})
+    assert [len(b) for b in got] == [61, 1]  # all of r.a in one task (one SCAN pass), in plan order
+    assert got[0] == specs[:61]
+    assert len(batches(specs, "redis", 1024)) > 2  # without it, tenants are spread over tasks

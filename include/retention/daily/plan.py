@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from include.retention.crypto import RetentionCrypto
 from include.retention.daily import breaker
-from include.retention.expiry import plan_expired, plan_requests
+from include.retention.expiry import PlannedPurge, plan_expired, plan_requests
 from include.retention.facts import LedgerFacts
 from include.retention.policy import CosTarget, Policy, Target
 from include.retention.selections import ExpiredSelection, Selection, SubjectSelection, TenantSelection, selection_to_doc
@@ -88,6 +88,21 @@ def _tenant_shares(store: RetentionStore, target: Target, units: Sequence[Any], 
     return [breaker.tenant_share(target.qualified_name, t, planned[t], totals.get(t, 0)) for t in large]
 
 
+def _counts(store: RetentionStore, target: Target,  # type: ignore[type-arg]
+            purges: Sequence[PlannedPurge]) -> dict[Selection, int]:
+    """What each planned selection (and each held-out subject's selection without its holds)
+    matches now, counted together: a one-pass store (Redis) lists the target once for all."""
+    wanted: dict[Selection, None] = {}
+    for purge in purges:
+        selection = purge.selection
+        if isinstance(selection, SubjectSelection) and isinstance(target, CosTarget) and target.subject_keys_from:
+            continue  # counted by its explicit object keys
+        wanted[selection] = None
+        if isinstance(selection, SubjectSelection) and selection.exclude_subjects:
+            wanted[selection.without_holds()] = None
+    return dict(zip(wanted, store.count_each(target, list(wanted))))
+
+
 def plan_category(
     policy: Policy,
     category_name: str,
@@ -114,6 +129,7 @@ def plan_category(
         skipped += [f"{target.qualified_name}: {why}" for why in by_age.skipped + by_request.skipped]
         planned_here: list[tuple[Selection, int]] = []
         aged: list[tuple[ExpiredSelection, int]] = []
+        counts = _counts(store, target, by_age.purges + by_request.purges)
         for purge in by_age.purges + by_request.purges:
             spec: dict[str, Any] = {
                 "target": target.qualified_name,
@@ -132,9 +148,9 @@ def plan_category(
                 held_keys = held_object_keys(policy, target, purge.selection, mysql)
                 withheld = cos.count_keys(target, purge.selection.tenant, sorted(held_keys)) if held_keys else 0
             else:
-                count = store.count(target, purge.selection)
+                count = counts[purge.selection]
                 if isinstance(purge.selection, SubjectSelection) and purge.selection.exclude_subjects:
-                    withheld = store.count(target, purge.selection.without_holds()) - count
+                    withheld = counts[purge.selection.without_holds()] - count
             if withheld:
                 # Counts only: the held subject is not named.
                 spec["withheld"] = withheld

@@ -21,6 +21,7 @@ from include.retention.daily.verify import summarize, verify_plan
 from include.retention.facts import LedgerFacts
 from include.retention.ledger.facts import load_facts
 from include.retention.policy import Policy
+from include.retention.stores import ONE_PASS_STORES
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,12 @@ def plan(policy: Policy, category: str, context: Mapping[str, Any]) -> dict[str,
 
 
 def store_batches(the_plan: Mapping[str, Any], store: str) -> list[list[dict[str, Any]]]:
-    """This store's purges in batches, overlapping specs in one, at most Airflow's ``max_map_length``."""
+    """This store's purges in batches, overlapping specs in one, at most Airflow's ``max_map_length``;
+    a one-pass store's specs of a target (Redis) all in one, so that its task scans the target once."""
     from airflow.configuration import conf
 
-    return batches(the_plan["specs"], store, conf.getint("core", "max_map_length", fallback=1024))
+    return batches(the_plan["specs"], store, conf.getint("core", "max_map_length", fallback=1024),
+                   one_pass=ONE_PASS_STORES)
 
 
 def purge(policy: Policy, batch: list[dict[str, Any]], the_plan: Mapping[str, Any],

@@ -18,17 +18,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterator, Literal, Mapping
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
 from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
 from include.retention.policy import Target
 from include.retention.redaction import scrub, subject_ids
 from include.retention.timeutil import to_naive_utc, wall_clock
 from include.retention.selections import ExpiredSelection, Selection, describe_selection
-from include.retention.results import PartialPurgeError, PurgeResult
+from include.retention.results import PartialPurgeError, PartialPurgesError, PurgeResult
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +241,24 @@ def _attempt_lock(ledger_conn_id: str, key: str, scope: str) -> Iterator[None]:
             yield
 
 
+@contextmanager
+def _attempt_locks(ledger_conn_id: str, keys: Sequence[str], scopes: Sequence[str]) -> Iterator[None]:
+    """``_attempt_lock`` for the purges of one pass: every attempt's lock, then every scope's.
+
+    Each kind in sorted order (the same names once), so two passes that share scopes take them
+    in the same order and cannot wait for each other in a cycle; one connection holds them all.
+    """
+    with connect(ledger_conn_id) as conn, ExitStack() as held:
+        cur = plain_cursor(conn)
+        for key in sorted(set(keys)):
+            held.enter_context(_named_lock(cur, f"retention_purge_{key[:40]}", ATTEMPT_LOCK_SECONDS,
+                                           "another attempt of this purge still runs"))
+        for scope in sorted(set(scopes)):
+            held.enter_context(_named_lock(cur, f"retention_scope_{scope[:40]}", SCOPE_LOCK_SECONDS,
+                                           "another run's purge of the same target and tenant still runs"))
+        yield
+
+
 def settle_attempts(key: str, matched_now: int, settled_by: int, *, ledger_conn_id: str = LEDGER_CONN_ID) -> int:
     """Settle earlier attempts of one purge that died (``running``) or failed; returns how many.
 
@@ -329,6 +347,99 @@ def audited_purge(
         record_purge(ledger_conn_id, result=result, started_at=started, finished_at=wall_clock(),
                      audit_id=audit_id, **who)
     return result
+
+
+def audited_purges(
+    purge: Callable[[], Sequence[PurgeResult]],
+    *,
+    matched: Callable[[], Sequence[int]],
+    dry_run: bool,
+    run_id: str,
+    dag_id: str,
+    task_id: str,
+    target: Target,
+    selections: Sequence[Selection],
+    whys: Sequence[Why | None],
+    override_reason: str | None = None,
+    ledger_conn_id: str = LEDGER_CONN_ID,
+) -> list[PurgeResult]:
+    """``audited_purge`` for a pass that purges several selections of one target at once: one
+    audit row per selection, each with its own counts, as if they had run one after another.
+
+    Each selection keeps the attempt key it would have alone, so an attempt settles earlier
+    ones of the same selection whichever way they ran. All locks are taken before the count.
+
+    :param purge: deletes every selection (or counts them, for a dry run), a result each in
+        order; on failure part-way a ``PartialPurgesError`` says what each selection lost.
+    :param matched: what each selection matches now as ``purge`` takes it (a record two
+        selections match counts for the first only: the store's ``count_claimed``).
+    :param whys: the audit's ``Why`` of each selection.
+    """
+    if len(whys) != len(selections):
+        raise ValueError(f"{len(selections)} selections but {len(whys)} whys")
+    whos: list[dict[str, Any]] = [{"run_id": run_id, "dag_id": dag_id, "task_id": task_id, "target": target,
+                                   "selection": s, "override_reason": override_reason, "why": w}
+                                  for s, w in zip(selections, whys)]
+    started = wall_clock()
+    if dry_run:
+        try:
+            results = _one_each(purge(), len(whos), "results")
+        except Exception as exc:
+            for who in whos:
+                record_purge(ledger_conn_id, error=exc, dry_run=True, started_at=started, finished_at=wall_clock(),
+                             **who)
+            raise
+        for who, result in zip(whos, results):
+            record_purge(ledger_conn_id, result=result, started_at=started, finished_at=wall_clock(), **who)
+        return results
+    keys = [attempt_key(run_id, target, s) for s in selections]
+    with _attempt_locks(ledger_conn_id, keys, [scope_key(target, s) for s in selections]):
+        try:
+            counts = _one_each(matched(), len(whos), "counts")
+        except Exception as exc:
+            for who in whos:
+                record_purge(ledger_conn_id, error=exc, started_at=started, finished_at=wall_clock(), **who)
+            raise
+        audit_ids = [_open_attempt(ledger_conn_id, key, count, started, who)
+                     for key, count, who in zip(keys, counts, whos)]
+        # Settle each key's earlier attempts once, by its first row of this pass: a selection
+        # planned twice (two requests of one tenant) must not settle this pass's own row.
+        first: dict[str, tuple[int, int]] = {}
+        for key, count, audit_id in zip(keys, counts, audit_ids):
+            first.setdefault(key, (count, audit_id))
+        for key, (count, audit_id) in first.items():
+            settle_attempts(key, count, audit_id, ledger_conn_id=ledger_conn_id)
+        try:
+            results = _one_each(purge(), len(whos), "results")
+        except Exception as exc:
+            for index, (who, audit_id) in enumerate(zip(whos, audit_ids)):
+                record_purge(ledger_conn_id, error=_share_of(exc, index, len(whos)), started_at=started,
+                             finished_at=wall_clock(), audit_id=audit_id, **who)
+            raise
+        for who, audit_id, result in zip(whos, audit_ids, results):
+            record_purge(ledger_conn_id, result=result, started_at=started, finished_at=wall_clock(),
+                         audit_id=audit_id, **who)
+    return results
+
+
+def _one_each(values: Sequence[Any], n: int, what: str) -> list[Any]:
+    values = list(values)
+    if len(values) != n:
+        raise RuntimeError(f"a pass over {n} selections returned {len(values)} {what}")
+    return values
+
+
+def _share_of(error: BaseException, index: int, n: int) -> BaseException:
+    """The error to record for one selection of a failed pass: with what that selection lost.
+
+    A total that cannot be split is recorded as 0 for each: the next attempt settles every row
+    from counts, and a row must never claim records another selection lost.
+    """
+    if isinstance(error, PartialPurgesError) and len(error.each) == n:
+        return PartialPurgeError(error.target, error.each[index], error.cause)
+    if isinstance(error, PartialPurgeError):
+        return PartialPurgeError(error.target, 0, f"{error.cause} (deleted {error.deleted} in all, not per selection)")
+    return error
 
 
 def _open_attempt(ledger_conn_id: str, key: str, planned: int, started: datetime, who: dict[str, Any]) -> int:

@@ -4,7 +4,8 @@ A store past ~500 lines is split by concern into sibling modules: ``mysql`` (pur
 over ``mysql_sql`` (pure SQL) and ``mysql_connection``; ``cos`` over ``cos_scan`` (pure),
 ``cos_bucket`` (client and listing) and ``cos_client`` (botocore hooks); ``elasticsearch``
 over ``elasticsearch_indices`` (pure plans), ``elasticsearch_tasks`` and
-``elasticsearch_client``. ``progress`` holds the counters the streaming purges share.
+``elasticsearch_client``; ``redis`` over ``redis_keys`` (pure key matching). ``progress`` holds the
+counters the streaming purges share.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from __future__ import annotations
 from datetime import tzinfo
 
 from include.retention.stores.base import RetentionStore
+
+#: Stores whose back end serves every selection of one target in one pass (``base.OnePassPurge``):
+#: the daily purge keeps all of a target's specs of these stores in one mapped task.
+ONE_PASS_STORES = frozenset({"redis"})
 
 
 def store_for(store: str, timezone: tzinfo, *, batch_size: int | None = None) -> RetentionStore:  # type: ignore[type-arg]

@@ -1,4 +1,4 @@
-"""The one small interface every store module implements, and the two capabilities some add.
+"""The one small interface every store module implements, and the capabilities some add.
 
 A *selection* says what to delete (policy); a *store* says how (mechanism). Every store
 offers the same verbs: list its dated units, count a selection, purge it in bounded
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from typing import Any, Generic, Iterable, Iterator, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Iterable, Iterator, Protocol, Sequence, TypeVar, runtime_checkable
 
 from include.retention.policy import CosTarget, MySqlTarget, Target
 from include.retention.results import PurgeResult
@@ -58,6 +58,18 @@ class RetentionStore(ABC, Generic[T]):
         """Independent re-count after a purge; 0 means the selection is gone."""
         return self.count(target, selection)
 
+    def count_each(self, target: T, selections: Sequence[Selection]) -> list[int]:
+        """``count`` of each selection, in order (a record two of them match counts in both).
+
+        One query per selection here; a store that lists a target once for all of them
+        (:class:`OnePassPurge`) overrides it.
+        """
+        return [self.count(target, selection) for selection in selections]
+
+    def verify_each(self, target: T, selections: Sequence[Selection]) -> list[int]:
+        """``verify`` of each selection, in order; 0 for each means all of them are gone."""
+        return [self.verify(target, selection) for selection in selections]
+
 
 # --------------------------------------------------------------------------- capabilities
 
@@ -82,6 +94,25 @@ class ExplicitKeys(Protocol):
     def purge_keys(
         self, target: CosTarget, tenant: str, keys: Iterable[str], *, dry_run: bool = False
     ) -> PurgeResult: ...
+
+
+@runtime_checkable
+class OnePassPurge(Protocol):
+    """A store that purges several selections of one target in one listing of it (Redis: one
+    SCAN for every terminated tenant and deleted subject of a key layout), each selection's
+    counts exact.
+
+    A record two of the selections match goes with the first of them, as purging them one
+    after another would have it (the second finds it gone): ``count_claimed`` counts the same
+    way, so it says what ``purge_each`` deletes for each. A dry run counts each selection on
+    its own (``count_each``). On failure part-way ``purge_each`` raises
+    :class:`~include.retention.results.PartialPurgesError` with what each selection lost.
+    """
+
+    def count_claimed(self, target: Any, selections: Sequence[Selection]) -> list[int]: ...
+
+    def purge_each(self, target: Any, selections: Sequence[Selection], *,
+                   dry_run: bool = False) -> list[PurgeResult]: ...
 
 
 @runtime_checkable
