@@ -79,6 +79,8 @@ class Cluster:
         self.faults: list[Fault] = []
         self.requests: collections.deque[dict[str, Any]] = collections.deque(maxlen=REQUEST_LOG_SIZE)
         self.request_seq = itertools.count(1)
+        self.templates: dict[str, dict[str, Any]] = {}  # composable index templates (data_stream ones only)
+        self.data_streams: dict[str, list[str]] = {}  # stream -> backing index names, the write index last
 
     # -- index expressions
 
@@ -110,9 +112,15 @@ class Cluster:
                 matches = [
                     ix
                     for name, ix in self.indices.items()
-                    if (regex.match(name) or any(regex.match(alias) for alias in ix.aliases))
-                    and (("closed" in expand) if ix.closed else ("open" in expand))
-                    and (not ix.hidden or "hidden" in expand or pattern.startswith("."))
+                    if (("closed" in expand) if ix.closed else ("open" in expand))
+                    and (
+                        # a data stream's backing indices are hidden, and its name still reaches them
+                        any(regex.match(stream) for stream in self.streams_of(name))
+                        or (
+                            (regex.match(name) or any(regex.match(alias) for alias in ix.aliases))
+                            and (not ix.hidden or "hidden" in expand or pattern.startswith("."))
+                        )
+                    )
                 ]
                 for ix in matches:
                     if exclude:
@@ -121,6 +129,8 @@ class Cluster:
                         chosen[ix.name] = ix
                 continue
             named = [self.indices[pattern]] if pattern in self.indices else self.alias_indices(pattern)
+            if not named and pattern in self.data_streams:
+                named = [self.indices[n] for n in self.data_streams[pattern] if n in self.indices]
             if not named:
                 if exclude:
                     continue
@@ -229,6 +239,8 @@ class Cluster:
         ix = self.indices.get(name)
         if ix is not None:
             return ix
+        if name in self.data_streams:
+            return self.indices[self.data_streams[name][-1]]
         behind = self.alias_indices(name)
         if not behind:
             return None
@@ -246,9 +258,71 @@ class Cluster:
     def index_for_write(self, name: str) -> Index:
         """The index a write goes to, created on the fly (``action.auto_create_index`` defaults to true)."""
         ix = self.write_index(name)
+        if ix is None and self.stream_template(name) is not None:
+            self.create_data_stream(name)
+            ix = self.write_index(name)
         if ix is None:
             ix = self.create_index(name, {})
         return ix
+
+    # -- data streams
+
+    def streams_of(self, index_name: str) -> list[str]:
+        return [s for s, backing in self.data_streams.items() if index_name in backing]
+
+    def stream_template(self, name: str) -> tuple[str, dict[str, Any]] | None:
+        """The highest-priority data-stream template whose index_patterns match ``name``."""
+        matching = [
+            (int(body.get("priority", 0)), tname, body)
+            for tname, body in self.templates.items()
+            if any(re.fullmatch(".*".join(map(re.escape, p.split("*"))), name) for p in body["index_patterns"])
+        ]
+        if not matching:
+            return None
+        _, tname, body = max(matching, key=lambda m: m[0])
+        return tname, body
+
+    def create_data_stream(self, name: str) -> None:
+        found = self.stream_template(name)
+        if found is None:
+            raise bad_request(f"no matching index template found for data stream [{name}]")
+        if name in self.data_streams:
+            raise EsError(400, "resource_already_exists_exception", f"data_stream [{name}] already exists")
+        if name in self.indices or name in self.all_aliases():
+            raise bad_request(f"data stream [{name}] conflicts with index or alias")
+        self.data_streams[name] = []
+        self.roll_over(name)
+
+    def check_stream_write(self, name: str, op_type: str, source: dict[str, Any]) -> None:
+        """ES's rules for a document written to a data stream: create only, with an @timestamp."""
+        if name not in self.data_streams and not (name not in self.indices and self.stream_template(name)):
+            return
+        if op_type != "create":
+            raise bad_request("only write ops with an op_type of create are allowed in data streams")
+        if "@timestamp" not in source:
+            raise EsError(
+                400,
+                "document_parsing_exception",
+                "[1:2] failed to parse: data stream timestamp field [@timestamp] is missing",
+            )
+
+    def roll_over(self, stream: str) -> tuple[str | None, str]:
+        """A new write index for ``stream``: ``.ds-{stream}-{yyyy.MM.dd}-{generation:06d}``."""
+        _, template = self.stream_template(stream) or (None, {})
+        backing = self.data_streams[stream]
+        generation = len(backing) + 1
+        if backing:
+            generation = int(backing[-1].rsplit("-", 1)[1]) + 1
+        day = time.strftime("%Y.%m.%d", time.gmtime())
+        name = f".ds-{stream}-{day}-{generation:06d}"
+        inner = template.get("template") or {}
+        mappings = copy.deepcopy(inner.get("mappings") or {})
+        mappings.setdefault("properties", {}).setdefault("@timestamp", {"type": "date"})
+        settings = {**copy.deepcopy(inner.get("settings") or {}), "index.hidden": True}
+        self.create_index(name, {"settings": settings, "mappings": mappings})
+        old = backing[-1] if backing else None
+        backing.append(name)
+        return old, name
 
     # -- faults and the request log
 

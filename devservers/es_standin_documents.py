@@ -68,6 +68,7 @@ def index_doc(req: Request, index: str, doc_id: str | None = None) -> Response:
     if not isinstance(source, dict):
         raise bad_request("failed to parse, document is empty", "document_parsing_exception")
     with CLUSTER.lock:
+        CLUSTER.check_stream_write(index, op_type, source)
         ix = CLUSTER.index_for_write(index)
         doc, result = ix.put(doc_id or _new_id(), source, op_type=op_type)
         if refresh_now:
@@ -191,6 +192,7 @@ def _bulk_item(op: BulkItem, item: dict[str, Any]) -> Index:
         # IndexRouting.process: an item's own failure, not the request's (ES 8).
         raise bad_request("if _id is specified it must not be empty")
     source = parse_source(op)
+    CLUSTER.check_stream_write(op.index, op.action, source)
     ix = CLUSTER.index_for_write(op.index)
     doc, result = ix.put(op.doc_id if op.doc_id is not None else _new_id(), source, op_type=op.action)
     item.clear()

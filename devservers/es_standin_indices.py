@@ -91,11 +91,21 @@ def delete_index(req: Request, index: str) -> Response:
                     f"The provided expression [{name}] matches an alias, specify the corresponding concrete "
                     "indices instead."
                 )
+            if name in CLUSTER.data_streams:
+                raise unsupported(f"deleting data stream [{name}] with the delete index API (use DELETE /_data_stream)")
         missing = [n for n in names if n not in CLUSTER.indices]
         if missing and not ignore_unavailable:
             raise index_not_found(missing[0])
         for name in names:
+            for stream in CLUSTER.streams_of(name):
+                if CLUSTER.data_streams[stream][-1] == name:
+                    raise bad_request(
+                        f"index [{name}] is the write index for data stream [{stream}] and cannot be deleted"
+                    )
+        for name in names:
             CLUSTER.indices.pop(name, None)
+            for stream in CLUSTER.streams_of(name):
+                CLUSTER.data_streams[stream].remove(name)
     return ok({"acknowledged": True})
 
 

@@ -33,6 +33,8 @@ pretending. Queries: match_all, match_none, term, terms, range, exists, ids, boo
 fields that are not analyzed. Aliases (``es_standin_aliases``): reads and delete-by-query go through
 them, writes reach their one or write index, ``DELETE /{alias}`` is refused as in ES 8. A ``_bulk``
 body is parsed and validated whole before anything is written (``es_standin_bulk``).
+Data streams from ``data_stream`` index templates, with rollover (``es_standin_datastreams``); date
+math and custom formats in range queries and date math in index names (``es_standin_dates``).
 
 Test hooks (not Elasticsearch APIs), under ``/_standin``:
 
@@ -57,7 +59,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from devservers import es_standin_aliases, es_standin_documents, es_standin_indices, es_standin_search
+from devservers import (
+    es_standin_aliases,
+    es_standin_datastreams,
+    es_standin_documents,
+    es_standin_indices,
+    es_standin_search,
+)
 from devservers.es_standin_base import (
     CLUSTER_NAME,
     ES_VERSION,
@@ -71,7 +79,13 @@ from devservers.es_standin_cluster import CLUSTER, Fault
 from devservers.es_standin_http import ROUTER, Request, Response, check_media_types, ok, route
 
 # Each module registers its routes when imported; the order is the order they are tried in.
-ROUTE_MODULES = (es_standin_indices, es_standin_aliases, es_standin_documents, es_standin_search)
+ROUTE_MODULES = (
+    es_standin_indices,
+    es_standin_aliases,
+    es_standin_datastreams,
+    es_standin_documents,
+    es_standin_search,
+)
 
 
 # -- root, cluster
