@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from include.retention.ledger.coverage import COVERAGE_DDL
 from include.retention.ledger.db import LEDGER_CONN_ID, connect, hook, ledger_database, plain_cursor
 from include.retention.timeutil import to_naive_utc, wall_clock
 
@@ -252,6 +253,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
         ),
     ),
+    # The coverage check's runs and items (ledger/coverage.py; issue 16): names and counts, no values.
+    Migration(10, "coverage", COVERAGE_DDL),
 )
 
 
