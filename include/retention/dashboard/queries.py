@@ -23,8 +23,10 @@ from include.retention.dashboard.view import (
     STATE_GROUPS,
     STATE_OPEN,
     STATE_RECENT,
+    MAX_COVERAGE_ITEMS_SHOWN,
     CertificateBody,
     CertificateInfo,
+    CoveragePanel,
     DagRunInfo,
     DagRunReader,
     DagStatus,
@@ -37,6 +39,7 @@ from include.retention.dashboard.view import (
     certificate_body,
     certificate_info,
     check_certificate_format,
+    coverage_panel,
     daily_dag_ids,
     order_requests,
     purge_window,
@@ -45,6 +48,7 @@ from include.retention.dashboard.view import (
     status_counts,
 )
 from include.retention.ledger import certificates as ledger_certificates
+from include.retention.ledger import coverage as ledger_coverage
 from include.retention.ledger import requests as ledger_requests
 from include.retention.ledger.audit import deleted_per_hour, recent_reasons
 from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
@@ -126,6 +130,16 @@ def read_certificate(cur: Any, request_id: str, fmt: str) -> CertificateBody | N
         return None
     certificate_id, document = found
     return certificate_body(request_id, certificate_id, document, fmt)
+
+
+# --------------------------------------------------------------------------- coverage
+
+
+def read_coverage(cur: Any) -> CoveragePanel | None:
+    """The last coverage run and its unknown items (migration 10); None before the first run."""
+    run = ledger_coverage.latest_run(cur)
+    rows = ledger_coverage.run_items(cur, run.run_id, limit=MAX_COVERAGE_ITEMS_SHOWN) if run else []
+    return coverage_panel(run, rows)
 
 
 # --------------------------------------------------------------------------- daily DAGs
@@ -213,9 +227,10 @@ def build_view(
         purges = read_purge_volumes(cur, policy, now, tenant=filters.tenant)
         states = read_states(cur)
         reasons = tuple(purge_reason(row) for row in recent_reasons(cur, tenant=filters.tenant))
+        coverage = read_coverage(cur)
     return DashboardView(
         generated_at=now, filters=filters, states=states, requests=tuple(requests), purges=purges,
         dags=tuple(read_dag_status(policy, now, dag_runs)), certificates=tuple(certificates),
         window_days=policy.request_window_days, warning_days=policy.sla_warning_days, counts=status_counts(requests),
-        reasons=reasons,
+        reasons=reasons, coverage=coverage,
     )

@@ -11,6 +11,8 @@ What the dashboard shows:
   from ``purge_audit`` (real purges only; dry runs delete nothing).
 - **daily DAGs**: the last run of each ``retention_<category>`` DAG and its recent failures.
 - **certificates**: the requests' deletion certificates, to download.
+- **coverage**: the last coverage run's totals and the items no policy target names (names,
+  personal-data flags and counts; never a sampled value).
 
 No subject id, subject hash or encrypted subject is ever shown: none is selected.
 """
@@ -31,6 +33,7 @@ from include.retention.timeutil import UTC, days_left, from_naive_utc, local_day
 
 if TYPE_CHECKING:
     from include.retention.ledger.certificates import CertificateListing
+    from include.retention.ledger.coverage import CoverageItemRow, CoverageRun
     from include.retention.ledger.requests import Request
 
 PURGE_WINDOW_DAYS = 90
@@ -393,6 +396,56 @@ def daily_dag_ids(policy: Policy) -> dict[str, str]:
     return {name: f"retention_{name}" for name in policy.categories}
 
 
+# --------------------------------------------------------------------------- coverage
+
+MAX_COVERAGE_ITEMS_SHOWN = 100
+
+
+@dataclass(frozen=True)
+class CoverageItem:
+    """An unknown item of the last coverage run: its scrubbed name, flags and counts (no values)."""
+
+    item_id: str
+    store: str
+    kind: str
+    name: str
+    flags: tuple[str, ...]
+    members: int
+    sampled: int
+    e164_matches: int
+    email_matches: int
+    first_seen_at: datetime
+    likely_personal: bool
+
+
+@dataclass(frozen=True)
+class CoveragePanel:
+    """The last coverage run (``retention_coverage``): its totals and its unknown items."""
+
+    run_id: str
+    as_of: datetime
+    items: int
+    covered: int
+    exempt: int
+    unknown: int
+    likely_personal: int
+    new_unknown: int
+    unknown_items: tuple[CoverageItem, ...]
+    limited_mysql_view: bool = False
+
+
+def coverage_panel(run: CoverageRun | None, rows: Sequence[CoverageItemRow]) -> CoveragePanel | None:
+    if run is None:
+        return None
+    mysql = run.stores.get("mysql") or {}
+    return CoveragePanel(
+        run.run_id, run.as_of, run.items, run.covered, run.exempt, run.unknown, run.likely_personal, run.new_unknown,
+        tuple(CoverageItem(r.item_id, r.store, r.kind, r.name, r.flags, r.members, r.sampled, r.e164_matches,
+                           r.email_matches, r.first_seen_at, r.likely_personal) for r in rows),
+        limited_mysql_view=bool(mysql) and not mysql.get("full_view", True),
+    )
+
+
 # --------------------------------------------------------------------------- the whole page
 
 
@@ -409,6 +462,7 @@ class DashboardView:
     warning_days: int
     counts: Mapping[str, int] = field(default_factory=dict)
     reasons: tuple[PurgeReason, ...] = ()
+    coverage: CoveragePanel | None = None
 
 
 def status_counts(requests: Sequence[RequestRow]) -> dict[str, int]:
@@ -464,4 +518,5 @@ def view_json(view: DashboardView) -> dict[str, Any]:
         "daily_dags": [dag_status_json(d) for d in view.dags],
         "certificates": [certificate_json(c) for c in view.certificates],
         "recent_purges": [_jsonable(asdict(r)) for r in view.reasons],
+        "coverage": _jsonable(asdict(view.coverage)) if view.coverage else None,
     }
