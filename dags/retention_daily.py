@@ -45,6 +45,7 @@ from airflow.sdk import Asset, CronTriggerTimetable, Param, dag, get_current_con
 
 from include.retention.airflow_context import default_args
 from include.retention.daily.approval import LargePurgeApproval
+from include.retention.daily.batching import PARALLEL_PURGES_PER_RUN
 from include.retention.policy import STORES, Category, Policy, load_policy
 
 POLICY = load_policy()  # the one file read at parse time: the policy next to the code
@@ -104,7 +105,8 @@ def build_daily_dag(policy: Policy, category: Category) -> Any:
             return batches
 
         def purge_task(store: str) -> Any:
-            @task(task_id=f"purge_{store}", pool=f"retention_{store}", max_active_tis_per_dagrun=4)
+            @task(task_id=f"purge_{store}", pool=f"retention_{store}",
+                  max_active_tis_per_dagrun=PARALLEL_PURGES_PER_RUN)
             def purge(batch: list[dict[str, Any]], the_plan: dict[str, Any],
                       approval: dict[str, Any]) -> list[dict[str, Any]]:
                 from include.retention.daily import tasks

@@ -23,7 +23,7 @@ from include.retention.daily.batching import batches
 from include.retention.daily.breaker import RunOptions
 from include.retention.daily.plan import plan_category
 from include.retention.daily.purge import execute_specs
-from include.retention.facts import LedgerFacts, SubjectDeletion, Termination
+from include.retention.facts import LedgerFacts, LegalHold, SubjectDeletion, Termination
 from include.retention.policy import DEFAULT_POLICY_PATH, Policy, parse_policy
 from tests.fixtures.mysql import MySqlDatabase
 
@@ -89,6 +89,46 @@ def test_a_terminated_tenants_expired_rows_count_once_in_the_share(
     assert share["total"] == len(rows)
 
     [batch] = batches(plan["specs"], "mysql", 1024)  # overlapping specs: one mapped task
+    run = RunRef(run_id=f"scheduled__{AS_OF.isoformat()}__{secrets.token_hex(4)}", dag_id="retention_call_data",
+                 task_id="purge_mysql")
+    results = execute_specs(call_records_only, batch, dry_run=False, run=run, crypto=KEYS, facts=facts,
+                            override_reason=OPTIONS.override_reason)
+
+    gone = {i for i, _at, _tenant in rows} - cc_mysql.ids("call_records")
+    assert gone == going
+    assert sum(r["deleted"] for r in results) == share["planned"]
+
+
+def test_a_deleted_subjects_expired_rows_count_once_in_the_share(
+    cc_mysql: MySqlDatabase, ledger_db: MySqlDatabase, call_records_only: Policy
+) -> None:
+    """alice of 123 asked for deletion and half her calls have expired anyway: each row counts once.
+
+    Her namesake in 12 (a tenant whose id is a prefix of 123) is another subject and stays
+    unless expired; bob of 123 is on legal hold, so none of his rows go, expired or not.
+    """
+    rows = seed(cc_mysql)
+    alice_rows = {r[0] for r in cc_mysql.query(
+        "SELECT id FROM call_records WHERE tenant_id = %s AND agent_id = 'alice'", (NEIGHBOUR,))}
+    bob_rows = {r[0] for r in cc_mysql.query(
+        "SELECT id FROM call_records WHERE tenant_id = %s AND agent_id = 'bob'", (NEIGHBOUR,))}
+    window = dict(received_at=AS_OF - timedelta(days=2), due_at=AS_OF + timedelta(days=28),
+                  categories=frozenset({"call_data"}))
+    facts = LedgerFacts(
+        deletions=(SubjectDeletion(NEIGHBOUR, "agent", "alice", KEYS.subject_hash(NEIGHBOUR, "agent", "alice"),
+                                   request_id="d-2", **window),),  # type: ignore[arg-type]
+        holds=(LegalHold(NEIGHBOUR, "agent", "bob", id=5, subject_hash=KEYS.subject_hash(NEIGHBOUR, "agent", "bob")),),
+    )
+    going = ({i for i, at, _tenant in rows if at < CUTOFF} | alice_rows) - bob_rows
+
+    plan = plan_category(call_records_only, "call_data", AS_OF, OPTIONS, crypto=KEYS, facts=facts)
+
+    [share] = plan["breaker"]
+    assert [s["selection"]["kind"] for s in plan["specs"]] == ["expired", "subject"]
+    assert sum(s["planned"] for s in plan["specs"]) > len(going), "the specs overlap"
+    assert share["planned"] == len(going)
+
+    [batch] = batches(plan["specs"], "mysql", 1024)
     run = RunRef(run_id=f"scheduled__{AS_OF.isoformat()}__{secrets.token_hex(4)}", dag_id="retention_call_data",
                  task_id="purge_mysql")
     results = execute_specs(call_records_only, batch, dry_run=False, run=run, crypto=KEYS, facts=facts,

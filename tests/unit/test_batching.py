@@ -11,19 +11,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from include.retention.daily.batching import SPECS_PER_MAPPED_TASK, batches, overlap_groups
+from include.retention.daily.batching import (PARALLEL_PURGES_PER_RUN, RECORDS_PER_MAPPED_TASK, SPEC_COST_RECORDS,
+                                              batches, overlap_groups)
 
 Spec = dict[str, Any]
 
 
-def expired(target: str, tenant: str | None = None, exclude: tuple[str, ...] = (), store: str = "mysql") -> Spec:
-    return {"target": target, "store": store,
+def expired(target: str, tenant: str | None = None, exclude: tuple[str, ...] = (), store: str = "mysql",
+            planned: int = 0) -> Spec:
+    return {"target": target, "store": store, "planned": planned,
             "selection": {"kind": "expired", "before": "2026-01-01T00:00:00+00:00", "tenant": tenant,
                           "exclude_tenants": sorted(exclude), "exclude_subject_hashes": [], "units": []}}
 
 
-def terminated(target: str, tenant: str, store: str = "mysql") -> Spec:
-    return {"target": target, "store": store, "selection": {"kind": "tenant", "tenant": tenant}}
+def terminated(target: str, tenant: str, store: str = "mysql", planned: int = 0) -> Spec:
+    return {"target": target, "store": store, "planned": planned, "selection": {"kind": "tenant", "tenant": tenant}}
 
 
 def deleted(target: str, tenant: str, subject: str, store: str = "mysql") -> Spec:
@@ -84,28 +86,54 @@ def test_a_shared_sweep_takes_in_every_tenant_it_does_not_exclude() -> None:
     assert overlap_groups(specs) == [[specs[0], specs[2], specs[3]], [specs[1], specs[4]], [specs[5]]]
 
 
-def test_more_specs_than_fit_in_one_batch() -> None:
-    """60 tenants' sweeps and a termination in one of them: three batches, the terminated tenant's pair in one."""
+def test_little_work_over_many_tenants_is_one_task() -> None:
+    """60 tenants' sweeps of a few objects each and a termination: one task instance, not one per 25 tenants."""
     t = "call_data.recordings"
-    specs = [expired(t, str(n), store="cos") for n in range(100, 160)]
-    specs.insert(30, terminated(t, "112", store="cos"))
+    specs = [expired(t, str(n), store="cos", planned=20) for n in range(100, 160)]
+    specs.insert(30, terminated(t, "112", store="cos", planned=300))
+    [batch] = check(specs, "cos", 1024)
+    assert len(batch) == len(specs)
+
+
+def test_task_instances_grow_with_the_records_up_to_what_runs_at_once() -> None:
+    t = "call_data.recordings"
+    per_task = RECORDS_PER_MAPPED_TASK - SPEC_COST_RECORDS
+    for tenants, expected in ((1, 1), (2, 2), (3, 3), (PARALLEL_PURGES_PER_RUN, PARALLEL_PURGES_PER_RUN),
+                              (50, PARALLEL_PURGES_PER_RUN)):
+        specs = [expired(t, str(n), store="cos", planned=per_task) for n in range(tenants)]
+        assert len(check(specs, "cos", 1024)) == expected, tenants
+
+
+def test_the_task_count_does_not_grow_with_tenants_at_the_same_work() -> None:
+    """The same records spread over 100 or 5,000 tenants: the same number of task instances."""
+    t = "call_data.recordings"
+    few = [expired(t, str(n), store="cos", planned=5_000) for n in range(100)]
+    many = [expired(t, str(n), store="cos", planned=100) for n in range(5_000)]
+    assert len(check(few, "cos", 1024)) == len(check(many, "cos", 1024)) == PARALLEL_PURGES_PER_RUN
+
+
+def test_work_is_spread_evenly_over_the_batches() -> None:
+    t = "call_data.recordings"
+    sizes = [90_000, 10_000, 60_000, 40_000, 30_000, 70_000, 20_000, 80_000]
+    specs = [expired(t, str(n), store="cos", planned=size) for n, size in enumerate(sizes)]
     got = check(specs, "cos", 1024)
-    assert [len(b) for b in got] == [SPECS_PER_MAPPED_TASK, SPECS_PER_MAPPED_TASK, 61 - 2 * SPECS_PER_MAPPED_TASK]
-    assert [b for b in got if specs[12] in b] == [b for b in got if specs[30] in b]
+    loads = [sum(s["planned"] for s in b) for b in got]
+    assert len(got) == PARALLEL_PURGES_PER_RUN and max(loads) - min(loads) <= 20_000, loads
 
 
 def test_a_group_larger_than_a_batch_goes_whole() -> None:
     """A shared sweep and 40 requests in its target: one group, one task, never split."""
     t = "call_data.call_records"
-    specs = [expired(t)] + [deleted(t, "12", f"h{n}") for n in range(40)] + [terminated("call_analytics.call_metrics", "5")]
+    specs = ([expired(t, planned=400_000)] + [deleted(t, "12", f"h{n}") for n in range(40)]
+             + [terminated("call_analytics.call_metrics", "5", planned=80_000)])
     got = check(specs, "mysql", 1024)
     assert [len(b) for b in got] == [41, 1]
 
 
 def test_the_mapped_list_stays_within_max_map_length() -> None:
-    specs = [expired("call_data.recordings", str(n), store="cos") for n in range(1, 1001)]
-    got = check(specs, "cos", 16)
-    assert len(got) <= 16 and sum(map(len, got)) == 1000
+    specs = [expired("call_data.recordings", str(n), store="cos", planned=10_000) for n in range(1, 1001)]
+    got = check(specs, "cos", 2)
+    assert len(got) == 2 and sum(map(len, got)) == 1000
 
 
 @pytest.mark.parametrize("max_map_length", [0, -1])
@@ -145,9 +173,15 @@ def test_batching_keeps_overlapping_specs_together(specs: list[Spec], store: str
 
 
 def test_a_one_pass_stores_specs_of_a_target_share_one_batch() -> None:
-    specs = [terminated("r.a", str(t), store="redis") for t in range(60)] + [deleted("r.a", "7", "h", store="redis"),
-                                                                               terminated("r.b", "1", store="redis")]
+    specs = ([terminated("r.a", str(t), store="redis", planned=2_000) for t in range(60)]
+             + [deleted("r.a", "7", "h", store="redis"), terminated("r.b", "1", store="redis", planned=60_000)])
     got = batches(specs, "redis", 1024, one_pass={"redis"})
     assert [len(b) for b in got] == [61, 1]  # all of r.a in one task (one SCAN pass), in plan order
     assert got[0] == specs[:61]
     assert len(batches(specs, "redis", 1024)) > 2  # without it, tenants are spread over tasks
+
+
+@pytest.mark.parametrize("parallel", [0, -2])
+def test_a_parallelism_below_one_is_refused(parallel: int) -> None:
+    with pytest.raises(ValueError, match="parallel"):
+        batches([expired("t")], "mysql", 8, parallel=parallel)

@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from typing import Any, Collection, Mapping, Sequence, TypeVar
 
-SPECS_PER_MAPPED_TASK = 25
+# A purge task instance is worth its start-up (seconds of scheduling, a worker slot, the
+# audit's locks) once it has this much to delete; below it, specs share one.
+RECORDS_PER_MAPPED_TASK = 50_000
+# What one spec costs beyond its records, in records: a count and a listing before it deletes.
+SPEC_COST_RECORDS = 200
+# The purges of one store that run at once in one run: the DAG's ``max_active_tis_per_dagrun``.
+# More batches than can run at once only add task instances, and the store's pool bounds them anyway.
+PARALLEL_PURGES_PER_RUN = 4
 
 Spec = TypeVar("Spec", bound=Mapping[str, Any])
 
@@ -55,25 +62,40 @@ def overlap_groups(specs: Sequence[Spec], *, one_pass: Collection[str] = ()) -> 
     return list(groups.values())
 
 
-def batches(specs: Sequence[Spec], store: str, max_map_length: int, *,
-            one_pass: Collection[str] = ()) -> list[list[Spec]]:
-    """The specs of ``store`` in batches, one per mapped task, at most ``max_map_length`` of them.
+def _work(group: Sequence[Mapping[str, Any]]) -> int:
+    """What a group of specs will cost a task, in records: what they plan to delete plus a fixed cost each."""
+    return sum(max(int(spec.get("planned") or 0), 0) + SPEC_COST_RECORDS for spec in group)
 
-    A group of overlapping specs is never split: a batch takes whole groups in order while they
-    fit ``size`` specs (a larger group goes alone). Two neighbouring batches then hold more than
-    ``size`` specs together, so with ``size`` at least twice the specs per allowed task the
-    mapped list stays within ``max_map_length``.
+
+def batches(specs: Sequence[Spec], store: str, max_map_length: int, *,
+            one_pass: Collection[str] = (), parallel: int = PARALLEL_PURGES_PER_RUN) -> list[list[Spec]]:
+    """The specs of ``store`` in batches, one per mapped task, sized by the work they will do.
+
+    As many batches as the run's planned records fill at ``RECORDS_PER_MAPPED_TASK`` each, and
+    never more than can run at once (``parallel``) nor than ``max_map_length``: the task
+    instances grow with the records to delete, not with the tenants. A group of overlapping
+    specs is never split; groups go largest first to the batch with the least work, and
+    within a batch they keep plan order.
 
     :param one_pass: stores whose specs of one target stay in one batch (``overlap_groups``).
+    :param parallel: at most this many batches (the DAG's ``max_active_tis_per_dagrun``).
     """
     if max_map_length < 1:
         raise ValueError(f"max_map_length must be at least 1, got {max_map_length}")
+    if parallel < 1:
+        raise ValueError(f"parallel must be at least 1, got {parallel}")
     mine = [s for s in specs if s["store"] == store]
-    size = max(SPECS_PER_MAPPED_TASK, -(-2 * len(mine) // max_map_length))
-    packed: list[list[Spec]] = []
-    for group in overlap_groups(mine, one_pass=one_pass):
-        if packed and len(packed[-1]) + len(group) <= size:
-            packed[-1].extend(group)
-        else:
-            packed.append(list(group))
-    return packed
+    groups = overlap_groups(mine, one_pass=one_pass)
+    if not groups:
+        return []
+    work = [_work(g) for g in groups]
+    wanted = -(-sum(work) // RECORDS_PER_MAPPED_TASK)
+    count = max(1, min(wanted, parallel, max_map_length, len(groups)))
+    loads = [0] * count
+    members: list[list[int]] = [[] for _ in range(count)]
+    for index in sorted(range(len(groups)), key=lambda g: (-work[g], g)):
+        lightest = min(range(count), key=lambda b: (loads[b], b))
+        loads[lightest] += work[index]
+        members[lightest].append(index)
+    # Groups come in the order of their first spec, so sorted indices keep plan order.
+    return [[spec for g in sorted(m) for spec in groups[g]] for m in sorted(members, key=min)]

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from include.retention.crypto import RetentionCrypto
 from include.retention.daily import breaker
 from include.retention.expiry import PlannedPurge, plan_expired, plan_requests
 from include.retention.facts import LedgerFacts
-from include.retention.policy import CosTarget, Policy, Target
+from include.retention.policy import CosTarget, MySqlTarget, Policy, Target
 from include.retention.selections import ExpiredSelection, Selection, SubjectSelection, TenantSelection, selection_to_doc
 from include.retention.stores import store_for
 from include.retention.stores.base import RetentionStore, TenantCounts, as_column_source, as_explicit_keys
@@ -43,23 +44,43 @@ def _shared_by_tenant(store: RetentionStore, target: Target,  # type: ignore[typ
             if s.tenant is None and count}
 
 
-def _distinct_planned(planned: Sequence[tuple[Selection, int]],
+def _deleted_subjects_in(sweep: ExpiredSelection, planned: Sequence[tuple[Selection, int]],
+                         terminated: Collection[str]) -> frozenset[tuple[str, str, str]]:
+    """The deleted subjects whose records ``sweep`` may also take (tenants not terminated)."""
+    return frozenset(
+        (s.tenant, s.subject_type, s.subject_id) for s, _ in planned
+        if isinstance(s, SubjectSelection) and s.tenant not in terminated and s.tenant not in sweep.exclude_tenants
+        and sweep.tenant in (None, s.tenant)
+    )
+
+
+def _distinct_planned(store: RetentionStore, target: Target,  # type: ignore[type-arg]
+                      planned: Sequence[tuple[Selection, int]],
                       shared_by_tenant: Mapping[ExpiredSelection, Mapping[str, int]]) -> int:
     """The target's planned records, each once, for the breaker's share.
 
     A termination takes everything of its tenant, so a subject's or an expiry's records of
-    that tenant count with it alone. What is still counted twice errs high, on the strict side:
-    a sweep's rows of a terminated tenant where the store has no per-tenant counts, and a
-    deleted subject's records that have also expired (no store counts a subject before a cut-off).
+    that tenant count with it alone. A sweep's records that a deleted subject's selection also
+    takes count once: the sweep is counted again without them, where the store keeps exactly
+    a subject's records out (MySQL, by its column; elsewhere a store may keep more, a whole
+    tenant, which would count too little). What is still counted twice errs high, on the
+    strict side: a sweep's rows of a terminated tenant where the store has no per-tenant
+    counts, a record naming two deleted subjects, and other stores' expired subject records.
     """
     terminated = {s.tenant: n for s, n in planned if isinstance(s, TenantSelection)}
     distinct = sum(terminated.values())
     for selection, count in planned:
         if isinstance(selection, TenantSelection):
             continue
-        if isinstance(selection, ExpiredSelection) and selection.tenant is None:
-            by_tenant = shared_by_tenant.get(selection, {})
-            distinct += count - sum(by_tenant.get(t, 0) for t in terminated.keys() - selection.exclude_tenants)
+        if isinstance(selection, ExpiredSelection):
+            deleted = _deleted_subjects_in(selection, planned, terminated) if isinstance(target, MySqlTarget) else frozenset()
+            if deleted and count:
+                count = store.count(target, replace(selection, exclude_subjects=selection.exclude_subjects | deleted))
+            if selection.tenant is None:
+                by_tenant = shared_by_tenant.get(selection, {})
+                distinct += count - sum(by_tenant.get(t, 0) for t in terminated.keys() - selection.exclude_tenants)
+            elif selection.tenant not in terminated:
+                distinct += count
         elif selection.tenant not in terminated:
             distinct += count
     return distinct
@@ -166,7 +187,7 @@ def plan_category(
             spec["planned"] = count
             specs.append(spec)
         shared_by_tenant = _shared_by_tenant(store, target, aged)
-        distinct = _distinct_planned(planned_here, shared_by_tenant)
+        distinct = _distinct_planned(store, target, planned_here, shared_by_tenant)
         total = _target_total(store, target, units) if distinct else None
         shares.append(breaker.target_share(target.qualified_name, distinct, total))
         tenant_shares += _tenant_shares(store, target, units, aged, options.tenant_min_records, shared_by_tenant)
