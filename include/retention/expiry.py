@@ -93,8 +93,9 @@ def held_subjects(holds: Iterable[LegalHold], target: Target) -> frozenset[tuple
 
 
 def _addresses_units_per_tenant(target: Target) -> bool:
-    """COS prefixes and ES indices carry the tenant in their name; MySQL partitions do not."""
-    return isinstance(target, (CosTarget, ElasticsearchTarget))
+    """COS prefixes and per-tenant ES indices carry the tenant in their name; MySQL partitions, shared
+    ES indices and data streams do not."""
+    return isinstance(target, CosTarget) or (isinstance(target, ElasticsearchTarget) and not target.layout.shared)
 
 
 def plan_expired(

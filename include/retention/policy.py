@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from include.retention.identifiers import IdentifierError, IdentifierFormat, Template
+from include.retention.policy_elasticsearch import ES_FIELDS, ElasticsearchLayout, elasticsearch_target_fields
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("policy.yaml")
 POLICY_PATH_ENV = "RETENTION_POLICY_PATH"
@@ -157,6 +158,7 @@ class ElasticsearchTarget(Target):
     tenant_field: str = "tenant_id"
     time_field: str = "@timestamp"
     subject_fields: Mapping[str, str] = field(default_factory=dict)
+    layout: ElasticsearchLayout = ElasticsearchLayout()  # per-tenant indices, shared indices or a data stream
 
     @property
     def subject_types(self) -> tuple[str, ...]:
@@ -164,7 +166,7 @@ class ElasticsearchTarget(Target):
 
     @property
     def is_dated(self) -> bool:
-        return self.index is not None and self.index.date_placeholder is not None
+        return self.layout.shared or (self.index is not None and self.index.date_placeholder is not None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -573,17 +575,9 @@ class _Parser:
             if retention.is_age_based and not prefix.date_placeholder:
                 raise self.fail(f"{rule}.retention", "age-based retention needs a {date} in the prefix", "add {date} or keep until termination")
             return CosTarget(**common, prefix=prefix, subject_keys_from=via, subject_types_via=via_types)
-        self.only(doc, rule, base_fields | {"index", "month_format", "tenant_field", "time_field", "subject_fields"})
-        index_template = self.template(doc.get("index"), f"{rule}.index", fields, doc.get("month_format"))
-        if index_template.text != index_template.text.lower():
-            raise self.fail(f"{rule}.index", "index names must be lower case", "write the template in lower case")
-        return ElasticsearchTarget(
-            **common,
-            index=index_template,
-            tenant_field=self.field_name(doc.get("tenant_field", "tenant_id"), f"{rule}.tenant_field", "tenant field"),
-            time_field=self.field_name(doc.get("time_field", "@timestamp"), f"{rule}.time_field", "time field"),
-            subject_fields=MappingProxyType(subject_map("subject_fields", "field")),
-        )
+        self.only(doc, rule, base_fields | ES_FIELDS)
+        es = elasticsearch_target_fields(self, doc, rule, fields, lambda: subject_map("subject_fields", "field"))
+        return ElasticsearchTarget(**common, **es)
 
     def cross_check(self, policy: Policy) -> None:
         """Checks that span targets: references between them."""

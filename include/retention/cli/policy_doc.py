@@ -15,8 +15,8 @@ def _where(target: Target) -> str:
         return f"Redis `{target.key.text}*`"
     if isinstance(target, CosTarget) and target.prefix:
         return f"COS `{target.prefix.text}`"
-    if isinstance(target, ElasticsearchTarget) and target.index:
-        return f"Elasticsearch `{target.index.text}`"
+    if isinstance(target, ElasticsearchTarget) and target.layout.names(target.index):
+        return f"Elasticsearch `{target.layout.names(target.index)}`"
     return target.store
 
 

@@ -31,9 +31,8 @@ def _location(target: Target, tenant: str, subject_type: str | None) -> str:
         assert target.prefix is not None
         return f"COS objects under {target.prefix.text.replace('{tenant}', tenant)}"
     if isinstance(target, ElasticsearchTarget):
-        assert target.index is not None
         where = f" (documents with {target.subject_fields[subject_type]} = {subject})" if subject_type else ""
-        return f"Elasticsearch indices {target.index.text.replace('{tenant}', tenant)}{where}"
+        return f"Elasticsearch indices {target.layout.where(target.index, tenant, target.tenant_field)}{where}"
     return target.qualified_name
 
 

@@ -9,6 +9,8 @@
 - A subject's deletion runs ``_delete_by_query`` over the tenant's indices as a task, with a
   bool filter of exact ``term`` queries on the tenant field and the subject field, and polls
   the task to the end.
+- Aliases are resolved before any delete (``GET /{names}/_alias``): only concrete indices reach
+  ``DELETE /{index}``; the listing reads open and closed indices, never hidden ones.
 - 429 and 5xx answers are retried with bounded exponential back-off; then the call fails
   loudly. A purge that fails part-way raises PartialPurgeError; a rerun finishes it.
 
@@ -43,17 +45,20 @@ from include.retention.stores.elasticsearch_indices import (
     subject_query,
     thin_fields,
 )
-from include.retention.stores.elasticsearch_tasks import ElasticsearchTasks
+from include.retention.stores.elasticsearch_layouts import SharedLayouts
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONN_ID = "retention_elasticsearch"
 #: Index names shown in a result's details (the count is always complete).
 SHOWN_NAMES = 50
+#: Delete-by-query throttle (documents a second): bounded, so a termination never floods the cluster.
+DEFAULT_REQUESTS_PER_SECOND = 20_000.0
 
 
-class ElasticsearchStore(ElasticsearchTasks):
-    """Purges dated per-tenant indices, and one subject's documents, through the official client.
+class ElasticsearchStore(SharedLayouts):
+    """Purges dated per-tenant indices, and one subject's documents, through the official client;
+    shared dated indices and data streams through :class:`SharedLayouts`.
 
     :param elasticsearch_conn_id: Airflow connection, e.g. ``elasticsearch://user:pw@host:9200/https``
         (the path is the scheme); extras ``ca_certs``, ``verify_certs`` and ``api_key`` are passed on.
@@ -63,6 +68,8 @@ class ElasticsearchStore(ElasticsearchTasks):
     :param backoff_seconds: first back-off; it doubles each retry, up to ``max_backoff_seconds``.
     :param task_timeout_seconds: how long to wait for one delete-by-query task before failing.
     :param poll_seconds: the longest single long poll of a task (``GET _tasks/{id}?wait_for_completion``).
+    :param requests_per_second: the throttle of every delete-by-query task (documents a second,
+        shared by its slices); None runs unthrottled, as Elasticsearch does by default.
     """
 
     store = "elasticsearch"
@@ -80,6 +87,7 @@ class ElasticsearchStore(ElasticsearchTasks):
         poll_seconds: float = 10.0,
         max_url_chars: int = MAX_URL_CHARS,
         request_timeout: float = 60.0,
+        requests_per_second: float | None = DEFAULT_REQUESTS_PER_SECOND,
     ) -> None:
         super().__init__(
             elasticsearch_conn_id=elasticsearch_conn_id, batch_size=batch_size, max_retries=max_retries,
@@ -87,6 +95,9 @@ class ElasticsearchStore(ElasticsearchTasks):
             task_timeout_seconds=task_timeout_seconds, poll_seconds=poll_seconds, max_url_chars=max_url_chars,
             request_timeout=request_timeout,
         )
+        if requests_per_second is not None and requests_per_second <= 0:
+            raise ValueError("requests_per_second must be positive, or None for unthrottled")
+        self.requests_per_second = requests_per_second
         self.timezone = timezone
         self._warned: set[str] = set()
         self._parsed: dict[tuple[str, str | None, str], dict[str, object] | None] = {}
@@ -103,7 +114,8 @@ class ElasticsearchStore(ElasticsearchTasks):
             index=prefix + "*",  # reading only; deletes name every index
             format="json",
             h="index,docs.count,creation.date,health,status",
-            expand_wildcards="all",
+            # Open and closed, not hidden: a data stream's .ds- backing indices are never this layout's.
+            expand_wildcards="open,closed",
         )
         found: list[IndexInfo] = []
         unrecognised: list[str] = []
@@ -147,6 +159,8 @@ class ElasticsearchStore(ElasticsearchTasks):
 
     def dated_units(self, target: ElasticsearchTarget) -> list[DatedUnit]:
         """One unit per index that parses as the template, bounded by its month on the policy calendar."""
+        if target.layout.shared:
+            return self._shared_units(target)
         infos, _ = self._list(target, None)
         return [
             DatedUnit(name=i.name, start=i.start, end=i.end, tenant=i.tenant)
@@ -234,6 +248,8 @@ class ElasticsearchStore(ElasticsearchTasks):
 
     def count(self, target: ElasticsearchTarget, selection: Selection) -> int:
         """Documents the selection matches now (after a refresh of the indices concerned)."""
+        if target.layout.shared:
+            return self._shared_count(target, selection)
         if isinstance(selection, SubjectSelection):
             names, query = self._subject_scope(target, selection)
             if not names:
@@ -249,6 +265,8 @@ class ElasticsearchStore(ElasticsearchTasks):
 
     def verify(self, target: ElasticsearchTarget, selection: Selection) -> int:
         """Independent re-count; a closed index still in the selection counts as 1 (it cannot look empty)."""
+        if target.layout.shared:
+            return self._shared_count(target, selection)
         if isinstance(selection, SubjectSelection):
             return self.count(target, selection)
         _, docs, closed = self._count_plan(target, selection)
@@ -256,6 +274,8 @@ class ElasticsearchStore(ElasticsearchTasks):
 
     def purge(self, target: ElasticsearchTarget, selection: Selection, *, dry_run: bool = False) -> PurgeResult:
         started = time.monotonic()
+        if target.layout.shared:
+            return self._shared_purge(target, selection, dry_run=dry_run)
         if isinstance(selection, SubjectSelection):
             return self._purge_subject(target, selection, dry_run=dry_run, started=started)
         plan, planned, closed = self._count_plan(target, selection)
@@ -291,14 +311,22 @@ class ElasticsearchStore(ElasticsearchTasks):
 
         deleted, batches = 0, 0
         docs_of = {i.name: i.docs or 0 for i in plan.drop}
+        not_indices: list[str] = []
         for chunk in self._chunked(docs_of):
             try:
-                self._call("delete indices", self.client.indices.delete, index=chunk, ignore_unavailable=True)
+                concrete, others = self._concrete(chunk)  # an alias never reaches DELETE /{index}
+                not_indices += others
+                if concrete:
+                    self._call("delete indices", self.client.indices.delete, index=concrete, ignore_unavailable=True)
             except Exception as exc:
                 raise PartialPurgeError(target.qualified_name, deleted, exc) from exc
             batches += 1
-            deleted += sum(docs_of[n] for n in chunk)
-            log.info("Dropped %d index(es) of %s", len(chunk), target.qualified_name)
+            deleted += sum(docs_of[n] for n in concrete)
+            log.info("Dropped %d index(es) of %s", len(concrete), target.qualified_name)
+        if not_indices:
+            details["not_deleted_aliases"] = not_indices[:SHOWN_NAMES]
+            log.warning("%d name(s) of %s are aliases or data streams, not indices: not deleted", len(not_indices),
+                        target.qualified_name)
 
         # Re-list to confirm: the listing, not the acknowledgement, is the proof.
         if plan.drop:
@@ -306,7 +334,7 @@ class ElasticsearchStore(ElasticsearchTasks):
                 remaining, _ = self._list(target, getattr(selection, "tenant", None))
             except Exception as exc:
                 raise PartialPurgeError(target.qualified_name, deleted, exc) from exc
-            still = sorted({i.name for i in remaining} & set(docs_of))
+            still = sorted({i.name for i in remaining} & set(docs_of) - set(not_indices))
             if still:
                 deleted -= sum(docs_of[n] for n in still)
                 raise PartialPurgeError(

@@ -157,6 +157,27 @@ class ElasticsearchConnection(RetentionStore[ElasticsearchTarget]):
                     raise RuntimeError(f"refusing to address index {name!r}: not an exact index name")
             yield chunk
 
+    def _concrete(self, names: list[str]) -> tuple[list[str], list[str]]:
+        """Split names bound for ``DELETE /{index}`` into (concrete indices, names that are not).
+
+        ``GET /{names}/_alias`` resolves each name: a concrete index comes back as itself; an
+        alias or a data stream comes back as the indices behind it, which are never deleted
+        on its strength (ES 8 refuses a delete through an alias, failing the whole chunk).
+        A name that no longer exists comes back as nothing and needs no delete.
+        """
+        from elasticsearch import NotFoundError
+
+        try:
+            resp = self._call("resolve index names", self.client.indices.get_alias, index=names,
+                              ignore_unavailable=True)
+        except NotFoundError:
+            return [], []
+        body = getattr(resp, "body", resp)
+        aliases = {a for spec in body.values() for a in (spec.get("aliases") or {})}
+        concrete = [n for n in names if n in body]
+        others = [n for n in names if n not in body and (n in aliases or set(body) - set(names))]
+        return concrete, others
+
     def _refresh(self, names: Iterable[str]) -> None:
         for chunk in self._chunked(names):
             self._call("refresh", self.client.indices.refresh, index=chunk, ignore_unavailable=True)

@@ -63,6 +63,7 @@ class ElasticsearchTasks(ElasticsearchConnection):
                     refresh=True,
                     wait_for_completion=False,
                     ignore_unavailable=True,
+                    **self._throttle(),
                 )
             except Exception as exc:
                 raise PartialPurgeError(target.qualified_name, deleted_before + deleted, exc) from exc
@@ -86,6 +87,11 @@ class ElasticsearchTasks(ElasticsearchConnection):
                     f"delete-by-query task {task_id} reported {len(failures)} failure(s): {summary}",
                 )
         return TaskOutcome(deleted, batches, conflicts, tuple(tasks), took / 1000)
+
+    def _throttle(self) -> dict[str, Any]:
+        """``requests_per_second`` for a task (the store's throttle; none: Elasticsearch's unthrottled default)."""
+        rps = getattr(self, "requests_per_second", None)
+        return {"requests_per_second": rps} if rps is not None else {}
 
     def _wait_for_task(self, target: ElasticsearchTarget, task_id: str, deleted_before: int) -> dict[str, Any]:
         """Poll a delete-by-query task until it completes (bounded), then drop its stored result.
