@@ -410,14 +410,19 @@ def _call_rows(world: dict[str, Any], tenant: str | None = None) -> int:
     return int(root_query(world["ns"].mysql_database, f"SELECT COUNT(*) FROM call_records {where}", params)[0][0])
 
 
+def _trigger_termination(cluster: Cluster, world: dict[str, Any], tenant: str, reference: str) -> str:
+    """Give ``tenant`` its big call history and trigger its call_data termination; the run id."""
+    _big_tenant(world, tenant)
+    conf = base_conf(request_type="termination", tenant_id=tenant, reference=reference, categories=["call_data"])
+    run_id = cluster.trigger(REQUESTS_DAG_ID, conf)
+    cluster.unpause(REQUESTS_DAG_ID)
+    return run_id
+
+
 def _terminate_mid_purge(cluster: Cluster, world: dict[str, Any], tenant: str) -> tuple[str, dict[str, Any]]:
     """Trigger a call_data termination of the big tenant; return once its MySQL purge has
     deleted part of the rows (its run id, the purge's task instance)."""
-    _big_tenant(world, tenant)
-    conf = base_conf(request_type="termination", tenant_id=tenant, reference=f"CLUSTER-FAULT-{tenant}",
-                     categories=["call_data"])
-    run_id = cluster.trigger(REQUESTS_DAG_ID, conf)
-    cluster.unpause(REQUESTS_DAG_ID)
+    run_id = _trigger_termination(cluster, world, tenant, f"CLUSTER-FAULT-{tenant}")
     ti = cluster.wait_running(REQUESTS_DAG_ID, run_id, "purge_mysql")
     deadline = time.monotonic() + 120
     while _call_rows(world, tenant) == BIG_ROWS:
@@ -554,11 +559,7 @@ def test_on_rabbitmq_as_the_broker_both_workers_consume_and_a_termination_comple
 def _terminate_on_rabbitmq(cluster: Cluster, world: dict[str, Any]) -> None:
     tenant = FAULT_TENANTS["rabbitmq"]
     others = _call_rows(world)
-    _big_tenant(world, tenant)
-    conf = base_conf(request_type="termination", tenant_id=tenant, reference=f"CLUSTER-AMQP-{tenant}",
-                     categories=["call_data"])
-    run_id = cluster.trigger(REQUESTS_DAG_ID, conf)
-    cluster.unpause(REQUESTS_DAG_ID)
+    run_id = _trigger_termination(cluster, world, tenant, f"CLUSTER-AMQP-{tenant}")
     assert cluster.wait_finished(REQUESTS_DAG_ID, run_id)["state"] == "success", cluster.states(REQUESTS_DAG_ID, run_id)
     assert _call_rows(world, tenant) == 0 and _call_rows(world) == others
     rows = audit(world, [run_id])
