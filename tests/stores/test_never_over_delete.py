@@ -620,3 +620,186 @@ def test_a_hold_on_one_subject_wins_over_another_subjects_deletion(stores: Store
     plan = plan_category(stores.policy, "call_data", as_of, OPTIONS, crypto=KEYS, facts=load_facts(as_of, KEYS))
     kept = sorted(s.split(": ", 1)[0] for s in plan["skipped"] if "kept under another subject's legal hold" in s)
     assert kept == ["call_data.call_records", "call_data.recordings"] and p not in json.dumps(plan)
+
+
+# --------------------------------------------------------------------------- shared ES layouts (issue 15)
+# Shared dated indices and a data stream, with log_data kept 6 calendar months (extendable):
+# tenants share indices, so age expiry, extended retention, holds and requests all meet in
+# one index. Tenants "…7712" and "…77123" share a prefix.
+
+from tests.fixtures.elasticsearch_layouts import SharedLogs, layout_policy, new_tag  # noqa: E402
+
+LAYOUT_EXAMPLES = 6
+LOG_RULE = {"months": 6, "extendable": True}
+
+
+@dataclass(frozen=True)
+class LayoutDoc:
+    n: int
+    tenant: str
+    at: datetime
+    agent: str | None
+    phone: str | None
+
+    def named(self) -> set[tuple[str, str, str | None]]:
+        return {(self.tenant, "agent", self.agent), (self.tenant, "phone_number", self.phone)}
+
+
+@dataclass(frozen=True)
+class LayoutWorld:
+    """Log documents in a shared layout, and the ledger facts that decide which of them go."""
+
+    as_of: datetime
+    docs: tuple[LayoutDoc, ...]
+    overrides: dict[str, int]  # tenant -> log_data months
+    held_tenants: frozenset[str]
+    held_subjects: frozenset[tuple[str, str, str]]
+    requests: tuple[RequestDraw, ...]
+    rollovers: int = 0  # data stream: backing indices before the write index
+
+    def facts(self) -> World:
+        """The same ledger facts as a :class:`World`, for its request rules."""
+        return World(tenants=(), as_of=self.as_of, rows=(), staff=(), backups=(), overrides={},
+                     held_tenants=self.held_tenants, held_subjects=self.held_subjects, requests=self.requests,
+                     with_objects=False)
+
+    def expired(self) -> set[int]:
+        """By age (README: the boundary rule; extended retention only lengthens it; a held tenant
+        or a document naming a held subject stays) or by an open request (as for per-tenant logs)."""
+        world, today = self.facts(), sgt_day(self.as_of)
+        deleted = world.deleted_subjects()
+        out = set()
+        for d in self.docs:
+            keep = max(6, self.overrides.get(d.tenant, 0))
+            held = d.tenant in self.held_tenants or bool(d.named() & self.held_subjects)
+            by_age = not held and sgt_day(d.at) < months_back(today, keep)
+            by_request = world.terminated(d.tenant) or bool(d.named() & deleted and not d.named() & self.held_subjects)
+            if by_age or by_request:
+                out.add(d.n)
+        return out
+
+
+@st.composite
+def layout_worlds(draw: st.DrawFn, tenants: tuple[str, ...]) -> LayoutWorld:
+    as_of = draw(st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 1, 31),
+                              timezones=st.just(UTC))).replace(microsecond=0)
+    overrides = draw(st.dictionaries(st.sampled_from(tenants), st.sampled_from([3, 7, 12]), max_size=2))
+    tenant = st.sampled_from(tenants)
+    docs = draw(st.lists(st.tuples(tenant, instants(as_of, [6, *overrides.values()]), st.none() | st.sampled_from(AGENTS),
+                                   st.none() | st.sampled_from(PHONES)), min_size=1, max_size=16))
+    held_subjects = draw(st.sets(st.one_of(*(st.tuples(tenant, st.just(kind), st.sampled_from(ids))
+                                             for kind, ids in SUBJECTS.items())), max_size=2))
+    received = st.builds(lambda d: as_of - timedelta(days=d), st.integers(0, 31))
+    requests = draw(st.lists(st.one_of(
+        st.builds(RequestDraw, st.just("termination"), tenant, received),
+        *(st.builds(RequestDraw, st.just("deletion"), tenant, received, st.just(kind), st.sampled_from(ids))
+          for kind, ids in SUBJECTS.items()),
+    ), max_size=2))
+    return LayoutWorld(
+        as_of=as_of,
+        docs=tuple(LayoutDoc(i + 1, t, at, a, p) for i, (t, at, a, p) in enumerate(sorted(docs, key=lambda d: d[1]))),
+        overrides=overrides,
+        held_tenants=frozenset(draw(st.sets(tenant, max_size=1))),
+        held_subjects=frozenset(held_subjects),
+        requests=tuple(requests),
+        rollovers=draw(st.integers(0, 2)),
+    )
+
+
+@pytest.fixture(scope="module")
+def layout_tenants() -> tuple[str, str, str]:
+    base = f"93{random.SystemRandom().randrange(100, 999)}"
+    return (f"{base}7712", f"{base}77123", f"{base}7713")
+
+
+def _write_layout_world(world: LayoutWorld, logs: SharedLogs, policy: Policy, ledger: MySqlDatabase) -> None:
+    for table in ("tenant_overrides", "legal_holds", "request_events", "requests", "purge_audit"):
+        ledger.execute(f"DELETE FROM `{table}`")
+    logs.cleanup()
+    parts = [list(world.docs)]
+    if logs.stream is not None and world.rollovers:  # older documents in older backing indices
+        size = max(1, len(world.docs) // (world.rollovers + 1))
+        parts = [list(world.docs[i:i + size]) for i in range(0, len(world.docs), size)]
+    for i, part in enumerate(parts):
+        if i and logs.stream is not None:
+            logs.rollover()
+        fields = [(d.tenant, d.at, {"n": d.n, **({"agent_id": d.agent} if d.agent else {}),
+                                    **({"phone_number": d.phone} if d.phone else {})}) for d in part]
+        logs.write(fields)
+    for n, r in enumerate(world.requests):
+        conf = {"request_type": r.kind, "mode": "execute", "reference": f"layout-{n}-{secrets.token_hex(3)}",
+                "requested_by": "property test", "tenant_id": r.tenant, "received_at": r.received_at.isoformat(),
+                "categories": ["log_data"]}
+        if r.kind == "deletion":
+            conf |= {"subject_type": r.subject_type, "subject_id": r.subject_id}
+        submitted = submit(policy, conf, run_after=world.as_of, run_id="prop", crypto=KEYS,
+                           tenant_exists=lambda _tenant: True)
+        assert submitted.request.state == "received", submitted.message
+    for tenant, months in world.overrides.items():
+        set_override(tenant, "log_data", months, reason="property test", set_by="property")
+    for tenant in sorted(world.held_tenants):
+        place_hold(tenant, reason="property test", placed_by="property")
+    for tenant, kind, subject in sorted(world.held_subjects):
+        place_hold(tenant, reason="property test", placed_by="property", subject_type=kind, subject_id=subject,
+                   crypto=KEYS)
+
+
+def check_layout_world(world: LayoutWorld, logs: SharedLogs, policy: Policy, ledger: MySqlDatabase) -> None:
+    _write_layout_world(world, logs, policy, ledger)
+    before = {int(d["n"]) for d in logs.docs()}
+    assert before == {d.n for d in world.docs}
+    run_daily(policy, world.as_of, ("log_data",))
+    after = {int(d["n"]) for d in logs.docs()}
+    held = {d.n for d in world.docs if d.tenant in world.held_tenants or d.named() & world.held_subjects}
+    assert held <= after, f"held log documents {sorted(held - after)} were deleted"
+    expected = world.expired()
+    if currently_in_test_context():
+        event(f"{logs.target.layout.kind}: {'none' if not expected else 'all' if expected == before else 'some'} deleted")
+    assert after == before - expected, f"deleted {sorted(before - after)}, expected {sorted(expected)}"
+
+
+@pytest.fixture(params=["shared", "data_stream"])
+def layout_logs(request: pytest.FixtureRequest, es_client: Any, ledger_db: MySqlDatabase,
+                policy: Policy) -> Iterator[tuple[SharedLogs, Policy]]:
+    layout = layout_policy(request.param, new_tag(), LOG_RULE)
+    target = layout.target("log_data.cc_logs")
+    logs = SharedLogs(es_client, target, layout.timezone)  # type: ignore[arg-type]
+    yield logs, layout
+    logs.cleanup()
+
+
+@settings(max_examples=examples(LAYOUT_EXAMPLES), suppress_health_check=_REUSED, deadline=None, phases=_PHASES)
+@given(data=st.data())
+def test_shared_es_layouts_lose_exactly_the_expired_documents(
+    layout_logs: tuple[SharedLogs, Policy], ledger_db: MySqlDatabase, layout_tenants: tuple[str, ...],
+    data: st.DataObject,
+) -> None:
+    logs, layout = layout_logs
+    check_layout_world(data.draw(layout_worlds(layout_tenants), label="world"), logs, layout, ledger_db)
+
+
+def test_shared_es_layouts_keep_prefix_neighbours_extended_and_held(
+    layout_logs: tuple[SharedLogs, Policy], ledger_db: MySqlDatabase, layout_tenants: tuple[str, ...],
+) -> None:
+    """By hand: 7712 is terminated, 77123 (its id extends it) keeps its recent documents, 7713
+    bought 12 months; a subject of 77123 is held; old documents of all three share indices."""
+    t, long, ext = layout_tenants
+    as_of = datetime(2026, 11, 20, 3, tzinfo=UTC)
+    old, older, recent = (as_of - timedelta(days=d) for d in (200, 260, 20))
+    p = PHONES[0]
+    world = LayoutWorld(
+        as_of=as_of,
+        docs=tuple(LayoutDoc(i + 1, *d) for i, d in enumerate([
+            (long, older, "al", None), (ext, older, "al", None), (t, older, "bob", None),  # the oldest month
+            (long, old, "alice", p), (long, old, "bob", None), (ext, old, None, None),  # 77123's held number stays
+            (t, recent, "al", None), (long, recent, "al", None), (ext, recent, None, p),
+        ])),
+        overrides={ext: 12},
+        held_tenants=frozenset(),
+        held_subjects=frozenset({(long, "phone_number", p)}),
+        requests=(RequestDraw("termination", t, as_of - timedelta(days=2)),),
+        rollovers=2,
+    )
+    assert world.expired() == {1, 3, 5, 7}
+    logs, layout = layout_logs
+    check_layout_world(world, logs, layout, ledger_db)
