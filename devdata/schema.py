@@ -119,6 +119,14 @@ _TABLES = {
           id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, tenant_id VARCHAR(20) NOT NULL,
           name VARCHAR(64) NOT NULL, url VARCHAR(255) NOT NULL, updated_at DATETIME NOT NULL,
           KEY ix_tenant (tenant_id)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    # A table the policy does not know: callbacks a CRM integration schedules, holding customer
+    # phone numbers under a column whose name says nothing. No purge reaches it; the coverage
+    # check (include/retention/coverage) finds it by its values.
+    "crm_callbacks": """
+        CREATE TABLE IF NOT EXISTS crm_callbacks (
+          id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, tenant_id VARCHAR(20) NOT NULL,
+          contact VARCHAR(16) NOT NULL, slot DATETIME NOT NULL, status VARCHAR(16) NOT NULL,
+          KEY ix_tenant (tenant_id)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
 }
 
 TABLES = tuple(_TABLES)

@@ -141,6 +141,9 @@ def seed_mysql(
             count("popup_settings", t, _insert(cursor, "popup_settings", ("tenant_id", "name", "url", "updated_at"), [
                 (t, name, f"https://crm.{tenant.domain}/{path}?call={{call_id}}", config_time)
                 for name, path in (("CRM contact", "contacts"), ("Ticket", "tickets/new"))], chunk))
+            count("crm_callbacks", t, _insert(cursor, "crm_callbacks", ("tenant_id", "contact", "slot", "status"), [
+                (t, number, config_time + timedelta(days=i), ("scheduled", "done")[i % 2])
+                for i, number in enumerate(tenant.customers[:10])], chunk))
 
             metrics: list[tuple[Any, ...]] = []
             service: list[tuple[Any, ...]] = []

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from devservers.mysql_users import StoreAccount, store_account
+from devservers.mysql_users import StoreAccount, coverage_account, store_account
 from devservers.procs import Endpoint
 
 
@@ -59,7 +59,9 @@ def store_mysql_connections(ep: Endpoint, mysql_database: str, ledger_database: 
     ``mysql_database`` (which ``mysql_users.ensure_store_user`` creates)."""
     account = store_account(ep, mysql_database)
     return {"AIRFLOW_CONN_RETENTION_MYSQL": mysql_uri(ep, mysql_database, account),
-            "AIRFLOW_CONN_RETENTION_LEDGER": mysql_uri(ep, ledger_database, account)}
+            "AIRFLOW_CONN_RETENTION_LEDGER": mysql_uri(ep, ledger_database, account),
+            # the coverage check's read-only account (SELECT on the database: mysql_users.coverage_account)
+            "AIRFLOW_CONN_RETENTION_COVERAGE_MYSQL": mysql_uri(ep, mysql_database, coverage_account(ep, mysql_database))}
 
 
 def root_mysql_connection(ep: Endpoint, database: str) -> dict[str, str]:

@@ -84,6 +84,14 @@ def store_account(endpoint: Endpoint, database: str) -> StoreAccount:
     return StoreAccount(login, password, host)
 
 
+def coverage_account(endpoint: Endpoint, database: str) -> StoreAccount:
+    """The read-only account the coverage check lists ``database`` as (``retention_coverage_mysql``):
+    ``SELECT`` on the whole database, so that it sees the tables no policy target names."""
+    login = "cov_" + store_login(database)[4:]
+    password = hmac.new(_secret(), login.encode(), hashlib.sha256).hexdigest()
+    return StoreAccount(login, password, store_account(endpoint, database).host)
+
+
 def _root(endpoint: Endpoint) -> Any:
     import MySQLdb
 
@@ -125,6 +133,11 @@ def ensure_store_user(endpoint: Endpoint, database: str, ledger_database: str) -
                 if exc.args[0] != _TABLE_MISSING or database_exists:
                     raise
                 skipped += 1
+        coverage = coverage_account(endpoint, database)
+        reader = coverage.quoted.replace("%", "%%")
+        cur.execute(f"CREATE USER IF NOT EXISTS {reader} IDENTIFIED BY %s", (coverage.password,))
+        cur.execute(f"ALTER USER {reader} IDENTIFIED BY %s", (coverage.password,))
+        cur.execute(f"GRANT SELECT ON `{database}`.* TO {coverage.quoted}")
         if skipped:
             say(f"MySQL account {account.login}: {database} does not exist yet, so it holds the ledger's grant only; "
                 "ensure it again once the database is seeded")
@@ -139,5 +152,6 @@ def drop_store_user(endpoint: Endpoint, database: str) -> None:
     conn = _root(endpoint)
     try:
         conn.cursor().execute(f"DROP USER IF EXISTS {account.quoted}")
+        conn.cursor().execute(f"DROP USER IF EXISTS {coverage_account(endpoint, database).quoted}")
     finally:
         conn.close()

@@ -1,6 +1,7 @@
-"""Personal data never leaks: after the daily DAGs, a termination, a deletion and the SLA
-monitor's alert e-mails over a small seeded world, no phone number, name or e-mail the seeder
-made appears in the task logs, the XCom table, the ledger, the certificates or the e-mails.
+"""Personal data never leaks: after the daily DAGs, a termination, a deletion, the SLA
+monitor's alert e-mails and the coverage check (which samples stored values) over a small
+seeded world, no phone number, name or e-mail the seeder made appears in the task logs, the
+XCom table, the ledger, the certificates or the e-mails.
 
 The search is shown not to be vacuous: the same search finds the seeded data in the contact
 center's stores before the runs, and every haystack holds what those runs wrote.
@@ -258,6 +259,12 @@ def test_no_personal_data_in_logs_xcom_ledger_certificates_or_mails(
         assert submit(policy, conf, run_after=as_of, run_id="manual__leak", crypto=keys).outcome == "new"
     sla_run = load_dag("retention_sla_monitor", "retention_sla_monitor").test(logical_date=as_of)
     assert str(sla_run.state) == "success", task_states(sla_run)
+    # the coverage check samples the values of what the policy does not know (the seed's
+    # crm_callbacks holds customer numbers) and e-mails the new unknown items: counts only
+    coverage_started = time.monotonic()
+    coverage_run = load_dag("retention_coverage", "retention_coverage").test(logical_date=as_of)
+    coverage_seconds = time.monotonic() - coverage_started
+    assert str(coverage_run.state) == "success", task_states(coverage_run)
     captured = capfd.readouterr()
 
     xcom, metadata, run_confs = metadata_text(airflow_db)
@@ -278,10 +285,16 @@ def test_no_personal_data_in_logs_xcom_ledger_certificates_or_mails(
     assert all(runs[c].run_id in haystacks["rest of the Airflow metadata DB (but run confs)"] for c in CATEGORIES)
     assert all(i in haystacks["ledger (every table, every column)"] for i in request_ids)
     assert all(f"CERT-{i}" in haystacks["certificates in COS"] for i in request_ids)
-    assert len(inbox.messages) == 2 and "BREACH" in haystacks["alert e-mails"]
+    assert len(inbox.messages) == 3 and "BREACH" in haystacks["alert e-mails"]
+    assert coverage_run.run_id in haystacks["XCom table"] and "crm_callbacks" in haystacks["alert e-mails"]
+    from include.retention.ledger.coverage import read_latest
+
+    _, unknown = read_latest()
+    assert any(r.item_id == "mysql:column:crm_callbacks.contact" and r.e164_matches > 0 for r in unknown)  # sampled
     sizes = {name: len(text) for name, text in haystacks.items()}
     print(f"\nleak scan: {len(needles.values)} needles ({len(needles.variants)} search strings); haystack sizes "
-          + ", ".join(f"{name}: {size:,} chars" for name, size in sizes.items()))
+          + ", ".join(f"{name}: {size:,} chars" for name, size in sizes.items())
+          + f"; the coverage run took {coverage_seconds:.1f}s")
 
     hits = {name: sorted(needles.found_in(text)) for name, text in haystacks.items()}
     assert {name: found for name, found in hits.items() if found} == {}
