@@ -74,11 +74,27 @@ def cos_top_levels(policy: Policy) -> dict[str, str]:
 
 
 def es_target(policy: Policy, name: str) -> ElasticsearchTarget | None:
+    """The target whose index template (or shared index name, or data stream) is ``name``."""
     for target in policy.targets:
-        if (isinstance(target, ElasticsearchTarget) and target.index is not None
-                and target.index.parse(name, whole=True) is not None):
+        if not isinstance(target, ElasticsearchTarget):
+            continue
+        if target.index is not None and target.index.parse(name, whole=True) is not None:
+            return target
+        # the shared and data-stream layouts (a target's ``layout``, where the policy has them)
+        layout = getattr(target, "layout", None)
+        shared = getattr(layout, "shared_index", None)
+        if getattr(layout, "data_stream", None) == name or (shared is not None and shared.parse(name) is not None):
             return target
     return None
+
+
+def es_group(target: ElasticsearchTarget) -> str:
+    """The name a covered index family is reported under: the target's template or stream."""
+    if target.index is not None:
+        return target.index.text
+    layout = getattr(target, "layout", None)
+    shared = getattr(layout, "shared_index", None)
+    return str(getattr(layout, "data_stream", None) or (shared.text if shared is not None else target.name))
 
 
 def _flags(item: Item) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ import logging
 from collections import defaultdict
 from typing import Any, Callable
 
-from include.retention.coverage.classify import es_target
+from include.retention.coverage.classify import es_group, es_target
 from include.retention.coverage.items import Item, ValueCounts, index_shape, scrub_name
 from include.retention.policy import Policy
 
@@ -63,7 +63,7 @@ def _group(policy: Policy, names: list[str]) -> dict[str, tuple[str | None, list
     grouped: dict[str, tuple[str | None, list[str]]] = {}
     for name in names:
         target = es_target(policy, name)
-        key = target.index.text if target is not None and target.index is not None else index_shape(scrub_name(name))
+        key = es_group(target) if target is not None else index_shape(scrub_name(name))
         covered_by = target.qualified_name if target is not None else None
         grouped.setdefault(key, (covered_by, []))[1].append(name)
     return grouped
