@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from include.retention.ledger.approvals import request_scope
 from include.retention.ledger.audit import run_totals, withheld_hold_ids
 from include.retention.ledger.db import LEDGER_CONN_ID
+from include.retention.ledger.positions import certificate_positions
 from include.retention.ledger.requests import Event, Request
 from include.retention.ledger.request_steps import Step
 from include.retention.request_states import KIND_EXPIRY, REQUESTS_DAG_ID
@@ -129,6 +131,13 @@ def _runs(events: Sequence[Event], conn_id: str) -> tuple[list[dict[str, Any]], 
     return runs, audit
 
 
+def ledger_positions(request: Request, events: Sequence[Event], conn_id: str = LEDGER_CONN_ID) -> dict[str, Any]:
+    """The chain positions of the request's audit rows, events and approvals (``ledger/positions.py``)."""
+    runs = sorted({e.run_id for e in events if e.run_id and e.event in _WORK_EVENTS})
+    return certificate_positions(dag_id=REQUESTS_DAG_ID, run_ids=runs, request_id=request.request_id,
+                                 scope=request_scope(request.request_id), conn_id=conn_id)
+
+
 def _approved_at(approval: Mapping[str, Any]) -> str | None:
     at = approval.get("responded_at")
     return _iso(datetime.fromisoformat(at)) if isinstance(at, str) else _iso(at)
@@ -153,11 +162,13 @@ def build(
     verified_at: datetime,
     issued_at: datetime,
     approval: Mapping[str, Any] | None = None,
+    ledger_positions: Mapping[str, Any] | None = None,
     conn_id: str = LEDGER_CONN_ID,
 ) -> dict[str, Any]:
     """The certificate body (unsigned). No raw subject id can reach it: the request row has none.
 
     :param approval: the four-eyes approval the request got (``ledger.approvals``), if it needed one.
+    :param ledger_positions: the chain positions of the rows it rests on (``ledger_positions``).
     """
     runs, audit = _runs(events, conn_id)
     order = _policy_order(policy, request.categories)
@@ -249,6 +260,11 @@ def build(
         },
         "runs": runs,
         "audit": {**audit, "table": "purge_audit", "note": "one row per purge, including failed attempts"},
+        **({"ledger": {
+            "positions": dict(ledger_positions),
+            "note": "each row's last entry in the ledger's hash chains at issue (docs/PROOF.md); "
+                    "python -m include.retention.ledger verify checks them",
+        }} if ledger_positions is not None else {}),
         "late_data": {
             "swept_until": _iso(request.due_at),
             "by": [f"retention_{c}" for c in categories],

@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from include.retention.certificates.document import build, sign, verify_document
+from include.retention.certificates.document import build, ledger_positions, sign, verify_document
 from include.retention.certificates.render import render_html, render_markdown
 from include.retention.ledger.approvals import approval_of, request_scope
 from include.retention.ledger.certificates import StoredCertificate, load_certificate, save_certificate
@@ -81,7 +81,8 @@ def issue(
     issued_at = wall_clock()  # the record of when it was signed, not a decision
     approved = approval_of(request_scope(request_id), conn_id=conn_id)
     body = build(policy, request, steps, events, verified_at=verified_at, issued_at=issued_at,
-                 approval=approved.as_dict() if approved else None, conn_id=conn_id)
+                 approval=approved.as_dict() if approved else None,
+                 ledger_positions=ledger_positions(request, events, conn_id), conn_id=conn_id)
     document = sign(body, crypto)
     check = verify_document(document, crypto)
     if not check.ok:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
 
+from include.retention.ledger.chain import chained
 from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
 from include.retention.timeutil import from_naive_utc, to_naive_utc, wall_clock
 
@@ -55,8 +56,8 @@ def record_decision(
     conn_id: str = LEDGER_CONN_ID,
 ) -> None:
     """Append one decision."""
-    with connect(conn_id) as conn:
-        plain_cursor(conn).execute(
+    with connect(conn_id) as conn, chained(cur := plain_cursor(conn), "decisions") as chain:
+        cur.execute(
             """INSERT INTO approvals (scope, dag_id, run_id, task_id, outcome, triggered_by, responded_by,
                  responded_at, reason, details, recorded_at)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
@@ -65,6 +66,7 @@ def record_decision(
              to_naive_utc(responded_at) if responded_at else None, (reason or None) and reason[:500],
              json.dumps(dict(details), sort_keys=True, default=str), to_naive_utc(wall_clock())),
         )
+        chain.link("approvals", int(cur.lastrowid))
 
 
 def decisions(scope: str, *, conn_id: str = LEDGER_CONN_ID) -> list[ApprovalRecord]:

@@ -11,6 +11,7 @@ row behind; the next attempt of the same purge (same run, target and selection: 
 the run's cut-off is fixed, so what an attempt deleted is what the selection matched
 when it started minus what it matches when the next attempt starts. The same settling
 corrects a ``failed`` attempt whose last request was applied but never answered.
+Each insert and each of these updates is chained (``ledger/chain.py``) in its transaction.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
+from include.retention.ledger.chain import chained
 from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
 from include.retention.policy import Target
 from include.retention.redaction import scrub, subject_ids
@@ -127,18 +129,22 @@ def record_purge(
                   finished_at=finished_at, why=why)
     with connect(ledger_conn_id) as conn:
         cur = plain_cursor(conn)
-        if audit_id is None:
-            cur.execute(
-                f"INSERT INTO purge_audit ({', '.join(_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_COLUMNS))})",
-                tuple(values[c] for c in _COLUMNS),
-            )
-            audit_id = int(cur.lastrowid)
-        else:
-            assignments = ", ".join(f"{c} = COALESCE(%s, {c})" if c == "planned" else f"{c} = %s" for c in _COLUMNS)
-            cur.execute(f"UPDATE purge_audit SET {assignments} WHERE id = %s AND outcome = 'running'",
-                        (*(values[c] for c in _COLUMNS), audit_id))
-            if cur.rowcount != 1:
-                raise RuntimeError(f"audit row {audit_id} is no longer a running attempt; it was settled meanwhile")
+        with chained(cur, "purge_audit") as chain:
+            if audit_id is None:
+                cur.execute(
+                    f"INSERT INTO purge_audit ({', '.join(_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_COLUMNS))})",
+                    tuple(values[c] for c in _COLUMNS),
+                )
+                audit_id = int(cur.lastrowid)
+                chain.link("purge_audit", audit_id)
+            else:
+                assignments = ", ".join(f"{c} = COALESCE(%s, {c})" if c == "planned" else f"{c} = %s"
+                                        for c in _COLUMNS)
+                cur.execute(f"UPDATE purge_audit SET {assignments} WHERE id = %s AND outcome = 'running'",
+                            (*(values[c] for c in _COLUMNS), audit_id))
+                if cur.rowcount != 1:
+                    raise RuntimeError(f"audit row {audit_id} is no longer a running attempt; it was settled meanwhile")
+                chain.link("purge_audit", audit_id, "settle")
     log.info("Audit %d: %s %s of %s: %s, deleted %d%s", audit_id, "dry run" if dry_run else "purge",
              selection.kind, target.qualified_name, outcome, deleted, f" of {planned}" if planned is not None else "")
     return audit_id
@@ -281,11 +287,13 @@ def settle_attempts(key: str, matched_now: int, settled_by: int, *, ledger_conn_
                 continue
             after = int(rows[i + 1][2]) if i + 1 < len(rows) else matched_now
             counted = max(int(deleted), int(planned) - after)
-            cur.execute(
-                """UPDATE purge_audit SET outcome = IF(outcome = 'running', 'interrupted', outcome), deleted = %s,
-                     verified_remaining = %s, settled_by = %s WHERE id = %s""",
-                (counted, after, settled_by, row_id),
-            )
+            with chained(cur, "purge_audit") as chain:
+                cur.execute(
+                    """UPDATE purge_audit SET outcome = IF(outcome = 'running', 'interrupted', outcome), deleted = %s,
+                         verified_remaining = %s, settled_by = %s WHERE id = %s""",
+                    (counted, after, settled_by, row_id),
+                )
+                chain.link("purge_audit", row_id, "settle")
             log.warning("Audit %d: %s attempt settled by attempt %d: deleted %d of %d (was %d)", row_id,
                         "interrupted" if outcome == "running" else "failed", settled_by, counted, planned, deleted)
             settled += 1
@@ -454,9 +462,12 @@ def _open_attempt(ledger_conn_id: str, key: str, planned: int, started: datetime
     columns = list(values)
     with connect(ledger_conn_id) as conn:
         cur = plain_cursor(conn)
-        cur.execute(f"INSERT INTO purge_audit ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
-                    tuple(values[c] for c in columns))
-        return int(cur.lastrowid)
+        with chained(cur, "purge_audit") as chain:
+            cur.execute(f"INSERT INTO purge_audit ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
+                        tuple(values[c] for c in columns))
+            audit_id = int(cur.lastrowid)
+            chain.link("purge_audit", audit_id)
+        return audit_id
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
 
+from include.retention.ledger.chain import chained
 from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
 from include.retention.timeutil import from_naive_utc, to_naive_utc
 
@@ -59,14 +60,21 @@ def save_certificate(
     cos_key: str,
     conn_id: str = LEDGER_CONN_ID,
 ) -> None:
-    """Store (or replace) a request's signed certificate."""
-    with connect(conn_id) as conn:
-        plain_cursor(conn).execute(
-            """REPLACE INTO certificates (request_id, certificate_id, issued_at, key_id, signature, cos_bucket, cos_key,
-                 document) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
+    """Store (or replace) a request's signed certificate, chained (``ledger/chain.py``): a
+    replaced certificate keeps its row id and is chained as ``settle``."""
+    with connect(conn_id) as conn, chained(cur := plain_cursor(conn), "certificates") as chain:
+        cur.execute(
+            """INSERT INTO certificates (request_id, certificate_id, issued_at, key_id, signature, cos_bucket, cos_key,
+                 document) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+               ON DUPLICATE KEY UPDATE certificate_id = VALUES(certificate_id), issued_at = VALUES(issued_at),
+                 key_id = VALUES(key_id), signature = VALUES(signature), cos_bucket = VALUES(cos_bucket),
+                 cos_key = VALUES(cos_key), document = VALUES(document)""",
             (request_id, certificate_id, to_naive_utc(issued_at), document["signature"]["key_id"],
              document["signature"]["value"], cos_bucket, cos_key, json.dumps(document, sort_keys=True)),
         )
+        if changed := cur.rowcount:
+            cur.execute("SELECT id FROM certificates WHERE request_id = %s", (request_id,))
+            chain.link("certificates", int(cur.fetchone()[0]), "append" if changed == 1 else "settle")
 
 
 def load_certificate(request_id: str, *, conn_id: str = LEDGER_CONN_ID) -> StoredCertificate | None:

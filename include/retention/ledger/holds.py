@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Sequence
 
 from include.retention.facts import LegalHold, operator_text
+from include.retention.ledger.chain import chained
 from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
 from include.retention.timeutil import from_naive_utc, to_naive_utc, wall_clock
 
@@ -44,14 +45,14 @@ def place_hold(
         subject_type = operator_text(subject_type, "subject_type", 32)
         subject_hash = crypto.subject_hash(tenant_id, subject_type, subject_id)
         subject_enc = crypto.encrypt_subject(subject_id)
-    with connect(conn_id) as conn:
-        cur = plain_cursor(conn)
+    with connect(conn_id) as conn, chained(cur := plain_cursor(conn), "decisions") as chain:
         cur.execute(
             """INSERT INTO legal_holds (tenant_id, subject_type, subject_hash, subject_enc, reason, placed_by, placed_at)
                VALUES (%s, %s, %s, %s, %s, %s, %s)""",
             (tenant_id, subject_type, subject_hash, subject_enc, reason, placed_by, to_naive_utc(at or wall_clock())),
         )
         hold_id = int(cur.lastrowid)
+        chain.link("legal_holds", hold_id)
     log.info("Legal hold %d placed on tenant %s%s", hold_id, tenant_id,
              f" ({subject_type} {subject_hash[:12]}…)" if subject_hash else "")
     return hold_id
@@ -59,11 +60,12 @@ def place_hold(
 
 def release_hold(hold_id: int, *, at: datetime | None = None, conn_id: str = LEDGER_CONN_ID) -> bool:
     """Release an active hold; False when it does not exist or was already released."""
-    with connect(conn_id) as conn:
-        cur = plain_cursor(conn)
+    with connect(conn_id) as conn, chained(cur := plain_cursor(conn), "decisions") as chain:
         cur.execute("UPDATE legal_holds SET released_at = %s WHERE id = %s AND released_at IS NULL",
                     (to_naive_utc(at or wall_clock()), int(hold_id)))
         released = bool(cur.rowcount)
+        if released:
+            chain.link("legal_holds", int(hold_id), "settle")
     if released:
         log.info("Legal hold %d released", hold_id)
     return released

@@ -2,14 +2,17 @@
 
 Tables: ``purge_audit`` (one row per purge attempt), ``tenant_overrides`` and
 ``legal_holds`` (decisions operators take by hand), ``requests``, ``request_steps``,
-``request_events``, ``request_step_keys``, ``request_alerts``, ``certificates``, ``approvals``.
+``request_events``, ``request_step_keys``, ``request_alerts``, ``certificates``, ``approvals``,
+``ledger_chain`` and ``ledger_chain_heads`` (the hash chains over them: ``ledger/chain.py``).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any, Callable
 
+from include.retention.ledger.chain import CHAIN_DDL, adopt_existing
 from include.retention.ledger.coverage import COVERAGE_DDL
 from include.retention.ledger.db import LEDGER_CONN_ID, connect, hook, ledger_database, plain_cursor
 from include.retention.timeutil import to_naive_utc, wall_clock
@@ -24,6 +27,8 @@ class Migration:
     version: int
     name: str
     statements: tuple[str, ...]
+    #: Runs after the statements, on the migration's cursor (a data step); must be idempotent too.
+    then: Callable[[Any], Any] | None = None
 
 
 #: Append only. Every statement is safe to run twice (IF NOT EXISTS), because MySQL DDL
@@ -253,6 +258,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
         ),
     ),
+    # Hash chains over purge_audit, request_events, certificates and the decision rows; the rows
+    # already there are chained once ('adopt') and each chain records when it started.
+    Migration(9, "ledger_chains", CHAIN_DDL, then=adopt_existing),
     # The coverage check's runs and items (ledger/coverage.py; issue 16): names and counts, no values.
     Migration(10, "coverage", COVERAGE_DDL),
 )
@@ -292,6 +300,8 @@ def migrate(conn_id: str = LEDGER_CONN_ID) -> list[int]:
                     continue
                 for statement in migration.statements:
                     cur.execute(statement)
+                if migration.then is not None:
+                    migration.then(cur)
                 cur.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
                     (migration.version, migration.name, to_naive_utc(wall_clock())),

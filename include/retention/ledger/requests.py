@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Sequence
 
+from include.retention.ledger.chain import chained
 from include.retention.ledger.db import LEDGER_CONN_ID, connect, plain_cursor
 from include.retention.request_states import OPEN_STATES, TERMINAL_STATES, allowed_from, check_transition
 from include.retention.timeutil import UTC, days_left, from_naive_utc, to_naive_utc, wall_clock
@@ -186,10 +187,17 @@ def record_event(
     sql = ("INSERT INTO request_events (request_id, at, run_id, event, from_state, to_state, message)"
            " VALUES (%s, %s, %s, %s, %s, %s, %s)")
     if cur is not None:
-        cur.execute(sql, params)
+        _append_event(cur, sql, params)
         return
     with connect(conn_id) as conn:
-        plain_cursor(conn).execute(sql, params)
+        _append_event(plain_cursor(conn), sql, params)
+
+
+def _append_event(cur: Any, sql: str, params: tuple[Any, ...]) -> None:
+    """Insert one event and chain it, in one transaction (``ledger/chain.py``)."""
+    with chained(cur, "request_events") as chain:
+        cur.execute(sql, params)
+        chain.link("request_events", int(cur.lastrowid))
 
 
 def transition(
