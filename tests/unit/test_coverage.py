@@ -147,3 +147,18 @@ def test_a_bad_exemptions_file_says_what_to_fix(raw: object, problem: str) -> No
     with pytest.raises(ExemptionsError, match=problem) as info:
         parse_exemptions(raw, "cov.yaml")
     assert "cov.yaml" in str(info.value) and "Fix:" in str(info.value)
+
+
+def test_settings_are_bounded_and_the_report_lists_unknown_items_first() -> None:
+    from include.retention.coverage.__main__ import format_report
+    from include.retention.coverage.run import Settings
+
+    with pytest.raises(ValueError, match="redis_sample_keys"):
+        Settings(redis_sample_keys=-1)
+    assert Settings.from_params({"mysql_rows": 5, "other": 1}).mysql_rows == 5
+    lines = format_report(classify(_items(), parse_exemptions(None)))
+    assert lines[0].startswith("coverage: 8 items: 1 covered, 0 exempt, 7 unknown")
+    first = " ".join(lines[1:5])  # the four likely personal ones first
+    assert all(i in first for i in ("crm_callbacks.contact", "caller_number", "crm-contacts", "table:crm_callbacks"))
+    assert any("crm_callbacks  " in line and "phone-shaped 10," in line for line in lines)
+    assert not any("call_records " in line and "covered" in line for line in lines)  # --all shows those
