@@ -78,10 +78,13 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
     if args.command is None:
         args = argparse.Namespace(stores=",".join(STORES), record=False, all=False, json=False,
                                   fail_on_unknown=False, **asdict(Settings()))
+    stores = [s.strip() for s in args.stores.split(",") if s.strip()]
+    if args.record and sorted(stores) != sorted(STORES):
+        raise ValueError("--record keeps a whole run: list every store (the dashboard shows the last run's items)")
     policy, exemptions = load_policy(), load_exemptions()
     settings = Settings(**{k: getattr(args, k) for k in asdict(Settings())})
     started = wall_clock()
-    results = [inventory_store(s.strip(), policy, exemptions, settings) for s in args.stores.split(",") if s.strip()]
+    results = [inventory_store(store, policy, exemptions, settings) for store in stores]
     findings = classify_results(results, exemptions)
     if args.record:
         record(results, exemptions, run_id=f"cli__{started:%Y%m%dT%H%M%S}", as_of=started, started_at=started)
