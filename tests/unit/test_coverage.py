@@ -71,8 +71,8 @@ def test_value_counts_count_shapes_only() -> None:
     assert (counts.sampled, counts.e164, counts.email) == (7, 2, 1)
     fields: set[str] = set()
     doc = ValueCounts()
-    doc.add_leaves({"who": {"caller": PHONE, "mails": [MAIL, "x"]}, "n": 3}, fields)
-    assert (doc.e164, doc.email) == (1, 1) and fields == {"who", "caller", "mails", "n"}
+    doc.add_leaves({"who": {"caller": PHONE, "mails": [MAIL, "x"]}, "n": 3, PHONE: {"x": 1}}, fields)
+    assert (doc.e164, doc.email) == (1, 1) and fields == {"who", "caller", "mails", "n", "x", "{phone}"}
 
 
 def test_what_the_policy_names(policy: Policy) -> None:

@@ -95,6 +95,6 @@ def inventory(
         tables[table_item.id] = Item(
             "mysql", "table", table_item.name, (previous_table.members + 1) if previous_table else 1,
             table_item.covered_by, total.merged(previous_table.counts) if previous_table else total,
-            tuple(c for c, _ in cols)[:200])
+            tuple(scrub_name(c) for c, _ in cols)[:200])
     log.info("MySQL coverage: %d tables, %d columns in %d schema(s)", len(tables), len(columns), len(schemas))
     return list(tables.values()) + list(columns.values())

@@ -121,7 +121,7 @@ class ValueCounts:
         if isinstance(document, Mapping):
             for key, value in document.items():
                 if fields is not None and len(fields) < 200:
-                    fields.add(str(key)[:64])
+                    fields.add(scrub_name(str(key))[:64])  # a field may be named by an id
                 self.add_leaves(value, fields, depth + 1)
         elif isinstance(document, (list, tuple)):
             for value in document[:100]:
