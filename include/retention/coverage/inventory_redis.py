@@ -87,7 +87,8 @@ def sample_values(client: Any, keys: Sequence[str], counts: ValueCounts) -> None
         if kind == "string":
             counts.add(reply)
         elif kind == "hash":
-            counts.add_all(list(reply[1].values())[:MEMBERS_SAMPLED])
+            fields = list(reply[1].items())[:MEMBERS_SAMPLED]
+            counts.add_all([f for f, _ in fields] + [v for _, v in fields])  # a hash may be keyed by numbers
         elif kind in ("list", "set", "zset"):
             counts.add_all(list(reply or ())[:MEMBERS_SAMPLED])
 
