@@ -18,6 +18,10 @@ instances), plus the faults: SIGKILL a component's process group, start it again
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import time
 import urllib.parse
 from contextlib import contextmanager
@@ -28,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from devservers import airflow_ui, cluster
-from devservers.procs import spare_port
+from devservers.procs import Endpoint, spare_port, wait_for_port
 from tests.e2e.airflow_processes import QUICK_SETTINGS
 
 RUN_TIMEOUT = 600.0  # seconds for a run; tens of seconds here, more on a busy machine
@@ -205,3 +209,35 @@ def running_cluster(home: Path, env: dict[str, str], tag: str) -> Iterator[Clust
     finally:
         airflow_ui.down(home)
         postgres.drop_database(postgres.ensure(), database)
+
+
+#: The cluster world's Redis db: its tenants' keys never meet another session's (db 9) while
+#: both run at once (``scripts/test.sh`` runs this module beside the rest of the suite).
+CLUSTER_REDIS_DB = 10
+
+
+@contextmanager
+def private_elasticsearch(shared: Endpoint, home: Path) -> Iterator[Endpoint]:
+    """An Elasticsearch stand-in of the cluster world's own, on a spare port, so that its
+    per-tenant log indices never meet those of a session running at the same time; the shared
+    endpoint itself when it is a real cluster (``ELASTICSEARCH_URL``: one cluster for all)."""
+    if shared.extra.get("kind") != "stand-in":
+        yield shared
+        return
+    port = spare_port()
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "es-standin.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "devservers.es_standin_server", "--port", str(port)],
+                                cwd=Path(__file__).resolve().parents[2], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for_port(port, seconds=30, what="the cluster world's Elasticsearch stand-in", log=home / "es-standin.log")
+        yield dataclasses.replace(shared, port=port, owned=True)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+

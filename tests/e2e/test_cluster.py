@@ -43,9 +43,9 @@ import pytest
 from include.retention.policy import MySqlTarget, Policy, RedisTarget
 from include.retention.request_states import REQUESTS_DAG_ID
 from include.retention.timeutil import local_day, wall_clock
-from tests.e2e.cluster_support import Cluster, midnight, running_cluster
+from tests.e2e.cluster_support import CLUSTER_REDIS_DB, Cluster, midnight, private_elasticsearch, running_cluster
 from tests.e2e.conftest import RECIPIENT, Inbox, base_conf, drop_keys_and_log_indices, es_client
-from tests.e2e.test_daily_dags import TENANTS, expected_after, only, seeded_world, snapshot
+from tests.e2e.test_daily_dags import TENANTS, expected_after, new_namespace, only, seeded_world, snapshot
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 
@@ -98,17 +98,28 @@ def inbox() -> Iterator[Inbox]:
 
 
 @pytest.fixture(scope="module")
-def world(servers: dict[str, Any], airflow_db: Any, policy: Policy) -> Iterator[dict[str, Any]]:
-    """Six tenants, seven months, in MySQL, COS, Redis and Elasticsearch (``seeded_world``)."""
+def world(servers: dict[str, Any], airflow_db: Any, policy: Policy,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Six tenants, seven months, in MySQL, COS, Redis and Elasticsearch (``seeded_world``).
+
+    The world's tenants are those of ``test_daily_dags``; their Redis keys go to a db of their
+    own and their log indices to a stand-in of their own, so that the rest of the suite may run
+    at the same time (every other store of a world is private to it already).
+    """
+    import dataclasses
+
     from devdata.seed import seed_all
 
     today = local_day(wall_clock(), policy.timezone)
-    with seeded_world(servers, today, months=7) as seeded:
-        try:
-            seed_all(seeded["config"], stores=("redis", "elasticsearch"))
-            yield {**seeded, "today": today, "servers": servers}
-        finally:
-            _drop_what_seeded_world_leaves(servers, seeded["ns"], (*TENANTS, *FAULT_TENANTS.values()))
+    ns = dataclasses.replace(new_namespace(), redis_db=CLUSTER_REDIS_DB)
+    with private_elasticsearch(servers["elasticsearch"], tmp_path_factory.mktemp("cluster-es")) as es:
+        own = {**servers, "elasticsearch": es}
+        with seeded_world(own, today, months=7, ns=ns) as seeded:
+            try:
+                seed_all(seeded["config"], stores=("redis", "elasticsearch"))
+                yield {**seeded, "today": today, "servers": own}
+            finally:
+                _drop_what_seeded_world_leaves(own, seeded["ns"], (*TENANTS, *FAULT_TENANTS.values()))
 
 
 def _drop_what_seeded_world_leaves(servers: dict[str, Any], ns: Any, tenants: tuple[str, ...]) -> None:
