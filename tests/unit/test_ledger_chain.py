@@ -80,3 +80,17 @@ def test_the_report_names_each_chains_lowest_position_first() -> None:
     first = report.first()
     assert (first["purge_audit"].kind, first["decisions"].kind) == ("deleted", "truncated")
     assert str(first["purge_audit"]) == "DELETED: purge_audit row 3 (chain purge_audit entry 3): gone"
+
+
+def test_a_certificate_renders_its_chain_positions(policy) -> None:  # type: ignore[no-untyped-def]
+    from include.retention.certificates.render import render_markdown
+    from tests.unit.test_requests import certificate
+
+    doc = certificate(policy)
+    assert "Ledger chains" not in render_markdown(doc)  # built without positions: no section
+    doc["certificate"]["ledger"] = {"positions": {
+        "purge_audit": [{"table": "purge_audit", "id": 3, "seq": 7, "hash": "a" * 64},
+                        {"table": "purge_audit", "id": 9, "seq": 12, "hash": "b" * 64}],
+        "request_events": [{"table": "request_events", "id": 1, "seq": None}], "decisions": []}}
+    assert ("Ledger chains: purge_audit 2 row(s) at entries 7 to 12; request_events 1 row(s)"
+            in render_markdown(doc))

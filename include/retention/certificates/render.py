@@ -41,6 +41,19 @@ def _approval_line(approval: Mapping[str, Any]) -> str:
     return line + (f": {approval['reason']}" if approval.get("reason") else "")
 
 
+def _ledger_lines(ledger: dict[str, Any] | None) -> list[str]:
+    """Where the certificate's rows sit in the ledger's hash chains (docs/PROOF.md)."""
+    if not ledger:
+        return []
+    parts = []
+    for chain, listed in (ledger.get("positions") or {}).items():
+        seqs = [p["seq"] for p in listed if p.get("seq") is not None]
+        if listed:
+            parts.append(f"{chain} {len(listed)} row(s)" + (f" at entries {min(seqs)} to {max(seqs)}" if seqs else ""))
+    return ["", "Ledger chains: " + ("; ".join(parts) or "no rows") + " (checked by "
+            "`python -m include.retention.ledger verify`)."]
+
+
 def render_markdown(doc: Mapping[str, Any]) -> str:
     """A human-readable Markdown rendering of a signed certificate."""
     body, sig = doc["certificate"], doc["signature"]
@@ -81,6 +94,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         "",
         f"Audit: {audit['rows']} row(s) in `{audit['table']}`, {audit['deleted']} record(s) deleted, "
         f"{audit['failed']} failed attempt(s).",
+        *_ledger_lines(body.get("ledger")),
         "",
         f"Late-arriving data: {body['late_data']['statement']} ({body['late_data']['swept_until']}).",
         "",
