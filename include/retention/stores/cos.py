@@ -14,9 +14,10 @@ Selections:
   template as tenant T (a termination).
 - ``ExpiredSelection``: exactly the objects under the listed ``units``, each a whole rendered
   day prefix (``recordings/12/2026/05/31/``) checked against the template, the selection's
-  tenant, its exclusions and its cut-off. Units of one tenant are read in one skip-scan: a
-  listing that jumps (``StartAfter``) from one selected unit to the next, so a run of
-  adjacent days costs one request per 1,000 objects, not one per day.
+  tenant, its exclusions and its cut-off. The units are read in one skip-scan: a listing
+  that jumps (``StartAfter``) from one selected unit to the next, so a run of adjacent days
+  costs one request per 1,000 objects, not one per day; planning counts the selections of
+  all tenants in one such scan (:meth:`CosStore.count_each`).
 - ``SubjectSelection``: only where the template itself carries the subject. Recordings carry
   none: their keys are in MySQL (``subject_keys_from``) and the caller passes them to
   :meth:`CosStore.purge_keys` / :meth:`CosStore.count_keys`, which check each key against
@@ -48,21 +49,28 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Any, Iterable, Sequence
 
 from include.retention.policy import CosTarget
 from include.retention.results import PartialPurgeError, PurgeResult
-from include.retention.selections import DatedUnit, Selection
+from include.retention.selections import DatedUnit, ExpiredSelection, Selection
 from include.retention.stores.cos_bucket import PAGE_SIZE, CosBucket, Entry
-from include.retention.stores.cos_scan import Scan, keys_scan, prefix_template, selection_scans, unit_bounds
+from include.retention.stores.cos_scan import (
+    Scan,
+    keys_scan,
+    merged_scan,
+    prefix_template,
+    selection_scans,
+    tenant_level,
+    unit_bounds,
+)
 from include.retention.stores.progress import Progress
 
 log = logging.getLogger(__name__)
 
 DEFAULT_COS_CONN_ID = "retention_cos"
 MAX_DELETE_OBJECTS = 1_000  # keys per DeleteObjects request: the S3 (and COS) limit
-LIST_CONCURRENCY = 8  # parallel CommonPrefixes listings while walking dated units
 MAX_DELETES_IN_FLIGHT = 16
 TUNING_EXTRA = "retention_tuning"  # the connection extra's key, as for MySQL
 
@@ -115,37 +123,75 @@ class CosStore(CosBucket):
 
     # ------------------------------------------------------------------ verbs
 
-    def dated_units(self, target: CosTarget) -> list[DatedUnit]:
+    def dated_units(self, target: CosTarget, *, before: datetime | None = None) -> list[DatedUnit]:
         """One unit per existing day prefix (the fully rendered template), tenant set.
 
-        Walks the prefix tree level by level with ``Delimiter='/'`` (CommonPrefixes), never
-        listing the objects themselves; each candidate must parse as a whole with the template.
+        One listing of the target's head reads the keys of many tenants a page; a dense
+        tenant's units come from a ``Delimiter='/'`` walk of its prefix instead
+        (:meth:`CosBucket._unit_names`). Each unit must parse as a whole with the template.
+
+        :param before: only the units that end on or before it (what may have expired by
+            then); the listing of a tenant stops at its first later unit, so a tenant with
+            nothing expired costs a share of one page, or one request when it is dense.
         """
         template = prefix_template(target)
         if template.date_placeholder is None:
             return []
-        self.versioned()  # resolve the client and the bucket's mode before the threads share them
-        head = template.prefix()
-        depth = template.text.count("/") + (template.date_format or "").count("/") - head.count("/")
-        level = [head]
-        with ThreadPoolExecutor(max_workers=LIST_CONCURRENCY) as pool:
-            for _ in range(depth):
-                level = [p for found in pool.map(self._common_prefixes, level) for p in found]
-                if not level:
-                    return []
+        tz = self.timezone
+
+        def expired(values: dict[str, object]) -> bool:
+            return before is not None and unit_bounds(values, template, tz)[1] <= before
+
+        if tenant_level(template):
+            names = self._unit_names(template, expired if before is not None else None)
+        else:  # a layout without a tenant level: the prefix tree, level by level
+            head = template.prefix()
+            depth = template.text.count("/") + (template.date_format or "").count("/") - head.count("/")
+            names = set(self._walk(head, depth))
         units = []
-        for name in sorted(level):
+        for name in sorted(names):
             values = template.parse(name, whole=True)
             if values is None:
                 continue
-            start, end = unit_bounds(values, template, self.timezone)
-            units.append(DatedUnit(name=name, start=start, end=end, tenant=str(values["tenant"])))
+            start, end = unit_bounds(values, template, tz)
+            if before is None or end <= before:
+                units.append(DatedUnit(name=name, start=start, end=end, tenant=str(values["tenant"])))
         return units
 
     def count(self, target: CosTarget, selection: Selection) -> int:
         """Objects (versions and delete markers on a versioned bucket) the selection matches now."""
         scans = selection_scans(target, selection, self.timezone)
         return sum(len(page) for scan in scans for page in self._selected(scan))
+
+    def count_each(self, target: CosTarget, selections: Sequence[Selection]) -> list[int]:
+        """``count`` of each selection, the expired units of all of them read in one skip-scan.
+
+        Planning counts one expired selection per tenant: read one by one, each would cost a
+        request even for a single unit. A key is counted for every selection whose own
+        re-check takes it, exactly as ``count`` would.
+        """
+        counts = [0] * len(selections)
+        scans = [selection_scans(target, s, self.timezone) for s in selections]  # every selection checked first
+        expired = [i for i, s in enumerate(selections) if isinstance(s, ExpiredSelection) and scans[i]]
+        merged = merged_scan([scans[i][0] for i in expired]) if len(expired) > 1 else None
+        together = set(expired) if merged is not None else set()
+        if merged is not None:
+            scan, owners = merged
+            for page in self._selected(scan):
+                for entry in page:
+                    index = scan.range_of(entry.key)
+                    assert index is not None  # the skip-scan yields only keys in its ranges
+                    for owner in owners[scan.starts[index]]:
+                        if scans[expired[owner]][0].accept(entry.key):
+                            counts[expired[owner]] += 1
+        for i, each in enumerate(scans):
+            if i not in together:
+                counts[i] = sum(len(page) for one in each for page in self._selected(one))
+        return counts
+
+    def verify_each(self, target: CosTarget, selections: Sequence[Selection]) -> list[int]:
+        """``verify`` of each selection: a fresh listing, as :meth:`count_each`."""
+        return self.count_each(target, selections)
 
     def verify(self, target: CosTarget, selection: Selection) -> int:
         """A fresh listing after a purge; 0 means the selection is gone."""

@@ -5,22 +5,37 @@ bucket) under a scan's prefix. The listing visits only a scan's selected ranges:
 boundary outside every range it restarts (``StartAfter``) at the next one, so a run of
 adjacent days costs one request per 1,000 objects, not one per day. The full key list is
 never held in memory.
+
+The dated units of a target are found by one listing of the template's head, a page of keys
+covering many sparse tenants; a dense tenant is walked with ``Delimiter='/'`` instead, or,
+under a cut-off, skipped past unit by unit and then past its first later unit
+(:meth:`CosBucket._unit_names`). Planning's LIST requests thus grow with pages of objects,
+not with tenants x days.
 """
 
 from __future__ import annotations
 
+import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
+from include.retention.identifiers import Template
 from include.retention.policy import CosTarget
 from include.retention.stores.base import RetentionStore
 from include.retention.stores.cos_client import install_content_md5, install_fast_timestamps
-from include.retention.stores.cos_scan import Scan
+from include.retention.stores.cos_scan import KeyParser, Scan, dates_in_key_order, past, tenant_group
 from include.retention.stores.progress import Progress
 from include.retention.timeutil import UTC
 
+log = logging.getLogger(__name__)
+
 PAGE_SIZE = 1_000  # keys per listing page: the S3 maximum
+#: A full page of one tenant with fewer units than this is a dense tenant: its prefix tree is walked
+#: (``Delimiter='/'``, a request per month) rather than read page by page.
+DENSE_UNITS = 30
+LIST_CONCURRENCY = 8  # parallel CommonPrefixes listings while walking a dense tenant's prefix tree
 
 
 @dataclass(frozen=True)
@@ -207,3 +222,86 @@ class CosBucket(RetentionStore[CosTarget]):
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
             out.extend(p["Prefix"] for p in page.get("CommonPrefixes", ()))
         return out
+
+    # ------------------------------------------------------------------ finding units
+
+    def _walk(self, head: str, depth: int) -> list[str]:
+        """The prefixes ``depth`` levels below ``head``: ``Delimiter='/'`` listings, level by level."""
+        self.versioned()  # resolve the client and the bucket's mode before the threads share them
+        level = [head]
+        with ThreadPoolExecutor(max_workers=LIST_CONCURRENCY) as pool:
+            for _ in range(depth):
+                level = [p for found in pool.map(self._common_prefixes, level) for p in found]
+                if not level:
+                    break
+        return level
+
+    def _unit_names(self, template: Template, expired: Callable[[dict[str, object]], bool] | None) -> set[str]:
+        """The units (rendered prefixes) that hold at least one object, read in one listing of the
+        template's head; with ``expired``, only the units it takes.
+
+        The listing reads keys, not prefixes: a page of 1,000 keys covers many sparse tenants.
+        At a page boundary it skips (``StartAfter``) what it need not read:
+
+        - a tenant whose keys fill the whole page (a dense tenant): with ``expired``, past the
+          unit of the page's last key (each further request finds a new unit); without, the
+          tenant's units come from a ``Delimiter='/'`` walk of its prefix instead;
+        - with ``expired`` and dates in key order, a tenant whose listing reached a unit that
+          ``expired`` refuses: every later key of it is as late or later.
+
+        A tenant with nothing expired therefore costs at most its share of one page, and no
+        key past a cut-off is read beyond the page that met it. Every key is parsed with the
+        template; keys that do not parse name no unit.
+        """
+        head = template.prefix()
+        parse = KeyParser(template)
+        ordered = expired is not None and dates_in_key_order(template)
+        depth = template.text.count("/") + (template.date_format or "").count("/") - head.count("/")
+        names: set[str] = set()
+        requests = 0
+        start_after: str | None = None
+        while True:
+            restart: str | None = None
+            for entries, last in self._pages(head, start_after):
+                requests += 1
+                finished: set[str | None] = set()  # tenants whose listing met a unit past the cut-off
+                seen: set[str] = set()  # the units of this page
+                for entry in entries:
+                    parsed = parse(entry.key)
+                    if parsed is None:
+                        continue
+                    seen.add(parsed[0])
+                    if expired is None or expired(parsed[1]):
+                        names.add(parsed[0])
+                    elif ordered:
+                        finished.add(tenant_group(entry.key, head))
+                if last is None:
+                    break
+                restart = self._skip(template, head, depth, entries, last, seen, finished, expired is None, names)
+                if restart is not None and restart > last:
+                    break
+                restart = None
+            if restart is None:
+                break
+            start_after = restart
+        log.info("Found %d unit(s) under %s in %d listing request(s)", len(names), head, requests)
+        return names
+
+    def _skip(self, template: Template, head: str, depth: int, entries: list[Entry], last: str, seen: set[str],
+              finished: set[str | None], every: bool, names: set[str]) -> str | None:
+        """Where :meth:`_unit_names` resumes after a full page, or None to read on."""
+        group = tenant_group(last, head)
+        if group is None:
+            return None
+        if group in finished:
+            return past(group)
+        if tenant_group(entries[0].key, head) != group or len(seen) >= DENSE_UNITS:
+            return None  # a page spanning tenants, or many units of one: reading on is cheapest
+        if every:
+            names.update(n for n in self._walk(group, depth - 1) if template.parse(n, whole=True))
+            return past(group)
+        if len(seen) == 1:
+            (unit,) = seen
+            if unit in names and last.startswith(unit):
+                return past(unit)  # the rest of this unit names nothing new
+        return None

@@ -12,9 +12,11 @@ from __future__ import annotations
 import bisect
 import functools
 import logging
+import os
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from include.retention.identifiers import Template
 from include.retention.policy import CosTarget
@@ -128,7 +130,7 @@ def prefix_template(target: CosTarget) -> Template:
 
 
 def selection_scans(target: CosTarget, selection: Selection, tz: tzinfo) -> list[Scan]:
-    """The scans of a selection: one per tenant for expired units, else exactly one.
+    """The scans of a selection: one (none for expired units of excluded tenants only).
 
     :param tz: the store's zone: day prefixes are dates on its calendar.
     """
@@ -171,7 +173,7 @@ def _scan(target: CosTarget, selection: Selection) -> Scan:
 
 
 def _expired_scans(target: CosTarget, selection: ExpiredSelection, tz: tzinfo) -> list[Scan]:
-    """One skip-scan per tenant over exactly the selection's units, each unit checked."""
+    """One skip-scan over exactly the selection's units (of one tenant or of many), each unit checked."""
     template = prefix_template(target)
     if template.date_placeholder is None:
         raise UnsupportedSelection(
@@ -198,18 +200,90 @@ def _expired_scans(target: CosTarget, selection: ExpiredSelection, tz: tzinfo) -
             log.info("Keeping unit %s of %s: tenant %s is excluded", unit, target.qualified_name, tenant)
             continue
         by_tenant.setdefault(tenant, set()).add(unit)
+    if not by_tenant:
+        return []
     parse = KeyParser(template)
-    scans = []
-    for tenant in sorted(by_tenant):
-        units = frozenset(by_tenant[tenant])
+    owner = {unit: tenant for tenant, units in by_tenant.items() for unit in units}
 
-        def accept_unit(key: str, units: frozenset[str] = units, tenant: str = tenant) -> bool:
-            parsed = parse(key)
-            return parsed is not None and parsed[0] in units and parsed[1].get("tenant") == tenant
+    def accept_unit(key: str) -> bool:
+        parsed = parse(key)
+        return parsed is not None and owner.get(parsed[0]) == parsed[1].get("tenant")
 
-        scans.append(Scan(template.prefix(tenant=tenant), tuple(sorted(units)), False, accept_unit,
-                          f"{len(units)} unit(s) of tenant {tenant}"))
-    return scans
+    # One skip-scan for all the tenants: a tenant with a unit or two costs no request of its own.
+    if len(by_tenant) == 1:
+        (tenant,) = by_tenant
+        prefix, scope = template.prefix(tenant=tenant), f"{len(owner)} unit(s) of tenant {tenant}"
+    else:
+        prefix, scope = template.prefix(), f"{len(owner)} unit(s) of {len(by_tenant)} tenants"
+    return [Scan(prefix, tuple(sorted(owner)), False, accept_unit, scope)]
+
+
+def merged_scan(scans: Sequence[Scan]) -> tuple[Scan, dict[str, list[int]]] | None:
+    """One skip-scan visiting the ranges of all these scans, and which of them owns each start.
+
+    None when two ranges nest (a tenant prefix holding a day prefix): a key would then lie in
+    ranges the skip-scan cannot tell apart, so each scan is read on its own. A key the merged
+    scan yields is counted for scan ``i`` only if ``scans[i].accept`` takes it.
+    """
+    if any(scan.exact for scan in scans):
+        return None
+    owners: dict[str, list[int]] = {}
+    for index, scan in enumerate(scans):
+        for start in scan.starts:
+            owners.setdefault(start, []).append(index)
+    starts = tuple(sorted(owners))
+    if not starts or any(b.startswith(a) for a, b in zip(starts, starts[1:])):
+        return None
+    prefix = os.path.commonprefix([scan.prefix for scan in scans])
+
+    def accept_any(key: str) -> bool:
+        start = starts[bisect.bisect_right(starts, key) - 1]
+        return any(scans[i].accept(key) for i in owners[start])
+
+    return Scan(prefix, starts, False, accept_any, f"{len(scans)} selections"), owners
+
+
+# --------------------------------------------------------------------------- finding units
+
+
+def tenant_level(template: Template) -> bool:
+    """Whether every name of the template starts with its head and then ``{tenant}/``: then a
+    listing of the head can be cut into tenants (``head`` + tenant id + ``/``)."""
+    return template.text.startswith(template.prefix() + "{tenant}/")
+
+
+def dates_in_key_order(template: Template) -> bool:
+    """Whether, under one tenant, names sort as their dates: ``{tenant}/`` is followed by
+    literals and then the date, whose format runs %Y, %m, %d (zero-padded, fixed width).
+
+    Then a tenant's listing may stop at its first unit past a cut-off: every later key is as
+    late or later.
+    """
+    if not tenant_level(template) or template.date_placeholder is None:
+        return False
+    after = template.text[len(template.prefix()) + len("{tenant}/"):]
+    following = re.search(r"\{([a-z_]+)\}", after)
+    if following is None or following.group(1) != template.date_placeholder:
+        return False
+    directives = re.findall(r"%.", template.date_format or "")
+    return bool(directives) and directives == ["%Y", "%m", "%d"][: len(directives)]
+
+
+def tenant_group(key: str, head: str) -> str | None:
+    """``head`` + the key's next path segment + ``/`` (a tenant's prefix), or None."""
+    end = key.find("/", len(head))
+    return key[: end + 1] if end >= 0 else None
+
+
+def past(prefix: str) -> str:
+    """A ``StartAfter`` that skips every key starting with ``prefix`` (which ends with ``/``).
+
+    ``/`` is followed by ``0`` in key order, so the listing resumes at ``prefix[:-1] + "0"``
+    and beyond; only the key that is exactly that string is skipped, and it lies under no
+    unit (a unit continues with ``/`` where that key has ``0``).
+    """
+    assert prefix.endswith("/")
+    return prefix[:-1] + "0"
 
 
 def keys_scan(target: CosTarget, tenant: str, keys: Iterable[str]) -> Scan:
