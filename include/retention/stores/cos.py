@@ -34,9 +34,9 @@ Counts: ``planned`` is what the listing matched, ``deleted`` what ``DeleteObject
 acknowledged. ``Errors`` in a response raise :class:`PartialPurgeError` with the counts so
 far and the first failing key (keys hold tenant, date and call id, no personal data).
 
-Batches in flight: one by default. A remote bucket costs a round trip per batch, so the
-connection may allow more (``{"retention_tuning": {"deletes_in_flight": 4}}`` in its extra, at
-most 16): the listing goes on while that many ``DeleteObjects`` run. After a failure no new
+Batches in flight: four by default (a remote bucket costs a round trip per batch); the
+connection may set another bound (``{"retention_tuning": {"deletes_in_flight": 8}}`` in its
+extra, 1 to 16): the listing goes on while that many ``DeleteObjects`` run. After a failure no new
 batch is sent, the ones in flight are awaited and counted, and then the purge raises, so the
 count stays what the server acknowledged.
 
@@ -72,6 +72,7 @@ log = logging.getLogger(__name__)
 DEFAULT_COS_CONN_ID = "retention_cos"
 MAX_DELETE_OBJECTS = 1_000  # keys per DeleteObjects request: the S3 (and COS) limit
 MAX_DELETES_IN_FLIGHT = 16
+DEFAULT_DELETES_IN_FLIGHT = 4  # a remote bucket costs a round trip per batch (docs/benchmarks/cos.md)
 TUNING_EXTRA = "retention_tuning"  # the connection extra's key, as for MySQL
 
 
@@ -85,7 +86,7 @@ class CosStore(CosBucket):
     :param batch_size: keys per ``DeleteObjects`` (at most 1,000).
     :param page_size: keys per listing page (``MaxKeys``, at most 1,000).
     :param deletes_in_flight: ``DeleteObjects`` requests at once (1 to 16); None: the
-        connection's ``retention_tuning.deletes_in_flight``, else 1.
+        connection's ``retention_tuning.deletes_in_flight``, else 4.
     """
 
     store = "cos"
@@ -116,7 +117,7 @@ class CosStore(CosBucket):
             try:
                 if not isinstance(tuning, dict):
                     raise ValueError("it must be a JSON object")
-                self._deletes_in_flight = _checked_in_flight(tuning.get("deletes_in_flight", 1))
+                self._deletes_in_flight = _checked_in_flight(tuning.get("deletes_in_flight", DEFAULT_DELETES_IN_FLIGHT))
             except ValueError as exc:
                 raise ValueError(f"connection {self.aws_conn_id!r}, extra {TUNING_EXTRA!r}: {exc}") from None
         return self._deletes_in_flight
@@ -296,22 +297,27 @@ class _Deletes:
         if self.pool is None:
             self._count(len(batch), self.store._delete_batch(batch))
         else:
-            while len(self.running) >= self.in_flight:
+            while len(self.running) >= self.in_flight and not self._failed():
                 self._collect()
-            self.running[self.pool.submit(self.store._delete_batch, batch)] = len(batch)
-        self._raise_if_failed()
+            if not self._failed():  # a batch that failed while this one waited stops it too
+                self.running[self.pool.submit(self.store._delete_batch, batch)] = len(batch)
+        if self._failed():
+            self._drain()  # no new batch; the ones in flight are counted before the failure is raised
+            self._raise()
 
     def __exit__(self, *exc: object) -> None:
-        self._drain()
-        if self.pool is not None:
-            self.pool.shutdown()
-        if exc[1] is None:
-            self._raise_if_failed()
+        try:
+            self._drain()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown()
+        if exc[1] is None and self._failed():
+            self._raise()
 
-    def _raise_if_failed(self) -> None:
-        if self.error is None and self.refusal is None:
-            return
-        self._drain()
+    def _failed(self) -> bool:
+        return self.error is not None or self.refusal is not None
+
+    def _raise(self) -> None:
         if self.error is not None:
             raise self.error
         raise PartialPurgeError(self.target.qualified_name, self.progress.deleted, str(self.refusal))
