@@ -169,7 +169,8 @@ def aws_rm(aws: Path, endpoint_url: str, login: str, password: str, bucket: str,
 
 
 class SyntheticS3(ThreadingHTTPServer):
-    """A bucket of generated keys behind the three S3 calls a purge makes."""
+    """A bucket of generated keys behind the three S3 calls a purge makes (listings with or
+    without ``Delimiter``, versioning status, DeleteObjects / DeleteObject)."""
 
     daemon_threads = True
 
@@ -202,12 +203,16 @@ class _SyntheticHandler(BaseHTTPRequestHandler):
             return
         prefix = query.get("prefix", "")
         after = query.get("start-after", "")
+        delimiter = query.get("delimiter", "")
         if "continuation-token" in query:
             after = base64.urlsafe_b64decode(query["continuation-token"]).decode()
         limit = min(int(query.get("max-keys", "1000")), 1000)
         srv = self.server
         index = bisect.bisect_right(srv.keys, after) if after else bisect.bisect_left(srv.keys, prefix)
+        if delimiter and "continuation-token" in query and after.endswith(delimiter):  # resume past a CommonPrefix
+            index = bisect.bisect_left(srv.keys, after[:-1] + chr(ord(after[-1]) + 1))
         found: list[str] = []
+        prefixes: list[str] = []
         truncated = False
         with srv.lock:
             while index < len(srv.keys):
@@ -219,7 +224,16 @@ class _SyntheticHandler(BaseHTTPRequestHandler):
                     continue
                 if key in srv.deleted:
                     continue
-                if len(found) == limit:
+                cut = key.find(delimiter, len(prefix)) if delimiter else -1
+                if cut >= 0:  # rolled up into a CommonPrefix, as S3 does; then skip past it
+                    common = key[: cut + len(delimiter)]
+                    if len(found) + len(prefixes) == limit:
+                        truncated = True
+                        break
+                    prefixes.append(common)
+                    index = bisect.bisect_left(srv.keys, common[:-1] + chr(ord(common[-1]) + 1), index)
+                    continue
+                if len(found) + len(prefixes) == limit:
                     truncated = True
                     break
                 found.append(key)
@@ -229,12 +243,14 @@ class _SyntheticHandler(BaseHTTPRequestHandler):
             f"<StorageClass>STANDARD</StorageClass></Contents>"
             for k in found
         )
-        token = (f"<NextContinuationToken>{base64.urlsafe_b64encode(found[-1].encode()).decode()}"
+        common_xml = "".join(f"<CommonPrefixes><Prefix>{escape(p)}</Prefix></CommonPrefixes>" for p in prefixes)
+        last = max(found[-1:] + prefixes[-1:]) if truncated else ""
+        token = (f"<NextContinuationToken>{base64.urlsafe_b64encode(last.encode()).decode()}"
                  f"</NextContinuationToken>") if truncated else ""
         self._send(200, f'<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>{srv.bucket}</Name>'
-                        f"<Prefix>{escape(prefix)}</Prefix><KeyCount>{len(found)}</KeyCount><MaxKeys>{limit}</MaxKeys>"
-                        f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>{token}{contents}"
-                        "</ListBucketResult>")
+                        f"<Prefix>{escape(prefix)}</Prefix><KeyCount>{len(found) + len(prefixes)}</KeyCount>"
+                        f"<MaxKeys>{limit}</MaxKeys><IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"
+                        f"{token}{contents}{common_xml}</ListBucketResult>")
 
     def do_HEAD(self) -> None:  # noqa: N802
         self.send_response(200)
