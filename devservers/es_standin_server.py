@@ -35,6 +35,7 @@ them, writes reach their one or write index, ``DELETE /{alias}`` is refused as i
 body is parsed and validated whole before anything is written (``es_standin_bulk``).
 Data streams from ``data_stream`` index templates, with rollover (``es_standin_datastreams``); date
 math and custom formats in range queries and date math in index names (``es_standin_dates``).
+Snapshot repositories, SLM policies (no snapshot is taken) and ``_forcemerge`` (``es_standin_slm``).
 
 Test hooks (not Elasticsearch APIs), under ``/_standin``:
 
@@ -65,6 +66,7 @@ from devservers import (
     es_standin_documents,
     es_standin_indices,
     es_standin_search,
+    es_standin_slm,
 )
 from devservers.es_standin_base import (
     CLUSTER_NAME,
@@ -85,6 +87,7 @@ ROUTE_MODULES = (
     es_standin_datastreams,
     es_standin_documents,
     es_standin_search,
+    es_standin_slm,
 )
 
 
