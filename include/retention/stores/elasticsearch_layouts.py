@@ -25,6 +25,7 @@ from typing import Any
 from include.retention.policy import ElasticsearchTarget
 from include.retention.results import PartialPurgeError, PurgeResult, UnsupportedSelection
 from include.retention.selections import DatedUnit, ExpiredSelection, Selection
+from include.retention.stores.elasticsearch_client import chunk_names
 from include.retention.stores.elasticsearch_indices import check_exact_fields
 from include.retention.stores.elasticsearch_shared import (
     SharedIndex,
@@ -48,10 +49,11 @@ class SharedLayouts(ElasticsearchTasks):
 
     # ------------------------------------------------------------------ listing
 
-    def _shared_list(self, target: ElasticsearchTarget) -> list[SharedIndex]:
+    def _shared_list(self, target: ElasticsearchTarget, *, dated: bool = True) -> list[SharedIndex]:
+        """The target's concrete indices; ``dated``: with each backing index's oldest and newest document."""
         layout = target.layout
         if layout.data_stream is not None:
-            return self._backing_indices(target, layout.data_stream)
+            return self._backing_indices(target, layout.data_stream, dated=dated)
         shared = layout.shared_index
         assert shared is not None
         rows = self._call(
@@ -67,7 +69,7 @@ class SharedLayouts(ElasticsearchTasks):
             found.append(SharedIndex(str(row["index"]), int(row.get("docs.count") or 0), start, end, str(row.get("status") or "open")))
         return sorted(found, key=lambda i: i.name)
 
-    def _backing_indices(self, target: ElasticsearchTarget, stream: str) -> list[SharedIndex]:
+    def _backing_indices(self, target: ElasticsearchTarget, stream: str, *, dated: bool) -> list[SharedIndex]:
         from elasticsearch import NotFoundError
 
         try:
@@ -88,7 +90,7 @@ class SharedLayouts(ElasticsearchTasks):
             status = str(row.get("status") or "open")
             docs = int(row.get("docs.count") or 0)
             oldest = newest = None
-            if docs and status != "close":
+            if dated and docs and status != "close":
                 oldest, newest = self._edge(name, target.time_field, "asc"), self._edge(name, target.time_field, "desc")
             found.append(SharedIndex(name, docs, oldest, just_after(newest) if newest else None, status,
                                      write_index=name == names[-1]))
@@ -113,7 +115,8 @@ class SharedLayouts(ElasticsearchTasks):
     def _shared_plan(self, target: ElasticsearchTarget, selection: Selection) -> SharedPlan:
         """Refresh, then count the selection's documents index by index, and decide what goes whole."""
         query = selection_query(target, selection)
-        indices = [i for i in self._shared_list(target) if in_scope(i, selection)]
+        expiry = isinstance(selection, ExpiredSelection)
+        indices = [i for i in self._shared_list(target, dated=expiry) if in_scope(i, selection)]
         closed = [i.name for i in indices if i.closed]
         if closed:
             raise UnsupportedSelection(
@@ -126,6 +129,10 @@ class SharedLayouts(ElasticsearchTasks):
         self._check_shared_mapping(target, names, query_fields(target, selection))
         if target.layout.data_stream is None:
             self._refresh(names)
+        if not expiry:  # nothing goes whole: one count over every index
+            total = sum(int(self._call("count", self.client.count, index=chunk, query=query)["count"])
+                        for chunk in self._address_chunks(target, names))
+            return SharedPlan(query, thin=tuple(indices), total=total)
         matched: dict[str, int] = {}
         for info in indices:
             resp = self._call("count", self.client.count, index=self._address(target, info.name), query=query)
@@ -143,9 +150,13 @@ class SharedLayouts(ElasticsearchTasks):
             raise RuntimeError(f"refusing to address index {name!r}: not an index of {target.qualified_name}")
         return name
 
+    def _address_chunks(self, target: ElasticsearchTarget, names: list[str]) -> list[list[str]]:
+        """Exact index names in comma-joined chunks that keep each URL short."""
+        return list(chunk_names([self._address(target, n) for n in sorted(names)], self.max_url_chars, 1_000))
+
     def _check_shared_mapping(self, target: ElasticsearchTarget, names: list[str], fields: tuple[str, ...]) -> None:
-        for name in names:
-            resp = self._call("read mappings", self.client.indices.get_mapping, index=self._address(target, name))
+        for chunk in self._address_chunks(target, names):
+            resp = self._call("read mappings", self.client.indices.get_mapping, index=chunk)
             for index, body in getattr(resp, "body", resp).items():
                 check_exact_fields(index, body.get("mappings", {}), fields)
 
@@ -178,7 +189,7 @@ class SharedLayouts(ElasticsearchTasks):
             batches += 1
         tasks: list[str] = []
         conflicts = 0
-        scope = [i for i in plan.thin if plan.matched and plan.matched[i.name]]
+        scope = [i for i in plan.thin if plan.total or (plan.matched and plan.matched[i.name])]
         if scope:
             # One task over the stream (or the shared indices), sliced and throttled.
             names = [target.layout.data_stream] if target.layout.data_stream else [i.name for i in scope]

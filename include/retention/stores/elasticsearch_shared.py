@@ -52,9 +52,12 @@ class SharedPlan:
     drop: tuple[SharedIndex, ...] = ()
     thin: tuple[SharedIndex, ...] = ()
     matched: Mapping[str, int] | None = None
+    total: int | None = None  # counted over all indices at once (terminations, deletions)
 
     @property
     def planned(self) -> int:
+        if self.total is not None:
+            return self.total
         return sum((self.matched or {}).get(i.name, 0) for i in self.drop + self.thin)
 
 
