@@ -41,8 +41,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if not isinstance(value, int) or not 0 <= value <= 1_000_000:
-                raise ValueError(f"{name} must be an integer between 0 and 1000000, got {value!r}")
+            if not isinstance(value, int) or not 0 <= value <= 100_000_000:
+                raise ValueError(f"{name} must be an integer between 0 and 100000000, got {value!r}")
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Settings:
