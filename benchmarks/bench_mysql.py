@@ -1,21 +1,29 @@
-"""Benchmark: MySqlStore purges against pt-archiver on identical data. Not part of the tests.
+"""Benchmark: MySqlStore purges against pt-archiver and one unbounded DELETE on identical data.
 
-    .venv/bin/python benchmarks/bench_mysql.py [--rows 1200000] [--repeat 1] [--only keyset|drop] [--server private|shared]
+    .venv/bin/python benchmarks/bench_mysql.py [--rows 1200000] [--repeat 3] [--only keyset|drop]
+        [--before] [--lists] [--hold-tenant N] [--server private|shared]
 
-By default it starts a private MariaDB (``--buffer-pool``, 1 GiB: the working set fits, so
-the figures measure the tools rather than a busy disk) on ``--port`` 3316 under
-``.run/bench-mariadb-*``, and stops it (by pid) and removes it at the end; ``--server
-shared`` uses the dev MariaDB on 3306 as it is. It creates a database ``bench_mysql_<random>``, loads ``--rows``
-rows spanning 2026 into a source table once, and for every run reloads the table under
-test from it, so that each tool starts from the same data and a similarly warm cache:
+Not part of the tests. By default it starts a private MariaDB (``--buffer-pool``, 1 GiB: the
+working set fits, so the figures measure the tools rather than a busy disk) on ``--port`` 3316
+under ``.run/bench-mariadb-*``, and stops it (by pid) and removes it at the end; ``--server
+shared`` uses the dev MariaDB on 3306 as it is. It creates a database ``bench_mysql_<random>``,
+loads ``--rows`` rows spanning 2026 into a source table once, and for every run reloads the
+table under test from it and waits for a quiet server, so that each tool starts from the same
+rows and a similarly warm cache. Runs are interleaved, ``--repeat`` times:
 
-1. unpartitioned ``service_records``: keyset purge of the six expired months (all tenants)
-   against ``pt-archiver --purge --limit 5000 --commit-each --bulk-delete``;
+1. unpartitioned ``service_records``, the six expired months (all tenants, or all but
+   ``--hold-tenant``, whose rows sit between the others'): the store's keyset purge (with
+   ``--before`` also the store as it was before issue 14, from git; with ``--lists`` key
+   lists only), ``pt-archiver --purge --limit 5000 --commit-each --bulk-delete``, and one
+   unbounded ``DELETE`` (the limit: unsafe in production, one transaction);
 2. ``call_records`` partitioned by month: DROP PARTITION of the six expired months (one
    statement, with the exact row counts the audit needs) against pt-archiver on the same rows.
 
+Reported: min, median and max of each tool, the paired ratios, the load average around every
+run, how long InnoDB's purge threads took to catch up after it, pt-archiver's own
+``--statistics`` and a per-phase profile of one more store run (bench_mysql_profile.py).
 Each purge by the store runs in a child process (Python, Airflow's MySqlHook, the store),
-whose peak RSS is read from ``wait4``. Prints a markdown table; drops the database at the end.
+whose peak RSS is read from ``wait4``. Prints markdown; drops the database at the end.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import platform
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +47,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_mysql_profile import BEFORE, profile_store, report_profile, store_before  # noqa: E402
 from devdata import schema  # noqa: E402
 
 UTC = timezone.utc
@@ -72,6 +82,7 @@ class PrivateServer:
 
     def __init__(self, port: int, buffer_pool: str, redo_log: str) -> None:
         self.port, self.buffer_pool, self.redo_log = port, buffer_pool, redo_log
+        (ROOT / ".run").mkdir(exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="bench-mariadb-", dir=ROOT / ".run"))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -175,9 +186,19 @@ def quiesce(private: bool) -> float:
     return time.monotonic() - started
 
 
+def held() -> str:
+    """The tenant ``--hold-tenant`` keeps (its rows sit between the others' in every key range), or ''."""
+    return os.environ.get("BENCH_MYSQL_HOLD", "")
+
+
+def expired_where(column: str) -> str:
+    """What every tool deletes, as SQL for pt-archiver and the single DELETE (constants only)."""
+    where = f"`{column}` < '{CUTOFF.replace(tzinfo=None):%Y-%m-%d %H:%M:%S}'"
+    return where + (f" AND `tenant_id` <> '{int(held())}'" if held() else "")
+
+
 def expired_rows(db: str, table: str, column: str) -> int:
-    return int(sql(db, f"SELECT COUNT(*) FROM `{table}` WHERE `{column}` < %s",
-                   (CUTOFF.replace(tzinfo=None),))[0][0])
+    return int(sql(db, f"SELECT COUNT(*) FROM `{table}` WHERE {expired_where(column)}")[0][0])
 
 
 # --------------------------------------------------------------------------- runners
@@ -211,41 +232,81 @@ def child(mode: str) -> None:
     from include.retention.selections import ExpiredSelection
     from include.retention.stores.mysql import MySqlStore
 
+    store_class = store_before() if mode == "keyset-before" else MySqlStore
+
     # An Airflow worker has Airflow loaded before a task starts: import it before the clock
     # starts too. Connecting stays inside the timed call.
     from airflow.providers.mysql.hooks.mysql import MySqlHook  # noqa: F401
 
     policy = load_policy()
-    store = MySqlStore(batch_size=BATCH, partition_row_counts="estimate" if mode == "drop-estimate" else "exact")
+    store = store_class(batch_size=BATCH, partition_row_counts="estimate" if mode == "drop-estimate" else "exact")
     store.range_deletes = mode != "keyset-lists"
     if mode.startswith("keyset"):
         target = policy.target("call_analytics.service_records")
-        selection = ExpiredSelection(before=CUTOFF)
+        selection = ExpiredSelection(before=CUTOFF, exclude_tenants=frozenset({held()} if held() else ()))
     else:
         target = policy.target("call_data.call_records")
         units = tuple(u.name for u in store.dated_units(target) if u.end <= CUTOFF)  # type: ignore[arg-type]
         selection = ExpiredSelection(before=CUTOFF, units=units)
+    profile = profile_store(store) if mode == "keyset-profile" else {}
     started = time.monotonic()
     result = store.purge(target, selection)  # type: ignore[arg-type]
     seconds = time.monotonic() - started
+    profile = {phase: list(v) for phase, v in profile.items()}  # the purge's, not verify's
     remaining = store.verify(target, selection)  # type: ignore[arg-type]
     store.close()
     print(json.dumps({"seconds": seconds, "deleted": result.deleted, "planned": result.planned,
                       "batches": result.batches, "method": result.method, "remaining": remaining,
-                      "partitions": result.details.get("partitions", [])}))
+                      "partitions": result.details.get("partitions", []), "profile": profile}))
 
 
 def run_pt_archiver(db: str, table: str, column: str) -> dict[str, Any]:
     argv = [
         "pt-archiver", "--source", f"h={HOST},P={PORT},u={USER},D={db},t={table},A=utf8mb4", "--purge",
-        "--where", f"{column} < '{CUTOFF.replace(tzinfo=None):%Y-%m-%d %H:%M:%S}'",
+        "--where", expired_where(column),
         "--limit", str(BATCH), "--commit-each", "--bulk-delete", "--statistics",
     ]
     started = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, check=True)
     seconds = time.monotonic() - started
-    deleted = next(int(line.split()[-1]) for line in proc.stdout.splitlines() if line.startswith("DELETE"))
-    return {"seconds": seconds, "deleted": deleted, "argv": argv}
+    lines = proc.stdout.splitlines()
+    deleted = next(int(line.split()[-1]) for line in lines if line.startswith("DELETE"))
+    # --statistics ends with "Action Count Time Pct" rows: pt-archiver's own profile.
+    profile: dict[str, list[float]] = {}
+    if any(line.startswith("Action") for line in lines):
+        for line in lines[[i for i, line in enumerate(lines) if line.startswith("Action")][0] + 1:]:
+            parts = line.split()
+            if len(parts) == 4:
+                profile[parts[0]] = [int(parts[1]), float(parts[2])]
+    return {"seconds": seconds, "deleted": deleted, "argv": argv, "profile": profile}
+
+
+def run_single_delete(db: str, table: str, column: str) -> dict[str, Any]:
+    """The limit: one unbounded DELETE of every expired row, one transaction (unsafe in production)."""
+    conn = connect(db)
+    try:
+        cur = conn.cursor()
+        started = time.monotonic()
+        deleted = cur.execute(f"DELETE FROM `{table}` WHERE {expired_where(column)}")
+        seconds = time.monotonic() - started
+    finally:
+        conn.close()
+    return {"seconds": seconds, "deleted": int(deleted)}
+
+
+def purge_backlog_seconds() -> float:
+    """Seconds until InnoDB's purge threads have caught up with the run just finished.
+
+    A single DELETE leaves the removal of its delete-marked index entries to them after its
+    commit; batches pay for it while they run (two cores here). Shown beside each run's time.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < 300:
+        rows = sql("", "SELECT COUNT FROM information_schema.INNODB_METRICS WHERE NAME = 'trx_rseg_history_len'")
+        if not rows or int(rows[0][0]) < 5000:
+            break
+        time.sleep(0.1)
+    return time.monotonic() - started
 
 
 def drop_variants(db: str, units: list[str], private: bool) -> dict[str, float]:
@@ -299,7 +360,11 @@ def versions() -> dict[str, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_200_000)
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each purge; the median is reported")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="paired runs of each tool; min, median and max are reported")
+    parser.add_argument("--lists", action="store_true", help="also run the store with key lists only")
+    parser.add_argument("--before", action="store_true", help="also run the store as it was before issue 14")
+    parser.add_argument("--hold-tenant", type=int, help="keep this tenant's rows (1-50), as a legal hold does")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database (shared server)")
     parser.add_argument("--server", choices=["private", "shared"], default="private")
     parser.add_argument("--port", type=int, default=3316, help="port of the private server")
@@ -311,6 +376,8 @@ def main() -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     global PORT
+    if args.hold_tenant is not None:
+        os.environ["BENCH_MYSQL_HOLD"] = str(args.hold_tenant)
     if args.child:
         PORT = int(os.environ["BENCH_MYSQL_PORT"])
         child(args.child)
@@ -327,11 +394,56 @@ def main() -> int:
             server.stop()
 
 
-def bench(args: argparse.Namespace) -> int:
+def spread(values: list[float]) -> tuple[float, float, float]:
+    """Minimum, median (the mean of the middle two for an even count) and maximum."""
+    return min(values), statistics.median(values), max(values)
 
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+STORE_MODES = ("keyset", "keyset-before", "keyset-lists", "drop", "drop-estimate")
+LABELS = {
+    "keyset": "store: keyset purge (default)",
+    "keyset-before": f"store before issue 14 (mysql.py at {BEFORE[:7]})",
+    "keyset-lists": "store: keyset batches, key lists only",
+    "pt-archiver": "pt-archiver --limit 5000 --commit-each --bulk-delete",
+    "single-delete": "one unbounded DELETE (the limit; one transaction)",
+    "drop": "store: DROP PARTITION, exact COUNT for the audit (default)",
+    "drop-estimate": "store: DROP PARTITION, estimated counts",
+}
+
+
+def one_run(db: str, mode: str, table: str, column: str, private: bool) -> dict[str, Any]:
+    """Reload the table, wait for a quiet server, run one tool and check its result."""
+    reload(db, table)
+    expected = expired_rows(db, table, column)
+    quiesce(private)
+    load_before = os.getloadavg()[0]
+    if mode == "pt-archiver":
+        run = run_pt_archiver(db, table, column)
+    elif mode == "single-delete":
+        run = run_single_delete(db, table, column)
+    else:
+        run = run_store(db, mode)
+        assert run["remaining"] == 0, run
+    run["load"] = (load_before, os.getloadavg()[0])
+    run["backlog"] = purge_backlog_seconds()
+    assert expired_rows(db, table, column) == 0, run
+    # An estimated partition count is reported as such; every other count is exact.
+    assert run["deleted"] == expected or mode == "drop-estimate", run
+    run["expected"] = expected
+    print(f"{table}/{mode}: {run['seconds']:.2f} s, load {run['load'][0]:.2f}", file=sys.stderr, flush=True)
+    return run
+
+
+def bench(args: argparse.Namespace) -> int:
     db = f"bench_mysql_{secrets.token_hex(4)}"
-    where = f"a private MariaDB on {PORT}" if args.server == "private" else f"the shared MariaDB on {PORT}"
+    private = args.server == "private"
+    where = f"a private MariaDB on {PORT}" if private else f"the shared MariaDB on {PORT}"
     print(f"# MySQL purge benchmark ({args.rows:,} rows, {where})\n", flush=True)
+    print(f"- uptime at the start: `{uptime()}`")
     conn = connect()
     schema.create_schema(conn.cursor(), db, FIRST_MONTH, 12)
     conn.close()
@@ -339,79 +451,74 @@ def bench(args: argparse.Namespace) -> int:
         t = time.monotonic()
         load_source(db, args.rows)
         print(f"source loaded in {time.monotonic() - t:.1f} s", file=sys.stderr, flush=True)
-
-        def median(values: list[dict[str, Any]]) -> dict[str, Any]:
-            return sorted(values, key=lambda r: r["seconds"])[len(values) // 2]
-
-        results: dict[str, dict[str, Any]] = {}
-        all_runs: dict[str, dict[str, list[float]]] = {}
-        for label, table, column, modes in (
-            ("keyset", "service_records", "created_at", ("keyset", "keyset-lists")),
-            ("drop", "call_records", "started_at", ("drop", "drop-estimate")),
-        ):
+        comparisons = {
+            "keyset": ("service_records", "created_at",
+                       ("keyset", *(("keyset-before",) if args.before else ()),
+                        *(("keyset-lists",) if args.lists else ()), "pt-archiver", "single-delete")),
+            "drop": ("call_records", "started_at", ("drop", "drop-estimate", "pt-archiver")),
+        }
+        runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for label, (table, column, modes) in comparisons.items():
             if args.only and label != args.only:
                 continue
-            runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in (*modes, "pt-archiver")}
+            runs[label] = {mode: [] for mode in modes}
             for _ in range(args.repeat):
                 # Interleaved, so that a busy neighbour on the machine slows every tool alike.
-                for mode in runs:
-                    reload(db, table)
-                    expected = expired_rows(db, table, column)
-                    quiesce(args.server == "private")
-                    if mode == "pt-archiver":
-                        run = run_pt_archiver(db, table, column)
-                    else:
-                        run = run_store(db, mode)
-                        assert run["remaining"] == 0, run
-                    assert expired_rows(db, table, column) == 0, run
-                    # An estimated partition count is reported as such; every other count is exact.
-                    assert run["deleted"] == expected or mode == "drop-estimate", run
-                    run["expected"] = expected
-                    runs[mode].append(run)
-                    print(f"{label}/{mode}: {run['seconds']:.2f} s", file=sys.stderr, flush=True)
-            results[label] = {mode: median(values) for mode, values in runs.items()}
-            all_runs[label] = {mode: [r["seconds"] for r in values] for mode, values in runs.items()}
-        variants = (drop_variants(db, list(results["drop"]["drop"]["partitions"]), args.server == "private")
-                    if "drop" in results else {})
+                for mode in modes:
+                    runs[label][mode].append(one_run(db, mode, table, column, private))
+        profiled = one_run(db, "keyset-profile", "service_records", "created_at", private) if "keyset" in runs else None
+        variants = drop_variants(db, list(runs["drop"]["drop"][0]["partitions"]), private) if "drop" in runs else {}
 
         info = versions()
+        print(f"- uptime at the end: `{uptime()}`")
         print(f"- Machine: {info['machine']}\n- Server: {info['server']}\n- Tools: {info['tools']}")
-        print(f"- Rows: {args.rows:,} over 2026 (ids in time order), 50 tenants; cut-off {CUTOFF:%Y-%m-%d} UTC; "
-              f"batch {BATCH}; median of {args.repeat} run(s)\n")
-        print("| Purge | Rows | Store (s) | Store rows/s | pt-archiver (s) | pt-archiver rows/s | Ratio | "
-              "Store peak RSS |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
-        rows_out = (
-            ("keyset", "keyset", "6 months, unpartitioned: keyset batches, key ranges and key windows (default)"),
-            ("keyset", "keyset-lists", "6 months, unpartitioned: keyset batches, key lists only"),
-            ("drop", "drop", "6 months, partitioned: DROP PARTITION, exact COUNT for the audit (default)"),
-            ("drop", "drop-estimate", "6 months, partitioned: DROP PARTITION, estimated counts"),
-        )
-        rows_out = tuple(row for row in rows_out if row[0] in results)
-        for label, mode, name in rows_out:
-            ours, theirs = results[label][mode], results[label]["pt-archiver"]
-            theirs_rate = theirs["deleted"] / theirs["seconds"]
-            if ours["deleted"] != ours["expected"]:
-                name += f" (counted {ours['deleted']:,}, {ours['deleted'] / ours['expected'] - 1:+.1%})"
-            ours_rate = ours["expected"] / ours["seconds"]
-            print(f"| {name} | {ours['expected']:,} | {ours['seconds']:.3f} | {ours_rate:,.0f} | "
-                  f"{theirs['seconds']:.2f} | {theirs_rate:,.0f} | {ours_rate / theirs_rate:,.1f}x | "
-                  f"{ours['peak_rss_mb']:.0f} MB |")
-        print("\nStore times are the `purge()` call (with its COUNTs); the child process including the Python"
-              " and Airflow start took " + ", ".join(
-                  f"{results[label][mode]['process_seconds']:.1f} s ({mode})" for label, mode, _ in rows_out) +
-              ". pt-archiver times are its whole run.\n")
-        print("Every run, in seconds, in the order they ran:\n")
-        for label, modes in all_runs.items():
-            for mode, seconds in modes.items():
-                print(f"- {label} / {mode}: " + ", ".join(f"{x:.3f}" for x in seconds))
-        print()
+        print(f"- Rows: {args.rows:,} over 2026 (ids in time order), 50 tenants; cut-off {CUTOFF:%Y-%m-%d} UTC"
+              + (f", tenant {held()} held (kept)" if held() else "") + "; "
+              f"batch {BATCH}; {args.repeat} paired run(s) of each tool, interleaved\n")
+        for label, by_mode in runs.items():
+            print("| Tool | Rows | Min (s) | Median (s) | Max (s) | Median rows/s | Peak RSS |")
+            print("|---|---:|---:|---:|---:|---:|---:|")
+            for mode, values in by_mode.items():
+                low, mid, high = spread([r["seconds"] for r in values])
+                rows = values[0]["expected"]
+                rss = (f"{min(r['peak_rss_mb'] for r in values):.0f}–{max(r['peak_rss_mb'] for r in values):.0f} MB"
+                       if mode in STORE_MODES else "")
+                name = LABELS[mode]
+                if values[0]["deleted"] != rows:
+                    name += f" (counted {values[0]['deleted']:,}, {values[0]['deleted'] / rows - 1:+.1%})"
+                print(f"| {name} | {rows:,} | {low:.3f} | {mid:.3f} | {high:.3f} | {rows / mid:,.0f} | {rss} |")
+            ours = "keyset" if label == "keyset" else "drop"
+            print("\nPaired ratios (each store run against the runs next to it; rows/s over rows/s):\n")
+            for other, what in (("pt-archiver", "store / pt-archiver"), ("single-delete", "store / single DELETE"),
+                                ("keyset-before", "store / store before issue 14")):
+                if other not in by_mode:
+                    continue
+                ratios = [theirs["seconds"] / mine["seconds"] for mine, theirs in zip(by_mode[ours], by_mode[other])]
+                low, mid, high = spread(ratios)
+                print(f"- {what}: min {low:.2f}×, median {mid:.2f}×, max {high:.2f}× "
+                      f"({', '.join(f'{r:.2f}' for r in ratios)})")
+            print("\nEvery run in the order it ran: seconds, load average before → after, seconds until "
+                  "InnoDB's purge backlog was drained after it:\n")
+            for mode, values in by_mode.items():
+                print(f"- {label} / {mode}: " + "; ".join(
+                    f"{r['seconds']:.3f} s (load {r['load'][0]:.2f} → {r['load'][1]:.2f}, backlog {r['backlog']:.1f} s)"
+                    for r in values))
+            print()
+            if "pt-archiver" in by_mode:
+                mid_pt = sorted(by_mode["pt-archiver"], key=lambda r: r["seconds"])[len(by_mode["pt-archiver"]) // 2]
+                if mid_pt.get("profile"):
+                    report_profile("pt-archiver's own --statistics (its median run)", mid_pt["profile"],
+                                   mid_pt["seconds"], "outside its actions (Perl start, connecting)")
+        if profiled is not None:
+            report_profile(f"Store purge, profiled run ({profiled['batches']} batches; each DELETE inside "
+                           "BEGIN/COMMIT)", profiled["profile"], profiled["seconds"],
+                           "client (Python, connecting, between statements)")
         if variants:
             print("| Piece of a partition purge (6 partitions) | Seconds |\n|---|---:|")
             for name, seconds in variants.items():
                 print(f"| {name} | {seconds:.3f} |")
-        any_label = next(iter(results))
-        print("\npt-archiver: `" + " ".join(results[any_label]["pt-archiver"]["argv"]).replace(db, "<db>") + "`")
+        any_label = next(iter(runs))
+        print("\npt-archiver: `" + " ".join(runs[any_label]["pt-archiver"][0]["argv"]).replace(db, "<db>") + "`")
     finally:
         if not args.keep:
             sql("", f"DROP DATABASE IF EXISTS `{db}`")
