@@ -163,12 +163,15 @@ def build(
     issued_at: datetime,
     approval: Mapping[str, Any] | None = None,
     ledger_positions: Mapping[str, Any] | None = None,
+    derived_copies: Mapping[str, Any] | None = None,
     conn_id: str = LEDGER_CONN_ID,
 ) -> dict[str, Any]:
     """The certificate body (unsigned). No raw subject id can reach it: the request row has none.
 
     :param approval: the four-eyes approval the request got (``ledger.approvals``), if it needed one.
     :param ledger_positions: the chain positions of the rows it rests on (``ledger_positions``).
+    :param derived_copies: the copies the stores keep beside the data, as read from the servers
+        (``copies.values.section``).
     """
     runs, audit = _runs(events, conn_id)
     order = _policy_order(policy, request.categories)
@@ -253,6 +256,7 @@ def build(
                          "run_id": approval.get("run_id")}} if approval else {}),
         "deletions": deletions,
         "backups": backups,
+        **({"derived_copies": dict(derived_copies)} if derived_copies is not None else {}),
         "verification": {
             "method": "an independent re-count in every store after the purges; each must be 0",
             "verified_at": _iso(verified_at),

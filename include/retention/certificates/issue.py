@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from include.retention.certificates.document import build, ledger_positions, sign, verify_document
 from include.retention.certificates.render import render_html, render_markdown
+from include.retention.copies.read import deleted_by_store, read_copies
+from include.retention.copies.values import section
 from include.retention.ledger.approvals import approval_of, request_scope
 from include.retention.ledger.certificates import StoredCertificate, load_certificate, save_certificate
 from include.retention.ledger.db import LEDGER_CONN_ID
@@ -80,9 +82,12 @@ def issue(
     events = list_events(request_id, conn_id=conn_id)
     issued_at = wall_clock()  # the record of when it was signed, not a decision
     approved = approval_of(request_scope(request_id), conn_id=conn_id)
+    # Each store's copies beside the data (binary logs, persistence files, versions, snapshots), read now.
+    copies = section(read_copies(deleted_by_store(steps, verified_at), policy.timezone),
+                     due_at=request.due_at, read_at=issued_at)
     body = build(policy, request, steps, events, verified_at=verified_at, issued_at=issued_at,
                  approval=approved.as_dict() if approved else None,
-                 ledger_positions=ledger_positions(request, events, conn_id), conn_id=conn_id)
+                 ledger_positions=ledger_positions(request, events, conn_id), derived_copies=copies, conn_id=conn_id)
     document = sign(body, crypto)
     check = verify_document(document, crypto)
     if not check.ok:

@@ -54,6 +54,19 @@ def _ledger_lines(ledger: dict[str, Any] | None) -> list[str]:
             "`python -m include.retention.ledger verify`)."]
 
 
+def _copy_lines(copies: Mapping[str, Any] | None) -> list[str]:
+    """Each derived copy a store keeps, and when it ends, as read from its server (docs/PROOF.md)."""
+    if not copies:
+        return []
+    lines = ["", "## Derived copies", "", f"Read from the servers at {copies.get('read_at')}.", ""]
+    for c in copies.get("copies") or []:
+        late = " **Outlives the due date.**" if c.get("outlives_due") is True else ""
+        lines.append(f"- **{c['store']}, {c['copy']}:** {c['statement']}.{late}")
+    if copies.get("outlive_due"):
+        lines += ["", f"A derived copy may outlive the due date {copies.get('due_at')}."]
+    return lines
+
+
 def render_markdown(doc: Mapping[str, Any]) -> str:
     """A human-readable Markdown rendering of a signed certificate."""
     body, sig = doc["certificate"], doc["signature"]
@@ -86,6 +99,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
     if backups.get("purged_backup_days"):
         lines.append(f"Purged early ({backups['purged_because']}): "
                      + "; ".join(f"{t}: {' to '.join(d)}" for t, d in backups["purged_backup_days"].items()) + ".")
+    lines += _copy_lines(body.get("derived_copies"))
     lines += ["", "## Runs", ""]
     lines += [f"- `{r['run_id']}` ({r['dag_id']}), {r['first_at']} to {r.get('last_at', r['first_at'])}"
               for r in body["runs"]]
@@ -117,6 +131,9 @@ def render_html(doc: Mapping[str, Any]) -> str:
     e = html.escape
     subject = req["subject"]
     rows = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in _rows(doc))
+    copies = "".join(f"<li><b>{e(c['store'])}, {e(c['copy'])}:</b> {e(c['statement'])}"
+                     + (" <b>Outlives the due date.</b>" if c.get("outlives_due") is True else "") + "</li>"
+                     for c in (body.get("derived_copies") or {}).get("copies") or [])
     runs = "".join(f"<li><code>{e(r['run_id'])}</code> {e(r['first_at'] or '')}</li>" for r in body["runs"])
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{e(body['certificate_id'])}</title>
@@ -135,6 +152,7 @@ td,th{{border:1px solid #999;padding:.3em .5em;font-size:.9em}}code{{font-size:.
 <table><tr><th>step</th><th>store</th><th>where</th><th>method</th><th>deleted</th><th>remaining</th><th>verified at</th><th>note</th></tr>
 {rows}</table>
 <h2>Backups</h2><p>{e(backups['statement'])}.</p>
+{'<h2>Derived copies</h2><ul>' + copies + '</ul>' if body.get('derived_copies') else ''}
 <h2>Runs</h2><ul>{runs}</ul>
 <p>Signature {e(sig['algorithm'])}, key id <code>{e(sig['key_id'])}</code>: <code>{e(sig['value'])}</code></p>
 </body></html>
