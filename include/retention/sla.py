@@ -50,6 +50,8 @@ class Alert:
 
     @property
     def subject(self) -> str:
+        if self.kind == "copies":
+            return f"[retention SLA] request {self.request_id}: a derived copy outlives its due date"
         if self.kind == "approval":
             return f"[retention SLA] request {self.request_id} was not approved in time ({self.days_left} day(s) left)"
         if self.kind == "breach":
@@ -62,7 +64,9 @@ class Alert:
     def html(self) -> str:
         headline = {"breach": "The 30-day window of this request has ended and it is not complete.",
                     "approval": "Nobody approved this request in time: its run failed and nothing was deleted. "
-                                "Another Airflow user than the one who triggered it must approve its next run."
+                                "Another Airflow user than the one who triggered it must approve its next run.",
+                    "copies": "This request is complete, but its certificate states a derived copy (a binary log, "
+                              "a snapshot) that may outlive its due date. See the certificate's derived copies.",
                     }.get(self.kind, "This request is not complete and its due date is near.")
         return (
             f"<p>{headline}</p>"
@@ -150,14 +154,27 @@ def classify(
 
 def due_alerts(alerts: Sequence[Alert], day: date, sent: set[tuple[str, str, date]]) -> list[Alert]:
     """Alerts not sent yet: a warning once per request, a breach once per request per day."""
-    warned = {r for r, k, _ in sent if k == "warning"}
+    once = {(r, k) for r, k, _ in sent if k in ("warning", "copies")}
     out = []
     for alert in alerts:
-        if alert.kind == "warning" and alert.request_id in warned:
+        if alert.kind in ("warning", "copies") and (alert.request_id, alert.kind) in once:
             continue
         if alert.kind == "breach" and (alert.request_id, "breach", day) in sent:
             continue
         out.append(alert)
+    return out
+
+
+def copies_alerts(certificates: Iterable[tuple[str, Mapping[str, Any]]], as_of: datetime) -> list[Alert]:
+    """A ``copies`` alert (sent once) for each signed certificate, by request id, whose derived
+    copies outlive its due date (``certificate.derived_copies.outlive_due``). Pure."""
+    out = []
+    for request_id, document in certificates:
+        body = document.get("certificate") or {}
+        copies = body.get("derived_copies") or {}
+        if copies.get("outlive_due") is True:
+            due = datetime.fromisoformat(str(copies.get("due_at") or body["request"]["due_at"]).replace("Z", "+00:00"))
+            out.append(Alert(request_id, "copies", days_left(due, as_of)))
     return out
 
 

@@ -218,3 +218,43 @@ def test_deleted_by_store_takes_each_store_latest() -> None:
 
     got = deleted_by_store([S("mysql", T), S("mysql", T + timedelta(hours=1)), S("cos", None)], fallback=DUE)
     assert got == {"mysql": T + timedelta(hours=1), "cos": DUE}
+
+
+# --------------------------------------------------------------------------- the certificate
+
+
+def test_the_certificate_states_each_copy_signed_and_rendered(policy: Any) -> None:
+    from include.retention.certificates.document import build, sign, verify_document
+    from include.retention.certificates.render import render_html, render_markdown
+    from tests.unit.test_requests import KEYS, RUN_AFTER, request, step
+
+    due = RUN_AFTER + timedelta(days=30)
+    req = request(request_id="DEL-9", state="verifying", subject_type="agent", due_at=due, subject_hash="h" * 64)
+    steps = [step("call_data.call_records", "mysql")]
+    binlog = mysql_binlog.state(mysql_binlog.BinlogSettings.from_variables(
+        {"log_bin": "ON", "binlog_format": "ROW", "binlog_expire_logs_seconds": str(40 * 86_400)}), deleted_by=RUN_AFTER)
+    copies = section([binlog], due_at=due, read_at=RUN_AFTER)
+    doc = sign(build(policy, req, steps, [], verified_at=RUN_AFTER, issued_at=RUN_AFTER, derived_copies=copies), KEYS)
+    assert verify_document(doc, KEYS).ok  # a copy outliving the due date is stated, not a refusal
+    assert doc["certificate"]["derived_copies"]["outlive_due"] is True
+    assert outliving(doc)[0]["copy"] == "binary logs"
+    markdown, page = render_markdown(doc), render_html(doc)
+    assert "## Derived copies" in markdown and "**Outlives the due date.**" in markdown
+    assert "binary logs (ROW) hold" in markdown and "<h2>Derived copies</h2>" in page
+    without = sign(build(policy, req, steps, [], verified_at=RUN_AFTER, issued_at=RUN_AFTER), KEYS)
+    assert "derived_copies" not in without["certificate"] and "Derived copies" not in render_markdown(without)
+
+
+def test_the_sla_monitor_raises_copies_that_outlive_the_due_date_once() -> None:
+    from datetime import date
+
+    from include.retention import sla
+
+    late = section([DerivedCopy("mysql", "binary logs", "never", "x")], due_at=DUE, read_at=T)
+    fine = section([DerivedCopy("mysql", "binary logs", "none", "off")], due_at=DUE, read_at=T)
+    alerts = sla.copies_alerts([("DEL-1", {"certificate": {"derived_copies": late}}),
+                                ("DEL-2", {"certificate": {"derived_copies": fine}}), ("DEL-3", {"certificate": {}})], T)
+    assert [(a.request_id, a.kind) for a in alerts] == [("DEL-1", "copies")]
+    assert "DEL-1" in alerts[0].subject and "derived copy" in alerts[0].html
+    assert sla.due_alerts(alerts, date(2026, 3, 3), {("DEL-1", "copies", date(2026, 3, 2))}) == []
+    assert sla.due_alerts(alerts, date(2026, 3, 3), set()) == alerts
