@@ -18,7 +18,15 @@ from include.retention.policy import MySqlTarget, Policy, Retention
 from include.retention.selections import ExpiredSelection, Selection, SubjectSelection, TenantSelection
 from include.retention.results import PartialPurgeError, UnsupportedSelection
 from include.retention.stores.mysql import MySqlStore
-from include.retention.stores.mysql_sql import EARLIEST, LATEST, quote_identifier, walk_plan, walk_sql
+from include.retention.stores.mysql_sql import (
+    EARLIEST,
+    LATEST,
+    bounds_sql,
+    chunk_delete_sql,
+    quote_identifier,
+    walk_plan,
+    walk_sql,
+)
 from tests.fixtures.mysql import MySqlDatabase
 
 pytestmark = pytest.mark.servers
@@ -573,6 +581,73 @@ def test_key_windows_delete_only_selected_rows_and_never_more_than_a_batch(
     assert result.deleted == sum(deletes) and max(deletes) <= 100
 
 
+def test_interleaved_rows_are_deleted_in_chunks_between_walk_positions(
+    cc_mysql: MySqlDatabase, policy: Policy
+) -> None:
+    """A held tenant's rows between the others': no key window is ever full, so every chunk
+    is one bounds read and one DELETE between walk positions; no key list travels."""
+    t = target(policy, "call_analytics.service_records")
+    start = datetime(2026, 1, 1)
+    rows = [Row(i + 1, start + timedelta(minutes=11 * i), TENANTS[i % 3], "bob", PHONE_A) for i in range(900)]
+    insert_service(cc_mysql, rows)
+    store = MySqlStore(batch_size=100)
+    statements: list[tuple[str, int]] = []
+    execute, query = store._execute, store._query
+
+    def spy_execute(sql: str, params: Any = ()) -> int:
+        n = execute(sql, params)
+        statements.append((sql.split()[0], n))
+        return n
+
+    def spy_query(sql: str, params: Any = ()) -> Any:
+        found = query(sql, params)
+        if "UNION ALL" in sql:
+            statements.append(("BOUNDS", len(found)))
+        return found
+
+    store._execute, store._query = spy_execute, spy_query  # type: ignore[method-assign]
+    cutoff = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=11 * 750)
+    selection = ExpiredSelection(before=cutoff, exclude_tenants=frozenset({"7"}))
+    result = store.purge(t, selection)
+    store.close()
+
+    selected = lambda r: r.at < cutoff.replace(tzinfo=None) and r.tenant != "7"  # noqa: E731
+    assert cc_mysql.ids("service_records") == survivors(rows, selected)
+    assert result.deleted == result.planned == sum(map(selected, rows)) == 500
+    # Five full chunks (the 100th row found), then a read that finds nothing left.
+    assert statements == [("BOUNDS", 3), ("DELETE", 100)] * 5 + [("BOUNDS", 0)]
+    assert result.batches == 5
+
+
+def test_a_row_that_leaves_the_selection_between_bounds_and_delete_stays(
+    cc_mysql: MySqlDatabase, policy: Policy
+) -> None:
+    """The chunk DELETE repeats the selection: a row held after its chunk's bounds were read
+    is not deleted, though it lies between them, and the count says so."""
+    t = target(policy, "call_analytics.service_records")
+    start = datetime(2026, 1, 1)
+    rows = [Row(i + 1, start + timedelta(minutes=13 * i), TENANTS[i % 2], "bob", PHONE_A) for i in range(300)]
+    insert_service(cc_mysql, rows)
+    store = MySqlStore(batch_size=100)
+    query = store._query
+    moved: list[int] = []
+
+    def spy_query(sql: str, params: Any = ()) -> Any:
+        found = query(sql, params)
+        if "UNION ALL" in sql and not moved:
+            moved.append(50)  # inside the first chunk, after its first row
+            cc_mysql.execute("UPDATE service_records SET tenant_id = '7' WHERE id = %s", (50,))
+        return found
+
+    store._query = spy_query  # type: ignore[method-assign]
+    selection = ExpiredSelection(before=datetime(2027, 1, 1, tzinfo=UTC), exclude_tenants=frozenset({"7"}))
+    result = store.purge(t, selection)
+    store.close()
+
+    assert moved and cc_mysql.ids("service_records") == {50}
+    assert result.deleted == 299 and result.planned == 300
+
+
 @pytest.mark.parametrize("range_deletes", [pytest.param(True, id="key-ranges"), pytest.param(False, id="key-lists")])
 def test_partitioned_keyset_walk_is_bounded_and_complete(
     cc_mysql: MySqlDatabase, policy: Policy, range_deletes: bool
@@ -772,6 +847,37 @@ def test_batch_queries_read_an_index_range_without_sorting_the_selection(
             assert key == "ix_tenant_customer", row
         else:
             assert "filesort" not in extra, row
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        pytest.param(ExpiredSelection(before=CUTOFF), id="expired"),
+        pytest.param(ExpiredSelection(before=CUTOFF, exclude_tenants=frozenset({"7"})), id="expired-held-tenant"),
+        pytest.param(ExpiredSelection(before=CUTOFF, tenant="12"), id="expired-tenant"),
+        pytest.param(TenantSelection("12"), id="tenant"),
+    ],
+)
+def test_chunk_bounds_and_delete_read_an_index_range_without_sorting(
+    store: MySqlStore, cc_mysql: MySqlDatabase, policy: Policy, selection: Selection
+) -> None:
+    t = target(policy, "call_analytics.service_records")
+    insert_service(cc_mysql, seed_rows())
+    info = store.table_info(t)
+    plan = walk_plan(t, selection, info)
+    assert not plan.checks_ties
+    after = ["2026-02-01 00:00:00" if c == t.time_column else 5 for c in plan.order]
+    upto = ["2026-03-01 00:00:00" if c == t.time_column else 60 for c in plan.order]
+    for position in (None, after):
+        sql, params, _, _ = bounds_sql(t, selection, info, limit=100, after=position)
+        explained = cc_mysql.query("EXPLAIN " + sql, params)
+        parts = [row for row in explained if row[2] == "service_records"]
+        assert len(parts) == 3, explained
+        for row in parts:
+            assert row[3] in ("range", "ref") and row[5] == plan.index and "filesort" not in row[-1], row
+        sql, params = chunk_delete_sql(t, selection, info, after=position, upto=upto, limit=100)
+        (row,) = cc_mysql.query("EXPLAIN " + sql, params)
+        assert row[3] in ("range", "ref") and "filesort" not in (row[-1] or ""), row
 
 
 # --------------------------------------------------------------------------- least privilege

@@ -310,11 +310,11 @@ def keyset_after(order: Sequence[str], last: Sequence[Any]) -> tuple[str, list[A
     return "(" + " OR ".join(terms) + ")", params
 
 
-def walk_sql(
-    target: MySqlTarget, selection: Selection, info: TableInfo, *, limit: int, after: Sequence[Any] | None,
-    extra_columns: Sequence[str] = (),
+def _walk_select(
+    target: MySqlTarget, selection: Selection, info: TableInfo, after: Sequence[Any] | None,
+    extra_columns: Sequence[str] = (), *, descending: bool = False,
 ) -> tuple[str, list[Any], WalkPlan, tuple[str, ...]]:
-    """The SELECT of the next batch: (sql, params, plan, selected columns)."""
+    """The SELECT of the walk after ``after``, without its LIMIT: (sql, params, plan, columns)."""
     plan = walk_plan(target, selection, info)
     where, params = predicate(target, selection)
     if after is not None:
@@ -330,12 +330,88 @@ def walk_sql(
     ] + [quote_identifier(c) for c in extra_columns]
     columns = walked + tuple(f"extra:{c}" for c in extra_columns)
     index = "PRIMARY" if plan.index == "PRIMARY" else quote_identifier(plan.index)
+    direction = " DESC" if descending else ""
     sql = (
         f"SELECT {', '.join(selected)} FROM {quote_identifier(target.table)}"
         f" FORCE INDEX ({index}) WHERE {where}"
-        f" ORDER BY {', '.join(quote_identifier(c) for c in plan.sort)} LIMIT %s"
+        f" ORDER BY {', '.join(quote_identifier(c) + direction for c in plan.sort)}"
     )
-    return sql, params + [limit], plan, columns
+    return sql, params, plan, columns
+
+
+def walk_sql(
+    target: MySqlTarget, selection: Selection, info: TableInfo, *, limit: int, after: Sequence[Any] | None,
+    extra_columns: Sequence[str] = (),
+) -> tuple[str, list[Any], WalkPlan, tuple[str, ...]]:
+    """The SELECT of the next batch: (sql, params, plan, selected columns)."""
+    sql, params, plan, columns = _walk_select(target, selection, info, after, extra_columns)
+    return f"{sql} LIMIT %s", params + [limit], plan, columns
+
+
+def bounds_sql(
+    target: MySqlTarget, selection: Selection, info: TableInfo, *, limit: int, after: Sequence[Any] | None,
+) -> tuple[str, list[Any], WalkPlan, tuple[str, ...]]:
+    """Where the next batch starts and ends, in one statement of at most three rows (index-only
+    when the walk's index holds every column the selection tests: time, tenant).
+
+    The first column tells the rows apart: ``0`` is the ``limit``-th selected row after
+    ``after`` in walk order (absent when fewer are left), ``1`` the last selected row and
+    ``2`` the first one (both absent when none is left). Only for walks whose ORDER BY is
+    their whole order (``not plan.checks_ties``): the rows between two walk positions are
+    then exactly those the server returns between them. ``(sql, params, plan, columns)``;
+    the columns are those of a row after its first.
+    """
+    forward, params, plan, columns = _walk_select(target, selection, info, after)
+    if plan.checks_ties:
+        raise ValueError(f"{target.qualified_name}: a walk that checks ties has no bounds query")
+    backward, _, _, _ = _walk_select(target, selection, info, after, descending=True)
+    nth = forward.replace("SELECT ", "SELECT 0, ", 1)
+    last = backward.replace("SELECT ", "SELECT 1, ", 1)
+    first = forward.replace("SELECT ", "SELECT 2, ", 1)
+    sql = f"({nth} LIMIT %s, 1) UNION ALL ({last} LIMIT 1) UNION ALL ({first} LIMIT 1)"
+    return sql, [*params, limit - 1, *params, *params], plan, columns
+
+
+def keyset_upto(order: Sequence[str], last: Sequence[Any]) -> tuple[str, list[Any]]:
+    """``(c1, c2, ...) <= (v1, v2, ...)``, written as :func:`keyset_after` is."""
+    terms: list[str] = []
+    params: list[Any] = []
+    for i, column in enumerate(order):
+        operator = "<=" if i == len(order) - 1 else "<"
+        parts = [f"{quote_identifier(c)} = %s" for c in order[:i]] + [f"{quote_identifier(column)} {operator} %s"]
+        terms.append("(" + " AND ".join(parts) + ")")
+        params.extend(list(last[:i]) + [last[i]])
+    return "(" + " OR ".join(terms) + ")", params
+
+
+def chunk_delete_sql(
+    target: MySqlTarget, selection: Selection, info: TableInfo, *, after: Sequence[Any] | None,
+    upto: Sequence[Any], limit: int,
+) -> tuple[str, list[Any]]:
+    """The DELETE of one chunk: the selected rows after walk position ``after`` (None: from the
+    start) up to and including ``upto``, at most ``limit`` of them, in walk order.
+
+    The selection's predicate is repeated in full: a row that changed since the bounds were
+    read, or that another selection keeps, is never deleted. ``ORDER BY`` the walk's whole
+    order (unique) with ``LIMIT``: deterministic, so safe for statement-based replication.
+    """
+    plan = walk_plan(target, selection, info)
+    if plan.checks_ties:
+        raise ValueError(f"{target.qualified_name}: a walk that checks ties has no chunk DELETE")
+    where, params = predicate(target, selection)
+    clauses = [where]
+    if after is not None:
+        keyset, keyset_params = keyset_after(plan.order, after)
+        clauses.append(keyset)
+        params = params + keyset_params
+    bound, bound_params = keyset_upto(plan.order, upto)
+    clauses.append(bound)
+    params = params + bound_params
+    sql = (
+        f"DELETE FROM {quote_identifier(target.table)} WHERE {' AND '.join(clauses)}"
+        f" ORDER BY {', '.join(quote_identifier(c) for c in plan.order)} LIMIT %s"
+    )
+    return sql, params + [limit]
 
 
 def check_order(target: MySqlTarget, rows: Sequence[tuple[Any, ...]], at: Sequence[int],
