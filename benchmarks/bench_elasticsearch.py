@@ -1,6 +1,7 @@
 """Benchmark: ElasticsearchStore against the Elasticsearch stand-in. Not part of the tests.
 
     .venv/bin/python benchmarks/bench_elasticsearch.py [--tenants 500] [--docs-per-index 20000]
+    .venv/bin/python benchmarks/bench_elasticsearch.py --layouts [--tenants 500] [--docs-per-month 4]
 
 Starts a private stand-in (devservers/es_standin_server.py) on a spare port, never the shared
 one, and stops it by pid at the end. The figures measure the client path (the official client,
@@ -13,6 +14,12 @@ Scenarios
    ExpiredSelection, against a naive baseline of one DELETE per index;
 3. deletion request: delete one agent's documents from a year of one tenant's indices
    (12 x ``--docs-per-index`` documents, 5 % of them the agent's), by delete-by-query tasks.
+
+With ``--layouts`` instead: the three layouts side by side in one run, each holding a year of
+``--docs-per-month`` documents per tenant per month for ``--tenants`` tenants, 10 of them on
+extended retention: per-tenant indices (tenants x 12), shared monthly indices (12), and a data
+stream rolled over monthly (12 backing indices). Each layout: a termination of one tenant
+(median of 3) and an expiry of six months across every tenant.
 
 Prints a markdown table.
 """
@@ -142,8 +149,12 @@ def main() -> int:
     parser.add_argument("--tenants", type=int, default=500)
     parser.add_argument("--docs-per-index", type=int, default=20_000)
     parser.add_argument("--small-docs", type=int, default=10, help="documents in each index of scenarios 1-2")
+    parser.add_argument("--layouts", action="store_true", help="the three layouts side by side instead")
+    parser.add_argument("--docs-per-month", type=int, default=4, help="--layouts: documents per tenant and month")
     args = parser.parse_args()
     random.seed(7)
+    if args.layouts:
+        return layouts_main(args)
 
     port = free_port()
     os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = f"elasticsearch://127.0.0.1:{port}/http"
@@ -279,6 +290,117 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+    return 0
+
+
+def layout_targets(tag: str) -> dict[str, Any]:
+    """The log target as each of the three layouts (the packaged policy, log data kept 6 months)."""
+    from include.retention.policy import load_policy, parse_policy
+    from tests.fixtures.elasticsearch_layouts import layout_doc
+
+    rule = {"months": 6, "extendable": True}
+    per_tenant = load_policy().target("log_data.cc_logs")
+    out: dict[str, Any] = {"per-tenant indices": per_tenant}
+    for kind, label in (("shared", "shared monthly indices"), ("data_stream", "data stream")):
+        out[label] = parse_policy(layout_doc(kind, tag, rule)).target("log_data.cc_logs")
+    return out
+
+
+def load_layout(client: Any, target: Any, tz: Any, tenants: list[str], per_month: int) -> int:
+    """A year of documents of every tenant in one layout; a data stream rolls over monthly."""
+    from include.retention.stores.elasticsearch_indices import index_mappings
+
+    stream = target.layout.data_stream
+    if stream:
+        client.indices.put_index_template(name=f"{stream}-bench", index_patterns=[stream], data_stream={}, priority=900,
+                                          template={"mappings": index_mappings(target)})
+    loaded = 0
+    for n, month in enumerate(YEAR):
+        if stream and n:
+            client.indices.rollover(alias=stream)
+        ops: list[dict[str, Any]] = []
+        for tenant in tenants:
+            if target.index is not None:
+                name = target.index.render(tenant=tenant, month=month)
+                client.indices.create(index=name, mappings=index_mappings(target),
+                                      settings={"index": {"number_of_replicas": 0}})
+            elif stream is None:
+                name = target.layout.shared_index.render(month)
+                if tenant == tenants[0]:
+                    client.indices.create(index=name, mappings=index_mappings(target),
+                                          settings={"index": {"number_of_replicas": 0}})
+            for i in range(per_month):
+                at = datetime(month.year, month.month, 1 + i, 12, tzinfo=tz)
+                ops.append({"create": {"_index": stream}} if stream else {"index": {"_index": name}})
+                ops.append({target.tenant_field: tenant, "agent_id": f"agent-{i}", "@timestamp": at.isoformat()})
+            if len(ops) >= 10_000:
+                assert not client.bulk(operations=ops)["errors"]
+                loaded, ops = loaded + len(ops) // 2, []
+        if ops:
+            assert not client.bulk(operations=ops)["errors"]
+            loaded += len(ops) // 2
+    return loaded
+
+
+def layouts_main(args: argparse.Namespace) -> int:
+    """Termination and expiry on each layout, side by side in one run."""
+    port = free_port()
+    os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = f"elasticsearch://127.0.0.1:{port}/http"
+    os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".run" / "airflow-bench"))
+    proc = start_standin(port)
+    rows: list[tuple[str, ...]] = []
+    print(f"load average at the start {' '.join(f'{x:.1f}' for x in os.getloadavg())}", file=sys.stderr)
+    try:
+        from elasticsearch import Elasticsearch
+
+        from include.retention.policy import load_policy
+        from include.retention.selections import ExpiredSelection, TenantSelection
+        from include.retention.stores.elasticsearch import ElasticsearchStore
+
+        tz = load_policy().timezone
+        client = Elasticsearch(f"http://127.0.0.1:{port}", request_timeout=300)
+        store = ElasticsearchStore(elasticsearch_conn_id=CONN_ID, timezone=tz)
+        store.client.info()
+        logging.getLogger("elastic_transport").setLevel(logging.WARNING)
+        tenants = [str(TENANT_BASE + i) for i in range(args.tenants)]
+        extended = frozenset(tenants[-10:])
+        for label, target in layout_targets(f"b{port}").items():
+            t0 = time.perf_counter()
+            docs = load_layout(client, target, tz, tenants, args.docs_per_month)
+            print(f"{label}: {docs:,} documents in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+            runs = []
+            for victim in tenants[1:4]:
+                with Measure(proc.pid) as m:
+                    result = store.purge(target, TenantSelection(victim))
+                assert result.deleted == 12 * args.docs_per_month and store.verify(target, TenantSelection(victim)) == 0
+                runs.append((m, result))
+            m = sorted(runs, key=lambda r: r[0].wall)[1][0]
+            result = sorted(runs, key=lambda r: r[0].wall)[1][1]
+            rows.append((label, "termination of 1 tenant (median of 3)", f"{result.deleted} docs",
+                         f"{m.wall:.3f}", f"{m.client:.3f}", f"{m.server:.3f}", result.method))
+            # Six months expire for all tenants but the 10 on extended retention.
+            selection = ExpiredSelection(before=datetime(2025, 7, 1, tzinfo=tz), exclude_tenants=extended)
+            planned = store.count(target, selection)
+            with Measure(proc.pid) as m:
+                result = store.purge(target, selection)
+            assert result.deleted == planned and store.verify(target, selection) == 0
+            dropped, thinned = result.details.get("indices", 0), len(result.details.get("thinned", []))
+            rows.append((label, f"expiry of 6 months, {args.tenants - 13} tenants ({len(extended)} extended stay)",
+                         f"{result.deleted:,} docs", f"{m.wall:.3f}", f"{m.client:.3f}", f"{m.server:.3f}",
+                         f"{result.method}: {dropped} indices dropped, {thinned} thinned"))
+        client.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    print(f"\nMachine: {os.cpu_count()} cores, {platform.platform()}; load average at the end "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
+    print("| layout | scenario | deleted | wall s | client CPU s | stand-in CPU s | how |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
     return 0
 
 
