@@ -322,8 +322,9 @@ def load_layout(client: Any, target: Any, tz: Any, tenants: list[str], per_month
         for tenant in tenants:
             if target.index is not None:
                 name = target.index.render(tenant=tenant, month=month)
-                client.indices.create(index=name, mappings=index_mappings(target),
-                                      settings={"index": {"number_of_replicas": 0}})
+                created = datetime(month.year, month.month, 1, 1, tzinfo=tz)  # else refused: created after its cut-off
+                client.indices.create(index=name, mappings=index_mappings(target), settings={"index": {
+                    "number_of_replicas": 0, "creation_date": int(created.timestamp() * 1000)}})
             elif stream is None:
                 name = target.layout.shared_index.render(month)
                 if tenant == tenants[0]:
