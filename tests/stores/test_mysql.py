@@ -863,6 +863,9 @@ def test_chunk_bounds_and_delete_read_an_index_range_without_sorting(
 ) -> None:
     t = target(policy, "call_analytics.service_records")
     insert_service(cc_mysql, seed_rows())
+    # Statistics of these rows, not of what earlier tests left and emptied: on a table this
+    # small, stale ones tip the optimizer to an index_merge that a real table never gets.
+    cc_mysql.query("ANALYZE TABLE service_records")
     info = store.table_info(t)
     plan = walk_plan(t, selection, info)
     assert not plan.checks_ties
