@@ -13,6 +13,8 @@ import secrets
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from typing import Any
+
 import pytest
 import yaml
 
@@ -65,6 +67,22 @@ def seed(db: MySqlDatabase) -> list[tuple[int, datetime, str]]:
     return [(r["id"], r["started_at"], r["tenant_id"]) for r in rows]
 
 
+def purge_and_check(policy: Policy, plan: dict[str, Any], facts: LedgerFacts, db: MySqlDatabase,
+                    rows: list[tuple[int, datetime, str]], going: set[int]) -> None:
+    """Purge the plan's MySQL specs as one mapped task would; exactly ``going`` left, and the
+    audit counts what the breaker's share planned."""
+    [share] = plan["breaker"]
+    [batch] = batches(plan["specs"], "mysql", 1024)  # overlapping specs: one mapped task
+    run = RunRef(run_id=f"scheduled__{AS_OF.isoformat()}__{secrets.token_hex(4)}", dag_id="retention_call_data",
+                 task_id="purge_mysql")
+    results = execute_specs(policy, batch, dry_run=False, run=run, crypto=KEYS, facts=facts,
+                            override_reason=OPTIONS.override_reason)
+
+    gone = {i for i, _at, _tenant in rows} - db.ids("call_records")
+    assert gone == going
+    assert sum(r["deleted"] for r in results) == share["planned"]
+
+
 def test_a_terminated_tenants_expired_rows_count_once_in_the_share(
     cc_mysql: MySqlDatabase, ledger_db: MySqlDatabase, call_records_only: Policy
 ) -> None:
@@ -88,15 +106,7 @@ def test_a_terminated_tenants_expired_rows_count_once_in_the_share(
     assert share["planned"] == len(going)
     assert share["total"] == len(rows)
 
-    [batch] = batches(plan["specs"], "mysql", 1024)  # overlapping specs: one mapped task
-    run = RunRef(run_id=f"scheduled__{AS_OF.isoformat()}__{secrets.token_hex(4)}", dag_id="retention_call_data",
-                 task_id="purge_mysql")
-    results = execute_specs(call_records_only, batch, dry_run=False, run=run, crypto=KEYS, facts=facts,
-                            override_reason=OPTIONS.override_reason)
-
-    gone = {i for i, _at, _tenant in rows} - cc_mysql.ids("call_records")
-    assert gone == going
-    assert sum(r["deleted"] for r in results) == share["planned"]
+    purge_and_check(call_records_only, plan, facts, cc_mysql, rows, going)
 
 
 def test_a_deleted_subjects_expired_rows_count_once_in_the_share(
@@ -128,12 +138,4 @@ def test_a_deleted_subjects_expired_rows_count_once_in_the_share(
     assert sum(s["planned"] for s in plan["specs"]) > len(going), "the specs overlap"
     assert share["planned"] == len(going)
 
-    [batch] = batches(plan["specs"], "mysql", 1024)
-    run = RunRef(run_id=f"scheduled__{AS_OF.isoformat()}__{secrets.token_hex(4)}", dag_id="retention_call_data",
-                 task_id="purge_mysql")
-    results = execute_specs(call_records_only, batch, dry_run=False, run=run, crypto=KEYS, facts=facts,
-                            override_reason=OPTIONS.override_reason)
-
-    gone = {i for i, _at, _tenant in rows} - cc_mysql.ids("call_records")
-    assert gone == going
-    assert sum(r["deleted"] for r in results) == share["planned"]
+    purge_and_check(call_records_only, plan, facts, cc_mysql, rows, going)
